@@ -1,0 +1,368 @@
+//! The procedure engine: runs an action on every host through an executor,
+//! in rounds, retrying failed hosts, and reports what happened.
+
+use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult};
+use serde::{Deserialize, Serialize};
+
+/// The attempts due in one round: the same action on each of `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Round<'a> {
+    pub action: &'a str,
+    /// Seconds each attempt may take; the executor enforces it.
+    pub timeout: u8,
+    /// 1 for the first attempt, up to `1 + retries`.
+    pub attempt: u16,
+    pub hosts: Vec<&'a str>,
+}
+
+/// How one attempt on one host ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    Ok,
+    /// Failed; worth another attempt.
+    Failed {
+        reason: String,
+    },
+    /// Ran past the timeout; worth another attempt.
+    Timeout {
+        reason: String,
+    },
+    /// The executor will not run this action: retrying cannot help.
+    Refused {
+        reason: String,
+    },
+}
+
+/// What an executor did with a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// No executor was granted: nothing ran.
+    NotGranted,
+    /// One outcome per host of the round, in the round's order.
+    Ran(Vec<Outcome>),
+}
+
+/// Runs rounds of attempts. The host grants one; the engine never runs anything itself.
+pub trait Executor {
+    fn execute(&mut self, round: &Round<'_>) -> Execution;
+}
+
+/// Runs `input.action` on every host: up to `1 + retries` attempts each, a
+/// host leaving the rounds at its first success or refusal.
+///
+/// `input` must have passed [`crate::validate::validate`].
+pub fn run_procedure(input: &ProcedureInput, executor: &mut dyn Executor) -> ProcedureOutput {
+    let hosts = &input.host_list;
+    let mut attempts = vec![0u16; hosts.len()];
+    let mut last_failure: Vec<Option<String>> = vec![None; hosts.len()];
+    let mut pending: Vec<usize> = (0..hosts.len()).collect();
+
+    for attempt in 1..=1 + u16::from(input.retries) {
+        if pending.is_empty() {
+            break;
+        }
+        let round = Round {
+            action: &input.action,
+            timeout: input.timeout,
+            attempt,
+            hosts: pending.iter().map(|&i| hosts[i].as_str()).collect(),
+        };
+        let outcomes = match executor.execute(&round) {
+            Execution::NotGranted if attempt == 1 => return dry_run(input),
+            // Refused, so the hosts leave the rounds: there is nobody left to retry them.
+            Execution::NotGranted => vec![
+                Outcome::Refused {
+                    reason: "the executor stopped answering".into()
+                };
+                pending.len()
+            ],
+            Execution::Ran(outcomes) if outcomes.len() != pending.len() => {
+                let reason = format!(
+                    "the executor answered {} outcomes for {} hosts",
+                    outcomes.len(),
+                    pending.len()
+                );
+                vec![failed(&reason); pending.len()]
+            }
+            Execution::Ran(outcomes) => outcomes,
+        };
+        let mut still_pending = Vec::with_capacity(pending.len());
+        for (&host, outcome) in pending.iter().zip(outcomes) {
+            attempts[host] = attempt;
+            match outcome {
+                Outcome::Ok => last_failure[host] = None,
+                Outcome::Refused { reason } => last_failure[host] = Some(reason),
+                Outcome::Failed { reason } | Outcome::Timeout { reason } => {
+                    last_failure[host] = Some(reason);
+                    still_pending.push(host);
+                }
+            }
+        }
+        pending = still_pending;
+    }
+
+    let failures: Vec<HostFailure> = last_failure
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, reason)| {
+            reason.map(|reason| HostFailure {
+                host: hosts[i].clone(),
+                attempts: attempts[i],
+                reason,
+            })
+        })
+        .collect();
+    let result = match failures.len() {
+        0 => ProcedureResult::Success,
+        n if n == hosts.len() => ProcedureResult::Failure,
+        _ => ProcedureResult::Partial,
+    };
+    ProcedureOutput {
+        job_id: input.job_id,
+        result,
+        message: hosts_failed_message(failures.len()),
+        failed_hosts: failures.iter().map(|f| f.host.clone()).collect(),
+        failures,
+        dry_run: false,
+    }
+}
+
+fn failed(reason: &str) -> Outcome {
+    Outcome::Failed {
+        reason: reason.to_owned(),
+    }
+}
+
+fn hosts_failed_message(count: usize) -> String {
+    match count {
+        1 => "1 host failed".to_owned(),
+        n => format!("{n} hosts failed"),
+    }
+}
+
+fn dry_run(input: &ProcedureInput) -> ProcedureOutput {
+    let count = input.host_list.len();
+    let hosts = if count == 1 { "host" } else { "hosts" };
+    ProcedureOutput {
+        job_id: input.job_id,
+        result: ProcedureResult::Success,
+        message: format!(
+            "dry run: no executor granted, {:?} not run on {count} {hosts}",
+            input.action
+        ),
+        failed_hosts: Vec::new(),
+        failures: Vec::new(),
+        dry_run: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn input(hosts: &[&str], retries: u8) -> ProcedureInput {
+        ProcedureInput {
+            timeout: 10,
+            retries,
+            host_list: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            action: "reboot".into(),
+            job_id: 7,
+        }
+    }
+
+    /// Answers from a script: each host fails its first `n` attempts
+    /// (`u16::MAX` for always), and records every round it saw.
+    #[derive(Default)]
+    struct Scripted {
+        fails_first: HashMap<&'static str, u16>,
+        refuse: bool,
+        rounds: Vec<(u16, Vec<String>)>,
+    }
+
+    impl Executor for Scripted {
+        fn execute(&mut self, round: &Round<'_>) -> Execution {
+            self.rounds.push((
+                round.attempt,
+                round.hosts.iter().map(|h| (*h).to_owned()).collect(),
+            ));
+            Execution::Ran(
+                round
+                    .hosts
+                    .iter()
+                    .map(|host| match self.fails_first.get(host) {
+                        _ if self.refuse => Outcome::Refused {
+                            reason: "not permitted".into(),
+                        },
+                        Some(&n) if round.attempt <= n => Outcome::Failed {
+                            reason: format!("{host} down on attempt {}", round.attempt),
+                        },
+                        _ => Outcome::Ok,
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    struct Fixed(Execution);
+
+    impl Executor for Fixed {
+        fn execute(&mut self, _: &Round<'_>) -> Execution {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn all_succeed_in_one_round() {
+        let mut executor = Scripted::default();
+        let output = run_procedure(&input(&["a", "b"], 3), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Success);
+        assert_eq!(output.message, "0 hosts failed");
+        assert!(output.failed_hosts.is_empty() && output.failures.is_empty());
+        assert!(!output.dry_run);
+        assert_eq!(output.job_id, 7);
+        assert_eq!(executor.rounds, [(1, vec!["a".into(), "b".into()])]);
+    }
+
+    #[test]
+    fn the_tutorial_scene_server1_down() {
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("server1", u16::MAX)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["server1", "server2"], 3), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Partial);
+        assert_eq!(output.message, "1 host failed");
+        assert_eq!(output.failed_hosts, ["server1"]);
+        assert_eq!(
+            output.failures,
+            [HostFailure {
+                host: "server1".into(),
+                attempts: 4,
+                reason: "server1 down on attempt 4".into()
+            }]
+        );
+        // One round per attempt, each carrying only the hosts still failing.
+        let rounds: Vec<_> = executor.rounds.iter().map(|(a, h)| (*a, h.len())).collect();
+        assert_eq!(rounds, [(1, 2), (2, 1), (3, 1), (4, 1)]);
+    }
+
+    #[test]
+    fn a_flaky_host_recovers_within_its_retries() {
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("b", 2)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["a", "b"], 2), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Success);
+        assert_eq!(executor.rounds.len(), 3);
+    }
+
+    #[test]
+    fn retries_zero_means_one_attempt() {
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("b", 1)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["a", "b"], 0), &mut executor);
+        assert_eq!(output.failed_hosts, ["b"]);
+        assert_eq!(output.failures[0].attempts, 1);
+        assert_eq!(executor.rounds.len(), 1);
+    }
+
+    #[test]
+    fn failed_hosts_keep_input_order_and_all_failing_is_failure() {
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("c", 1), ("a", 9), ("b", 9)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["c", "a", "b"], 1), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Partial);
+        assert_eq!(output.message, "2 hosts failed");
+        assert_eq!(output.failed_hosts, ["a", "b"]);
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("c", 9), ("a", 9), ("b", 9)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["c", "a", "b"], 1), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Failure);
+        assert_eq!(output.message, "3 hosts failed");
+        assert_eq!(output.failed_hosts, ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn the_maximum_retries_run_256_attempts() {
+        let mut executor = Scripted {
+            fails_first: HashMap::from([("a", u16::MAX)]),
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["a"], 255), &mut executor);
+        assert_eq!(output.failures[0].attempts, 256);
+        assert_eq!(executor.rounds.len(), 256);
+    }
+
+    #[test]
+    fn a_refusal_is_not_retried() {
+        let mut executor = Scripted {
+            refuse: true,
+            ..Default::default()
+        };
+        let output = run_procedure(&input(&["a", "b"], 3), &mut executor);
+        assert_eq!(output.result, ProcedureResult::Failure);
+        assert_eq!(output.failures[0].reason, "not permitted");
+        assert_eq!(output.failures[0].attempts, 1);
+        assert_eq!(executor.rounds.len(), 1);
+    }
+
+    #[test]
+    fn timeouts_are_retried_like_failures() {
+        let timeout = Outcome::Timeout {
+            reason: "timed out after 10 s".into(),
+        };
+        let output = run_procedure(&input(&["a"], 2), &mut Fixed(Execution::Ran(vec![timeout])));
+        assert_eq!(output.failures[0].attempts, 3);
+        assert_eq!(output.failures[0].reason, "timed out after 10 s");
+    }
+
+    #[test]
+    fn no_executor_is_a_dry_run() {
+        let output = run_procedure(&input(&["a", "b"], 3), &mut Fixed(Execution::NotGranted));
+        assert!(output.dry_run);
+        assert_eq!(output.result, ProcedureResult::Success);
+        assert!(output.message.starts_with("dry run"), "{}", output.message);
+        assert!(output.message.contains("2 hosts"), "{}", output.message);
+        assert!(output.failed_hosts.is_empty());
+    }
+
+    #[test]
+    fn a_wrong_number_of_outcomes_fails_the_round() {
+        let output = run_procedure(
+            &input(&["a", "b"], 1),
+            &mut Fixed(Execution::Ran(vec![Outcome::Ok])),
+        );
+        assert_eq!(output.failed_hosts, ["a", "b"]);
+        assert_eq!(
+            output.failures[0].reason,
+            "the executor answered 1 outcomes for 2 hosts"
+        );
+    }
+
+    #[test]
+    fn an_executor_withdrawn_after_the_first_round_fails_the_rest() {
+        struct FailsThenVanishes;
+        impl Executor for FailsThenVanishes {
+            fn execute(&mut self, round: &Round<'_>) -> Execution {
+                if round.attempt == 1 {
+                    Execution::Ran(vec![failed("down"); round.hosts.len()])
+                } else {
+                    Execution::NotGranted
+                }
+            }
+        }
+        let output = run_procedure(&input(&["a"], 3), &mut FailsThenVanishes);
+        assert!(!output.dry_run);
+        assert_eq!(output.failures[0].reason, "the executor stopped answering");
+        assert_eq!(output.failures[0].attempts, 2);
+    }
+}

@@ -1,0 +1,18 @@
+//! The tutorial's Rust logic, "Calling Rust from Python", made to run as a
+//! sandboxed WebAssembly module.
+//!
+//! Everything here but [`abi`] is plain safe Rust, tested natively:
+//! [`model`] and [`validate`] define and check the procedure's input,
+//! [`engine`] runs it through an executor the host grants, [`calls`] is the
+//! byte-level face every adapter shares. [`abi`] (wasm32-wasip1 only) holds
+//! the exports, the imports and every raw pointer.
+
+pub mod allocations;
+pub mod calls;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod validate;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod abi;
