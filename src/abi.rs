@@ -82,6 +82,10 @@ pub extern "C" fn abi_version() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn print_string(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
+    #[cfg(feature = "faults")]
+    if let Ok(Some(fault)) = read_host_bytes(ptr, len, crate::faults::inject) {
+        return fault;
+    }
     let printed = read_host_bytes(ptr, len, |text| {
         calls::print_string(text, &mut std::io::stdout().lock())
     });

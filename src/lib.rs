@@ -16,3 +16,5 @@ pub mod validate;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod abi;
+#[cfg(feature = "faults")]
+pub mod faults;

@@ -1,0 +1,57 @@
+"""Call the tutorial's Rust functions, compiled to one sandboxed WebAssembly
+module, from Python::
+
+    import py_host
+
+    rust = py_host.load()
+    rust.print_string("Python says hi inside Rust!")
+    rust.print_int(2)
+    out = rust.start_procedure(py_host.ProcedureInput(
+        timeout=10, retries=3, action="reboot", host_list=["server1", "server2"], job_id=1))
+"""
+
+from .errors import (
+    AbiViolation,
+    BufferFreed,
+    ClosedError,
+    Error,
+    InvalidInput,
+    LoadError,
+    ModuleError,
+    ModuleTrap,
+)
+from .executors import (
+    CommandExecutor,
+    ConcurrentExecutor,
+    Executor,
+    HostAction,
+    Outcome,
+    Round,
+    SimulatedNetwork,
+)
+from .models import HostFailure, ProcedureInput, ProcedureOutput
+from .module import ReplyBuffer, RustModule, load
+
+__all__ = [
+    "AbiViolation",
+    "BufferFreed",
+    "ClosedError",
+    "CommandExecutor",
+    "ConcurrentExecutor",
+    "Error",
+    "Executor",
+    "HostAction",
+    "HostFailure",
+    "InvalidInput",
+    "LoadError",
+    "ModuleError",
+    "ModuleTrap",
+    "Outcome",
+    "ProcedureInput",
+    "ProcedureOutput",
+    "ReplyBuffer",
+    "Round",
+    "RustModule",
+    "SimulatedNetwork",
+    "load",
+]

@@ -1,0 +1,112 @@
+"""WASI preview 1, as far as the module needs it and no further: standard
+output and error, randomness, an empty environment, and exit.
+
+wasmtime's own WASI would grant more than the module needs, and its custom
+output callbacks run on a runtime thread after the call has returned (and
+can panic at interpreter shutdown), so ``println!`` would not reach
+``sys.stdout`` during the call. These few imports run on the calling thread,
+in order, and grant no file, clock, argument or environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import wasmtime
+
+from ._abi import Exports, OutOfBounds
+from ._output import TextSink
+
+_MODULE = "wasi_snapshot_preview1"
+_ERRNO_SUCCESS = 0
+_ERRNO_BADF = 8
+_ERRNO_FAULT = 21
+_ERRNO_INVAL = 28
+_ERRNO_IO = 29
+_MAX_RANDOM = 1 << 16
+_MAX_IOVECS = 1024
+
+_I32 = wasmtime.ValType.i32()
+
+
+class OutputOnlyWasi:
+    """The WASI imports of one instance."""
+
+    def __init__(self, exports: Callable[[], Exports], stdout: TextSink, stderr: TextSink) -> None:
+        self._exports = exports
+        self._sinks = {1: stdout, 2: stderr}
+        self.exit_code: int | None = None
+        """The code the module passed to ``proc_exit``, if it called it."""
+
+    def define(self, linker: wasmtime.Linker) -> None:
+        """Define the imports in ``linker``."""
+        functions: list[tuple[str, int, Callable[..., int]]] = [
+            ("fd_write", 4, self._fd_write),
+            ("random_get", 2, self._random_get),
+            ("environ_get", 2, self._environ_get),
+            ("environ_sizes_get", 2, self._environ_sizes_get),
+        ]
+        for name, arity, func in functions:
+            ty = wasmtime.FuncType([_I32] * arity, [_I32])
+            linker.define_func(_MODULE, name, ty, func, access_caller=True)
+        linker.define_func(_MODULE, "proc_exit", wasmtime.FuncType([_I32], []), self._proc_exit)
+
+    def _fd_write(
+        self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, written: int
+    ) -> int:
+        sink = self._sinks.get(fd)
+        if sink is None:
+            return _ERRNO_BADF
+        if not 0 <= count <= _MAX_IOVECS:
+            return _ERRNO_INVAL
+        exports = self._exports()
+        try:
+            fields = exports.read_u32s(caller, iovs, 2 * count)
+            data = b"".join(
+                exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
+            )
+        except OutOfBounds:
+            return _ERRNO_FAULT
+        try:
+            sink.write(data)
+        except Exception:
+            return _ERRNO_IO
+        try:
+            exports.write_u32(caller, written, len(data))
+        except OutOfBounds:
+            return _ERRNO_FAULT
+        return _ERRNO_SUCCESS
+
+    def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        if not 0 <= length <= _MAX_RANDOM:
+            return _ERRNO_INVAL
+        try:
+            self._exports().write(caller, buf, os.urandom(length))
+        except OutOfBounds:
+            return _ERRNO_FAULT
+        return _ERRNO_SUCCESS
+
+    def _environ_get(self, caller: wasmtime.Caller, environ: int, buf: int) -> int:
+        return _ERRNO_SUCCESS
+
+    def _environ_sizes_get(self, caller: wasmtime.Caller, count: int, size: int) -> int:
+        try:
+            self._exports().write_u32(caller, count, 0)
+            self._exports().write_u32(caller, size, 0)
+        except OutOfBounds:
+            return _ERRNO_FAULT
+        return _ERRNO_SUCCESS
+
+    def _proc_exit(self, code: int) -> None:
+        # proc_exit must not return to the module: raising unwinds the call.
+        self.exit_code = code
+        raise ModuleExit(code)
+
+
+class ModuleExit(Exception):
+    """Raised through the module when it calls ``proc_exit``."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        super().__init__(f"the module exited with code {code}")

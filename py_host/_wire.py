@@ -1,0 +1,148 @@
+"""The JSON documents that cross the boundary (docs/ABI.md), and how their
+errors become py_host exceptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
+from .executors import Outcome, Round
+from .models import ProcedureOutput
+
+INPUT_ERROR_KINDS = frozenset(
+    {
+        "invalid_utf8",
+        "invalid_json",
+        "missing_field",
+        "unknown_field",
+        "duplicate_field",
+        "invalid_type",
+        "out_of_range",
+        "invalid_value",
+    }
+)
+"""The error kinds that mean the caller's input was at fault."""
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _ErrorBody(BaseModel):
+    model_config = _STRICT
+    kind: str
+    message: str
+    path: list[str | int]
+
+
+class _ErrorReply(BaseModel):
+    model_config = _STRICT
+    error: _ErrorBody
+
+
+class _ProcedureReply(BaseModel):
+    model_config = _STRICT
+    ok: ProcedureOutput | None = None
+    error: _ErrorBody | None = None
+
+
+def module_error(body: _ErrorBody) -> ModuleError:
+    """The exception for an error the module reported."""
+    cls = InvalidInput if body.kind in INPUT_ERROR_KINDS else ModuleError
+    return cls(body.kind, body.message, body.path)
+
+
+def parse_procedure_reply(reply: bytes) -> ProcedureOutput:
+    """The output of a ``start_procedure`` reply, or the error it carries."""
+    try:
+        parsed = _ProcedureReply.model_validate_json(reply)
+    except ValidationError as error:
+        raise AbiViolation(f"start_procedure replied with an invalid document: {error}") from None
+    if parsed.error is not None and parsed.ok is None:
+        raise module_error(parsed.error)
+    if parsed.ok is None or parsed.error is not None:
+        raise AbiViolation('start_procedure replied with neither or both of "ok" and "error"')
+    return parsed.ok
+
+
+def raise_error_reply(function: str, reply: bytes) -> None:
+    """Raise the error an ``{"error": ...}`` reply carries."""
+    try:
+        parsed = _ErrorReply.model_validate_json(reply)
+    except ValidationError as error:
+        raise AbiViolation(f"{function} replied with an invalid error document: {error}") from None
+    raise module_error(parsed.error)
+
+
+_OK_PREFIX = b'{"ok":'
+
+
+def procedure_output_json(reply: bytes) -> bytes:
+    """The ProcedureOutput JSON inside a ``start_procedure`` reply, unmodelled,
+    or the error it carries. The reply must still be one JSON object."""
+    try:
+        parsed = json.loads(reply)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AbiViolation(f"start_procedure replied with invalid JSON: {error}") from None
+    if isinstance(parsed, dict) and parsed.keys() == {"error"}:
+        raise_error_reply("start_procedure", reply)
+    if not (
+        isinstance(parsed, dict)
+        and parsed.keys() == {"ok"}
+        and reply.startswith(_OK_PREFIX)
+        and reply.endswith(b"}")
+    ):
+        raise AbiViolation('start_procedure replied with neither "ok" nor "error"')
+    return reply[len(_OK_PREFIX) : -1]
+
+
+def parse_round(request: bytes) -> Round:
+    """The round a module's ``execute_round`` request asks for."""
+    fields: dict[str, Any] = json.loads(request)
+    return Round(
+        action=str(fields["action"]),
+        timeout=int(fields["timeout"]),
+        attempt=int(fields["attempt"]),
+        hosts=tuple(str(host) for host in fields["hosts"]),
+    )
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
+    """The answer to a round: one outcome object per host, in order."""
+    return json.dumps(
+        [
+            {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
+            for o in outcomes
+        ],
+        ensure_ascii=False,
+    ).encode()
+
+
+_PYDANTIC_KINDS: dict[str, str] = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "json_invalid": "invalid_json",
+    "json_type": "invalid_json",
+    "model_type": "invalid_type",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "too_short": "invalid_value",
+    "too_long": "invalid_value",
+    "string_too_short": "invalid_value",
+    "string_too_long": "invalid_value",
+    "string_pattern_mismatch": "invalid_value",
+    "value_error": "invalid_value",
+}
+"""pydantic's error types, in the module's error kinds."""
+
+
+def invalid_input(error: ValidationError) -> InvalidInput:
+    """The pydantic error as the same :class:`InvalidInput` the module raises."""
+    first = error.errors()[0]
+    kind = _PYDANTIC_KINDS.get(first["type"], "invalid_type")
+    path: list[PathSegment] = [s for s in first["loc"] if isinstance(s, (str, int))]
+    more = error.error_count() - 1
+    message = first["msg"] + (f" (and {more} more errors)" if more else "")
+    return InvalidInput(kind, message, path)

@@ -1,0 +1,72 @@
+"""The exceptions py_host raises: one base class, one subclass per cause."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PathSegment = str | int
+"""One step of a field path: an object key or a list index."""
+
+
+def format_path(path: Sequence[PathSegment]) -> str:
+    """Render a path the way the module does: ``host_list[1]``, ``a.b``."""
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        else:
+            text += f".{segment}" if text else segment
+    return text
+
+
+class Error(Exception):
+    """Base class of every error py_host raises."""
+
+
+class LoadError(Error):
+    """The module could not be loaded: missing, not WebAssembly, or not our ABI."""
+
+
+class ClosedError(Error):
+    """The module was closed; load it again to go on."""
+
+
+class ModuleError(Error):
+    """The module refused a call and said why.
+
+    ``kind`` is a stable machine-readable name (see docs/ABI.md), ``path``
+    the field it concerns (empty for the whole input).
+    """
+
+    def __init__(self, kind: str, message: str, path: Sequence[PathSegment] = ()) -> None:
+        self.kind = kind
+        self.message = message
+        self.path: tuple[PathSegment, ...] = tuple(path)
+        where = format_path(self.path)
+        super().__init__(f"{where}: {message} ({kind})" if where else f"{message} ({kind})")
+
+
+class InvalidInput(ModuleError, ValueError):
+    """The input was refused, by the pydantic models or by the module itself."""
+
+
+class ModuleTrap(Error):
+    """The module trapped: it panicked, hit ``unreachable``, or exited.
+
+    The instance is discarded; the next call runs on a fresh one.
+    ``panic_message`` holds the Rust panic message when there was one.
+    """
+
+    def __init__(self, message: str, *, panic_message: str | None = None) -> None:
+        self.panic_message = panic_message
+        super().__init__(message)
+
+
+class AbiViolation(Error):
+    """The module broke the ABI: a reply out of bounds, not UTF-8, not the
+    documented JSON. Nothing it returned is used; the instance is discarded."""
+
+
+class BufferFreed(Error):
+    """A reply buffer was used after it was freed: the tutorial's double free,
+    refused instead of corrupting memory."""
