@@ -126,6 +126,7 @@ class Instance:
 
 
 def _trap_message(trap: wasmtime.Trap | wasmtime.WasmtimeError) -> str:
-    if isinstance(trap, wasmtime.Trap):
-        return trap.message.splitlines()[0]
-    return str(trap).splitlines()[0]
+    # wasmtime puts the backtrace first and the cause ("wasm trap: ...") last.
+    text = trap.message if isinstance(trap, wasmtime.Trap) else str(trap)
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return lines[-1] if lines else "unknown trap"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
 from .executors import Outcome, Round
-from .models import ProcedureOutput
+from .models import ProcedureInput, ProcedureOutput
 
 INPUT_ERROR_KINDS = frozenset(
     {
@@ -96,6 +96,15 @@ def procedure_output_json(reply: bytes) -> bytes:
     ):
         raise AbiViolation('start_procedure replied with neither "ok" nor "error"')
     return reply[len(_OK_PREFIX) : -1]
+
+
+def encode_input(procedure: ProcedureInput) -> str:
+    """The input's fields as JSON, exactly as they are: pydantic's own
+    serializer would turn a ``True`` that bypassed validation into ``1``."""
+    try:
+        return json.dumps(vars(procedure), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
 
 
 def parse_round(request: bytes) -> Round:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -14,8 +13,15 @@ import wasmtime
 from pydantic import ValidationError
 
 from ._abi import Exports
+from ._engine import ENGINE, compile_module
 from ._instance import Instance
-from ._wire import invalid_input, parse_procedure_reply, procedure_output_json, raise_error_reply
+from ._wire import (
+    encode_input,
+    invalid_input,
+    parse_procedure_reply,
+    procedure_output_json,
+    raise_error_reply,
+)
 from .errors import AbiViolation, BufferFreed, ClosedError, InvalidInput, LoadError, ModuleTrap
 from .executors import Executor, HostAction, as_executor
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
@@ -26,10 +32,6 @@ DEFAULT_WASM = Path(__file__).with_name("rust_lib.wasm")
 """The module ``just build`` puts beside this package."""
 WASM_PAGE = 64 * 1024
 """Bytes in a page of linear memory."""
-
-_ENGINE = wasmtime.Engine()
-_COMPILED: dict[str, wasmtime.Module] = {}
-_COMPILED_LOCK = threading.Lock()
 
 
 def load(
@@ -50,19 +52,7 @@ def load(
         hint = " (run `just build`)" if path is None else ""
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
     granted = as_executor(executor) if executor is not None else None
-    return RustModule(_compile(wasm, wasm_path), granted)
-
-
-def _compile(wasm: bytes, path: Path) -> wasmtime.Module:
-    key = hashlib.sha256(wasm).hexdigest()
-    with _COMPILED_LOCK:
-        if key not in _COMPILED:
-            try:
-                _COMPILED[key] = wasmtime.Module(_ENGINE, wasm)
-            except wasmtime.WasmtimeError as error:
-                first_line = str(error).splitlines()[0]
-                raise LoadError(f"{str(path)!r} is not a valid module: {first_line}") from None
-        return _COMPILED[key]
+    return RustModule(compile_module(wasm, wasm_path), granted)
 
 
 class RustModule:
@@ -77,7 +67,7 @@ class RustModule:
         self._module = module
         self._executor = executor
         self._lock = threading.RLock()
-        self._instance: Instance | None = Instance(_ENGINE, module, executor)
+        self._instance: Instance | None = Instance(ENGINE, module, executor)
         self._closed = False
         self._orphans: list[tuple[Instance, int]] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
@@ -110,14 +100,16 @@ class RustModule:
         """Run a procedure and return what it did.
 
         A mapping is validated as a :class:`ProcedureInput` first; invalid
-        input raises :class:`InvalidInput` naming the field.
+        input raises :class:`InvalidInput` naming the field. The module
+        checks the input again, so even a model made with ``model_construct``
+        cannot get bad values past it.
         """
         if not isinstance(procedure, ProcedureInput):
             try:
                 procedure = ProcedureInput.model_validate(procedure)
             except ValidationError as error:
                 raise invalid_input(error) from None
-        data = procedure.model_dump_json().encode()
+        data = _utf8(encode_input(procedure))
         reply = self._run(lambda exports, store: exports.start_procedure(store, data))
         return parse_procedure_reply(reply)
 
@@ -172,7 +164,7 @@ class RustModule:
             if self._closed:
                 raise ClosedError("the module was closed")
             if self._instance is None:
-                self._instance = Instance(_ENGINE, self._module, self._executor)
+                self._instance = Instance(ENGINE, self._module, self._executor)
             return self._instance
 
     def _run(

@@ -1,0 +1,49 @@
+"""Shared fixtures: the built module, the test-only faults module, and the
+tutorial's input."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import py_host
+
+ROOT = Path(__file__).resolve().parents[1]
+FAULTS_WASM = Path(
+    os.environ.get(
+        "PY_HOST_FAULTS_WASM", ROOT / "target/faults/wasm32-wasip1/release/rust_lib.wasm"
+    )
+)
+
+
+def tutorial_input(**changes: Any) -> dict[str, Any]:
+    """The tutorial's ProcedureInput as a dict, with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "timeout": 10,
+        "retries": 3,
+        "action": "reboot",
+        "host_list": ["server1", "server2"],
+        "job_id": 1,
+    }
+    fields.update(changes)
+    return fields
+
+
+@pytest.fixture
+def rust() -> Iterator[py_host.RustModule]:
+    """The built module with no executor: every procedure is a dry run."""
+    with py_host.load() as module:
+        yield module
+
+
+@pytest.fixture
+def faulty() -> Iterator[py_host.RustModule]:
+    """The module built with the `faults` feature (`just build-faults`)."""
+    if not FAULTS_WASM.exists():
+        pytest.fail(f"{FAULTS_WASM} is missing: run `just build-faults`")
+    with py_host.load(FAULTS_WASM) as module:
+        yield module

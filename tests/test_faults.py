@@ -1,0 +1,55 @@
+"""A misbehaving module (built with the `faults` feature) raises a clear
+py_host error, and the next call runs on a fresh instance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import tutorial_input
+
+import py_host
+
+
+def test_a_panic_raises_module_trap_with_the_panic_message(
+    faulty: py_host.RustModule, capsys: Any
+) -> None:
+    with pytest.raises(py_host.ModuleTrap) as raised:
+        faulty.print_string("fault:panic")
+    assert raised.value.panic_message is not None
+    assert "injected panic: the host asked for it" in raised.value.panic_message
+    assert "src/faults.rs" in raised.value.panic_message
+    faulty.print_string("alive again")
+    assert capsys.readouterr().out == "alive again\n"
+
+
+@pytest.mark.parametrize("fault", ["fault:reply-out-of-bounds", "fault:reply-not-live"])
+def test_a_bad_reply_raises_abi_violation(faulty: py_host.RustModule, fault: str) -> None:
+    with pytest.raises(py_host.AbiViolation):
+        faulty.print_string(fault)
+    assert faulty.start_procedure(tutorial_input()).dry_run
+    assert faulty.live_allocations() == 0
+
+
+def test_a_reply_buffer_does_not_outlive_its_instance(faulty: py_host.RustModule) -> None:
+    reply = faulty.start_procedure_buffer(json.dumps(tutorial_input()))
+    with pytest.raises(py_host.ModuleTrap):
+        faulty.print_string("fault:panic")
+    with pytest.raises(py_host.BufferFreed, match="discarded"):
+        reply.read()
+    with pytest.raises(py_host.BufferFreed):
+        reply.free()
+
+
+def test_every_py_host_error_is_one_base_class() -> None:
+    for error in [
+        py_host.InvalidInput,
+        py_host.ModuleError,
+        py_host.ModuleTrap,
+        py_host.AbiViolation,
+        py_host.BufferFreed,
+        py_host.LoadError,
+        py_host.ClosedError,
+    ]:
+        assert issubclass(error, py_host.Error)
