@@ -13,7 +13,7 @@ from ._output import TextSink
 from ._wasi import ModuleExit, OutputOnlyWasi
 from ._wire import encode_outcomes, parse_round
 from .errors import AbiViolation, Error, LoadError, ModuleTrap
-from .executors import Executor, Outcome
+from .executors import Executor, Outcome, Round
 
 T = TypeVar("T")
 
@@ -65,11 +65,7 @@ class _Imports:
         except (AbiViolation, ValueError, KeyError, TypeError) as error:
             self.fault = AbiViolation(f"execute_round was sent an invalid request: {error}")
             return ANSWER_REFUSED
-        try:
-            answer = encode_outcomes(self.executor.run_round(round))
-        except Exception as error:
-            failure = Outcome.failed(f"the executor raised {type(error).__name__}: {error}")
-            answer = encode_outcomes([failure] * len(round.hosts))
+        answer = encode_outcomes(_outcomes(self.executor, round))
         try:
             return pack(exports.lend(caller, answer), len(answer))
         except (AbiViolation, MemoryError, wasmtime.WasmtimeError) as error:
@@ -83,6 +79,20 @@ class _Imports:
             self.panic_message = "(the panic message was outside memory)"
             return
         self.panic_message = message.decode("utf-8", "replace")
+
+
+def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
+    """What the executor says of ``round``; whatever goes wrong in it fails the round."""
+    try:
+        outcomes = list(executor.run_round(round))
+    except Exception as error:
+        reason = f"the executor raised {type(error).__name__}: {error}"
+        return [Outcome.failed(reason)] * len(round.hosts)
+    for outcome in outcomes:
+        if not isinstance(outcome, Outcome):
+            reason = f"the executor returned {type(outcome).__name__}, expected Outcome"
+            return [Outcome.failed(reason)] * len(round.hosts)
+    return outcomes
 
 
 class Instance:

@@ -33,25 +33,20 @@ def test_without_an_executor_nothing_runs(rust: py_host.RustModule) -> None:
     assert output.message == 'dry run: no executor granted, "reboot" not run on 2 hosts'
 
 
-@pytest.mark.parametrize(
-    ("network", "hosts", "retries", "result", "failed", "message"),
-    [
-        (py_host.SimulatedNetwork(), ["a", "b"], 3, "success", [], "0 hosts failed"),
-        (py_host.SimulatedNetwork(down={"a", "b"}), ["a", "b"], 1, "failure", ["a", "b"], "2 hosts failed"),
-        (py_host.SimulatedNetwork(flaky={"a": 2}), ["a", "b"], 2, "success", [], "0 hosts failed"),
-        (py_host.SimulatedNetwork(flaky={"a": 2}), ["a", "b"], 1, "partial", ["a"], "1 host failed"),
-        (py_host.SimulatedNetwork(down={"B"}), ["c", "b", "a"], 0, "partial", ["b"], "1 host failed"),
-        (py_host.SimulatedNetwork(down={"c", "a"}), ["c", "b", "a"], 0, "partial", ["c", "a"], "2 hosts failed"),
-    ],
-)  # fmt: skip
-def test_results_on_a_simulated_network(
-    network: py_host.SimulatedNetwork,
-    hosts: list[str],
-    retries: int,
-    result: str,
-    failed: list[str],
-    message: str,
-) -> None:
+NETWORK_CASES = [
+    # network, hosts, retries -> result, failed hosts, message
+    (py_host.SimulatedNetwork(), ["a", "b"], 3, "success", [], "0 hosts failed"),
+    (py_host.SimulatedNetwork(down={"a", "b"}), ["a", "b"], 1, "failure", ["a", "b"], "2 hosts failed"),
+    (py_host.SimulatedNetwork(flaky={"a": 2}), ["a", "b"], 2, "success", [], "0 hosts failed"),
+    (py_host.SimulatedNetwork(flaky={"a": 2}), ["a", "b"], 1, "partial", ["a"], "1 host failed"),
+    (py_host.SimulatedNetwork(down={"B"}), ["c", "b", "a"], 0, "partial", ["b"], "1 host failed"),
+    (py_host.SimulatedNetwork(down={"c", "a"}), ["c", "b", "a"], 0, "partial", ["c", "a"], "2 hosts failed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NETWORK_CASES)
+def test_results_on_a_simulated_network(case: tuple[Any, ...]) -> None:
+    network, hosts, retries, result, failed, message = case
     with py_host.load(executor=network) as rust:
         output = rust.start_procedure(tutorial_input(host_list=hosts, retries=retries))
     assert (output.result, output.failed_hosts, output.message) == (result, failed, message)
@@ -102,7 +97,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, tuple[str | int, ...]]] = [
     ("shell in host", tutorial_input(host_list=["a;reboot"]), "invalid_value", ("host_list", 0)),
     ("NUL in host", tutorial_input(host_list=["a\0b"]), "invalid_value", ("host_list", 0)),
     ("non-ASCII host", tutorial_input(host_list=["bücher"]), "invalid_value", ("host_list", 0)),
-    ("duplicate host", tutorial_input(host_list=["a", "b", "a"]), "invalid_value", ("host_list", 2)),
+    (
+        "duplicate host",
+        tutorial_input(host_list=["a", "b", "a"]),
+        "invalid_value",
+        ("host_list", 2),
+    ),
     ("duplicate by case", tutorial_input(host_list=["a", "A"]), "invalid_value", ("host_list", 1)),
     ("empty action", tutorial_input(action=""), "invalid_value", ("action",)),
     ("action with space", tutorial_input(action="re boot"), "invalid_value", ("action",)),
@@ -110,8 +110,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, tuple[str | int, ...]]] = [
     ("unknown field", tutorial_input(priority=1), "unknown_field", ("priority",)),
 ]
 MISSING = [
-    (f"missing {field}", {k: v for k, v in tutorial_input().items() if k != field}, "missing_field", (field,))
-    for field in tutorial_input()
+    (f"missing {name}", {k: v for k, v in tutorial_input().items() if k != name}, "missing_field", (name,))
+    for name in tutorial_input()
 ]  # fmt: skip
 
 
@@ -154,7 +154,7 @@ def test_a_model_holding_what_json_cannot_encode_is_refused(rust: py_host.RustMo
     ("data", "kind"),
     [
         (b"", "invalid_json"),
-        (b"[10, 3, [\"a\"], \"reboot\", 1]", "invalid_json"),
+        (b'[10, 3, ["a"], "reboot", 1]', "invalid_json"),
         (b"{", "invalid_json"),
         (json.dumps(tutorial_input()).encode() + b" trailing", "invalid_json"),
         (b"\xff{}", "invalid_utf8"),

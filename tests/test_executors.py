@@ -1,0 +1,232 @@
+"""Each kind of executor, run for real through the module, and every way
+one can misbehave."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from conftest import tutorial_input
+
+import py_host
+from py_host import Outcome, Round
+
+
+def run(
+    executor: py_host.Executor | py_host.HostAction, **changes: object
+) -> py_host.ProcedureOutput:
+    with py_host.load(executor=executor) as rust:
+        output = rust.start_procedure(tutorial_input(**changes))
+        assert rust.live_allocations() == 0
+        return output
+
+
+# A callable (host, action, timeout)
+
+
+def test_a_callable_gets_host_action_and_timeout() -> None:
+    calls: list[tuple[str, str, int]] = []
+    lock = threading.Lock()
+
+    def record(host: str, action: str, timeout: int) -> bool:
+        with lock:
+            calls.append((host, action, timeout))
+        return host != "server1"
+
+    output = run(record, retries=2, timeout=7)
+    assert output.failed_hosts == ["server1"]
+    assert output.failures[0].reason == "the executor reported failure"
+    assert sorted(calls) == [("server1", "reboot", 7)] * 3 + [("server2", "reboot", 7)]
+
+
+def test_a_callable_may_return_an_outcome() -> None:
+    def refuse_server2(host: str, action: str, timeout: int) -> Outcome:
+        return Outcome.refused("not on a Tuesday") if host == "server2" else Outcome.ok()
+
+    output = run(refuse_server2)
+    assert output.failures == [
+        py_host.HostFailure(host="server2", attempts=1, reason="not on a Tuesday")
+    ]
+
+
+def test_a_rounds_attempts_run_concurrently() -> None:
+    # Each attempt waits for the other: run one after the other, both would
+    # break the barrier and fail.
+    barrier = threading.Barrier(2, timeout=5)
+
+    def meet(host: str, action: str, timeout: int) -> bool:
+        barrier.wait()
+        return True
+
+    assert run(meet, retries=0).result == "success"
+
+
+def test_a_callable_that_raises_fails_its_host_with_the_reason() -> None:
+    def explode(host: str, action: str, timeout: int) -> bool:
+        if host == "server1":
+            raise ConnectionRefusedError("port 22 closed")
+        return True
+
+    output = run(explode, retries=1)
+    assert output.failures == [
+        py_host.HostFailure(
+            host="server1",
+            attempts=2,
+            reason="the executor raised ConnectionRefusedError: port 22 closed",
+        )
+    ]
+
+
+def test_a_callable_that_hangs_times_out_and_the_call_returns() -> None:
+    release = threading.Event()
+
+    def hang(host: str, action: str, timeout: int) -> bool:
+        if host == "server1":
+            release.wait(30)
+        return True
+
+    try:
+        output = run(hang, timeout=1, retries=1)
+    finally:
+        release.set()
+    assert output.failures == [
+        py_host.HostFailure(host="server1", attempts=2, reason="timed out after 1 s")
+    ]
+
+
+@pytest.mark.parametrize("garbage", [None, "ok", 1, [True]])
+def test_a_callable_that_returns_garbage_fails_its_host(garbage: object) -> None:
+    output = run(lambda host, action, timeout: garbage, retries=0)
+    assert output.result == "failure"
+    assert "expected Outcome or bool" in output.failures[0].reason
+
+
+def test_many_hosts_run_in_batches() -> None:
+    hosts = [f"host{i}" for i in range(100)]
+    executor = py_host.ConcurrentExecutor(lambda host, action, timeout: True, max_workers=8)
+    output = run(executor, host_list=hosts)
+    assert output.result == "success"
+
+
+# An Executor with run_round
+
+
+class Scripted:
+    def __init__(self, answer: Sequence[object] | Exception) -> None:
+        self.answer = answer
+        self.rounds: list[Round] = []
+
+    def run_round(self, round: Round) -> Sequence[Outcome]:
+        self.rounds.append(round)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer  # type: ignore[return-value]
+
+
+def test_an_executor_sees_one_round_per_attempt_with_the_hosts_still_failing() -> None:
+    class DownOnce(Scripted):
+        def run_round(self, round: Round) -> Sequence[Outcome]:
+            self.rounds.append(round)
+            return [
+                Outcome.failed("down") if round.attempt == 1 and h == "b" else Outcome.ok()
+                for h in round.hosts
+            ]
+
+    executor = DownOnce([])
+    assert run(executor, host_list=["a", "b", "c"]).result == "success"
+    assert executor.rounds == [
+        Round(action="reboot", timeout=10, attempt=1, hosts=("a", "b", "c")),
+        Round(action="reboot", timeout=10, attempt=2, hosts=("b",)),
+    ]  # fmt: skip
+
+
+def test_an_executor_that_raises_fails_the_round() -> None:
+    output = run(Scripted(RuntimeError("no network")), retries=0)
+    assert output.failed_hosts == ["server1", "server2"]
+    assert output.failures[0].reason == "the executor raised RuntimeError: no network"
+
+
+def test_an_executor_that_answers_too_few_outcomes_fails_the_round() -> None:
+    output = run(Scripted([Outcome.ok()]), retries=0)
+    assert output.failures[0].reason == "the executor answered 1 outcomes for 2 hosts"
+
+
+def test_an_executor_that_answers_garbage_fails_the_round() -> None:
+    output = run(Scripted(["ok", 3]), retries=0)
+    assert output.result == "failure"
+    assert output.failures[0].reason == "the executor returned str, expected Outcome"
+
+
+def test_a_thing_that_is_neither_executor_nor_callable_is_refused() -> None:
+    with pytest.raises(TypeError, match="executor must be"):
+        py_host.load(executor=42)  # type: ignore[arg-type]
+
+
+# The simulated network
+
+
+def test_the_simulated_network_ignores_case() -> None:
+    output = run(py_host.SimulatedNetwork(down={"SERVER1"}))
+    assert output.failed_hosts == ["server1"]
+
+
+# The command executor, on real commands
+
+PYTHON = sys.executable
+
+
+def test_a_permitted_command_runs_once_per_host_with_placeholders(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    script = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
+    executor = py_host.CommandExecutor(
+        {"reboot": [PYTHON, "-c", script, str(log), "{action}", "{host}", "{timeout}"]}
+    )
+    assert run(executor, timeout=5).result == "success"
+    assert sorted(log.read_text().splitlines()) == ["reboot server1 5", "reboot server2 5"]
+
+
+def test_a_failing_command_reports_its_status_and_last_stderr_line() -> None:
+    script = "import sys; print('checking', file=sys.stderr); print('disk full', file=sys.stderr); sys.exit(3)"
+    executor = py_host.CommandExecutor({"reboot": [PYTHON, "-c", script]})
+    output = run(executor, retries=1)
+    assert output.result == "failure"
+    assert output.failures[0] == py_host.HostFailure(
+        host="server1", attempts=2, reason="exit status 3: disk full"
+    )
+
+
+def test_a_command_past_its_timeout_is_killed() -> None:
+    executor = py_host.CommandExecutor({"reboot": ["sleep", "30"]})
+    started = time.monotonic()
+    output = run(executor, timeout=1, retries=0)
+    assert output.failures[0].reason == "timed out after 1 s"
+    assert time.monotonic() - started < 25, "the sleeps were killed, not waited for"
+
+
+def test_a_missing_program_is_a_failure() -> None:
+    executor = py_host.CommandExecutor({"reboot": ["/nonexistent/program"]})
+    output = run(executor, retries=0)
+    assert output.failures[0].reason.startswith("cannot run '/nonexistent/program'")
+
+
+def test_an_action_that_is_not_permitted_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    executor = py_host.CommandExecutor({"ping": ["touch", str(marker)]})
+    output = run(executor, action="format-disk", retries=3)
+    assert output.result == "failure"
+    assert output.failures[0] == py_host.HostFailure(
+        host="server1",
+        attempts=1,
+        reason="action 'format-disk' is not permitted (permitted: ping)",
+    )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("argv", [[], "echo hi"])
+def test_a_command_must_be_an_argv_list(argv: object) -> None:
+    with pytest.raises(ValueError, match="argv list"):
+        py_host.CommandExecutor({"reboot": argv})  # type: ignore[dict-item]

@@ -1,0 +1,109 @@
+"""Loading: what is refused and why, closing, and sharing between threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import wasmtime
+from conftest import tutorial_input
+
+import py_host
+
+ABI_FUNCTIONS = """
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) i32.const 8)
+  (func (export "dealloc") (param i32 i32) (result i32) i32.const 0)
+  (func (export "free_mem") (param i32) (result i32) i32.const 0)
+  (func (export "live_allocations") (result i32) i32.const 0)
+  (func (export "print_string") (param i32 i32) (result i64) i64.const 0)
+  (func (export "print_int") (param i32) (result i64) i64.const 0)
+  (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
+"""
+
+
+def module_file(tmp_path: Path, wat: str) -> Path:
+    path = tmp_path / "module.wasm"
+    path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
+    return path
+
+
+def test_the_default_module_loads() -> None:
+    with py_host.load() as rust:
+        assert rust.memory_pages > 0
+
+
+def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(py_host.LoadError, match=r"nothing-here\.wasm"):
+        py_host.load(tmp_path / "nothing-here.wasm")
+
+
+def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "module.wasm"
+    path.write_bytes(b"\x7fELF not wasm")
+    with pytest.raises(py_host.LoadError, match="not a valid module"):
+        py_host.load(path)
+
+
+@pytest.mark.parametrize(
+    ("wat", "problem"),
+    [
+        (ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 2)', "ABI version 2"),
+        (ABI_FUNCTIONS, "'abi_version'"),
+        (ABI_FUNCTIONS.replace('(export "memory")', ""), "'memory'"),
+        (
+            ABI_FUNCTIONS.replace(
+                "(param i32) (result i32) i32.const 8", "(result i32) i32.const 8"
+            )
+            + '(func (export "abi_version") (result i32) i32.const 1)',
+            "'alloc' does not have the ABI's signature",
+        ),
+        (
+            '(import "wasi_snapshot_preview1" "path_open" (func (param i32)))' + ABI_FUNCTIONS,
+            "path_open",
+        ),
+    ],
+)
+def test_a_module_that_does_not_speak_the_abi_is_refused(
+    tmp_path: Path, wat: str, problem: str
+) -> None:
+    with pytest.raises(py_host.LoadError, match=problem):
+        py_host.load(module_file(tmp_path, wat))
+
+
+def test_a_closed_module_refuses_calls() -> None:
+    rust = py_host.load()
+    rust.close()
+    with pytest.raises(py_host.ClosedError):
+        rust.print_int(1)
+    rust.close()
+
+
+def test_the_context_manager_closes() -> None:
+    with py_host.load() as rust:
+        pass
+    with pytest.raises(py_host.ClosedError):
+        rust.start_procedure(tutorial_input())
+
+
+def test_one_module_serves_many_threads() -> None:
+    network = py_host.SimulatedNetwork(down={"server1"})
+    errors: list[BaseException] = []
+    with py_host.load(executor=network) as rust:
+
+        def work(job_id: int) -> None:
+            try:
+                for _ in range(50):
+                    output = rust.start_procedure(tutorial_input(job_id=job_id))
+                    assert (output.job_id, output.failed_hosts) == (job_id, ["server1"])
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert rust.live_allocations() == 0

@@ -1,0 +1,92 @@
+"""Whole Python processes: a script that loads the module at top level exits
+cleanly with its own status, whatever way it ends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import FAULTS_WASM, ROOT
+
+SCRIPT = """
+import sys
+import py_host
+
+rust = py_host.load()
+rust.print_string("hello from rust")
+{ending}
+"""
+
+
+def run_script(source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [
+        ("", 0),
+        ("sys.exit(3)", 3),
+        ("raise RuntimeError('boom')", 1),
+        ("import os; os.environ['X'] = '1'", 0),
+    ],
+)
+def test_a_script_exits_with_its_own_status_and_a_clean_stderr(ending: str, status: int) -> None:
+    done = run_script(SCRIPT.format(ending=ending))
+    assert done.returncode == status, done.stderr
+    assert done.stdout == "hello from rust\n"
+    stderr = done.stderr
+    if "RuntimeError" in ending:
+        assert stderr.rstrip().endswith("RuntimeError: boom")
+        stderr = ""
+    assert stderr == ""
+
+
+def test_output_keeps_order_with_pythons_when_piped() -> None:
+    done = run_script(
+        """
+        import py_host
+        rust = py_host.load()
+        for i in range(3):
+            print("python", i)
+            rust.print_int(i)
+        """
+    )
+    assert done.stdout.splitlines() == [
+        "python 0",
+        "Python gave us number 0",
+        "python 1",
+        "Python gave us number 1",
+        "python 2",
+        "Python gave us number 2",
+    ]
+
+
+def test_a_trap_is_an_exception_even_under_faulthandler() -> None:
+    # faulthandler's signal handlers, installed after wasmtime's, used to
+    # turn the first trap into "Fatal Python error: Illegal instruction".
+    done = run_script(
+        f"""
+        import faulthandler
+        import py_host
+        rust = py_host.load({str(FAULTS_WASM)!r})
+        faulthandler.enable()
+        try:
+            rust.print_string("fault:panic")
+        except py_host.ModuleTrap as trap:
+            print("caught:", trap.panic_message.splitlines()[-1])
+        rust.print_string("still here")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "caught: injected panic: the host asked for it\nstill here\n"
+    assert done.stderr == ""
