@@ -102,7 +102,9 @@ def encode_input(procedure: ProcedureInput) -> str:
     """The input's fields as JSON, exactly as they are: pydantic's own
     serializer would turn a ``True`` that bypassed validation into ``1``."""
     try:
-        return json.dumps(vars(procedure), ensure_ascii=False, allow_nan=False)
+        return json.dumps(
+            vars(procedure), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
     except (TypeError, ValueError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
 
@@ -126,6 +128,7 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
             for o in outcomes
         ],
         ensure_ascii=False,
+        separators=(",", ":"),
     ).encode()
 
 
