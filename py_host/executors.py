@@ -10,6 +10,10 @@ gets one :class:`Outcome` per host back. Three kinds come built in:
   tests;
 - :class:`CommandExecutor`, which maps each permitted action to an argv
   template and runs it with :mod:`subprocess`; any other action is refused.
+
+An executor runs while the module's call is in progress, so it must not call
+back into the module it serves: from another thread that call would wait for
+the procedure to end, and the attempt would time out.
 """
 
 from __future__ import annotations
