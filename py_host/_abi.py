@@ -9,7 +9,7 @@ import struct
 
 import wasmtime
 
-from .errors import AbiViolation, LoadError
+from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 1
 """The version of docs/ABI.md this host speaks."""
@@ -17,6 +17,9 @@ NOT_GRANTED = -1
 """What ``execute_round`` returns when no executor was granted."""
 ANSWER_REFUSED = -2
 """What ``execute_round`` returns when the request could not be answered."""
+
+MAX_INPUT = 2**31 - 1
+"""The most bytes one input buffer can hold: lengths are i32."""
 
 Context = wasmtime.Store | wasmtime.Caller
 """A Store from Python, or the Caller inside a host function."""
@@ -35,6 +38,12 @@ _FUNCTIONS = {
 
 class OutOfBounds(AbiViolation):
     """A pointer and length that reach outside linear memory."""
+
+
+def u32(value: int) -> int:
+    """An i32 from wasmtime, which arrives signed, as the unsigned pointer or
+    length the ABI means."""
+    return value & 0xFFFF_FFFF
 
 
 def pack(ptr: int, length: int) -> int:
@@ -117,9 +126,9 @@ class Exports:
 
     def lend(self, ctx: Context, data: bytes) -> int:
         """Copy ``data`` into a new buffer from ``alloc`` and return its pointer."""
-        ptr: int = self._alloc(ctx, len(data))
+        ptr = u32(self._alloc(ctx, len(data)))
         if ptr == 0:
-            raise MemoryError(f"the module could not allocate {len(data)} bytes")
+            raise LimitExceeded("memory", f"the module could not allocate {len(data)} bytes")
         self.write(ctx, ptr, data)
         return ptr
 

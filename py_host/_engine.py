@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import wasmtime
-from wasmtime import _bindings
 
 from .errors import LoadError
 
@@ -18,9 +17,8 @@ def _engine() -> wasmtime.Engine:
     # its signal handlers. A handler installed after wasmtime's, like the one
     # pytest's faulthandler installs, sees those signals first and kills the
     # process on the first trap. Explicit checks instead keep a trap a
-    # Python exception whatever else handles signals. (Config has no property
-    # for this in wasmtime-py 50: the C API's setter is called directly.)
-    _bindings.wasmtime_config_signals_based_traps_set(config.ptr(), False)
+    # Python exception whatever else handles signals.
+    config.signals_based_traps = False
     return wasmtime.Engine(config)
 
 

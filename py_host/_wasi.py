@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import wasmtime
 
-from ._abi import Exports, OutOfBounds
+from ._abi import Exports, OutOfBounds, u32
 from ._output import TextSink
 
 _MODULE = "wasi_snapshot_preview1"
@@ -31,13 +31,14 @@ _I32 = wasmtime.ValType.i32()
 
 
 class OutputOnlyWasi:
-    """The WASI imports of one instance."""
+    """The WASI imports of one instance. Each answers a problem with an
+    errno and never raises into the module, but for ``proc_exit``."""
 
-    def __init__(self, exports: Callable[[], Exports], stdout: TextSink, stderr: TextSink) -> None:
+    def __init__(
+        self, exports: Callable[[], Exports | None], stdout: TextSink, stderr: TextSink
+    ) -> None:
         self._exports = exports
         self._sinks = {1: stdout, 2: stderr}
-        self.exit_code: int | None = None
-        """The code the module passed to ``proc_exit``, if it called it."""
 
     def define(self, linker: wasmtime.Linker) -> None:
         """Define the imports in ``linker``."""
@@ -56,11 +57,12 @@ class OutputOnlyWasi:
         self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, written: int
     ) -> int:
         sink = self._sinks.get(fd)
-        if sink is None:
-            return _ERRNO_BADF
-        if not 0 <= count <= _MAX_IOVECS:
-            return _ERRNO_INVAL
         exports = self._exports()
+        if sink is None or exports is None:
+            return _ERRNO_BADF
+        iovs, count, written = u32(iovs), u32(count), u32(written)
+        if count > _MAX_IOVECS:
+            return _ERRNO_INVAL
         try:
             fields = exports.read_u32s(caller, iovs, 2 * count)
             data = b"".join(
@@ -79,10 +81,13 @@ class OutputOnlyWasi:
         return _ERRNO_SUCCESS
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
-        if not 0 <= length <= _MAX_RANDOM:
+        exports = self._exports()
+        if exports is None:
+            return _ERRNO_FAULT
+        if u32(length) > _MAX_RANDOM:
             return _ERRNO_INVAL
         try:
-            self._exports().write(caller, buf, os.urandom(length))
+            exports.write(caller, u32(buf), os.urandom(u32(length)))
         except OutOfBounds:
             return _ERRNO_FAULT
         return _ERRNO_SUCCESS
@@ -91,17 +96,19 @@ class OutputOnlyWasi:
         return _ERRNO_SUCCESS
 
     def _environ_sizes_get(self, caller: wasmtime.Caller, count: int, size: int) -> int:
+        exports = self._exports()
+        if exports is None:
+            return _ERRNO_FAULT
         try:
-            self._exports().write_u32(caller, count, 0)
-            self._exports().write_u32(caller, size, 0)
+            exports.write_u32(caller, u32(count), 0)
+            exports.write_u32(caller, u32(size), 0)
         except OutOfBounds:
             return _ERRNO_FAULT
         return _ERRNO_SUCCESS
 
     def _proc_exit(self, code: int) -> None:
         # proc_exit must not return to the module: raising unwinds the call.
-        self.exit_code = code
-        raise ModuleExit(code)
+        raise ModuleExit(u32(code))
 
 
 class ModuleExit(Exception):

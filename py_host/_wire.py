@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
 from .executors import Outcome, Round
-from .models import ProcedureInput, ProcedureOutput
+from .models import ActionName, HostName, ProcedureInput, ProcedureOutput
+
+MAX_ROUNDS = 256
+"""The most rounds one procedure has: 1 + the largest ``retries``."""
 
 INPUT_ERROR_KINDS = frozenset(
     {
@@ -67,35 +70,15 @@ def parse_procedure_reply(reply: bytes) -> ProcedureOutput:
     return parsed.ok
 
 
-def raise_error_reply(function: str, reply: bytes) -> None:
-    """Raise the error an ``{"error": ...}`` reply carries."""
+def check_status(function: str, reply: bytes | None) -> None:
+    """Raise the error a print function's reply carries, if it returned one."""
+    if reply is None:
+        return
     try:
         parsed = _ErrorReply.model_validate_json(reply)
     except ValidationError as error:
         raise AbiViolation(f"{function} replied with an invalid error document: {error}") from None
     raise module_error(parsed.error)
-
-
-_OK_PREFIX = b'{"ok":'
-
-
-def procedure_output_json(reply: bytes) -> bytes:
-    """The ProcedureOutput JSON inside a ``start_procedure`` reply, unmodelled,
-    or the error it carries. The reply must still be one JSON object."""
-    try:
-        parsed = json.loads(reply)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AbiViolation(f"start_procedure replied with invalid JSON: {error}") from None
-    if isinstance(parsed, dict) and parsed.keys() == {"error"}:
-        raise_error_reply("start_procedure", reply)
-    if not (
-        isinstance(parsed, dict)
-        and parsed.keys() == {"ok"}
-        and reply.startswith(_OK_PREFIX)
-        and reply.endswith(b"}")
-    ):
-        raise AbiViolation('start_procedure replied with neither "ok" nor "error"')
-    return reply[len(_OK_PREFIX) : -1]
 
 
 def encode_input(procedure: ProcedureInput) -> str:
@@ -105,19 +88,27 @@ def encode_input(procedure: ProcedureInput) -> str:
         return json.dumps(
             vars(procedure), ensure_ascii=False, allow_nan=False, separators=(",", ":")
         )
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
+
+
+class _RoundRequest(BaseModel):
+    # Checked again here, not trusted to the module: a command executor puts
+    # these names on command lines.
+    model_config = _STRICT
+    action: ActionName
+    timeout: Annotated[int, Field(ge=1, le=255)]
+    attempt: Annotated[int, Field(ge=1, le=MAX_ROUNDS)]
+    hosts: list[HostName]
 
 
 def parse_round(request: bytes) -> Round:
     """The round a module's ``execute_round`` request asks for."""
-    fields: dict[str, Any] = json.loads(request)
-    return Round(
-        action=str(fields["action"]),
-        timeout=int(fields["timeout"]),
-        attempt=int(fields["attempt"]),
-        hosts=tuple(str(host) for host in fields["hosts"]),
-    )
+    try:
+        fields = _RoundRequest.model_validate_json(request)
+    except ValidationError as error:
+        raise AbiViolation(f"execute_round was sent an invalid request: {error}") from None
+    return Round(fields.action, fields.timeout, fields.attempt, tuple(fields.hosts))
 
 
 def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
@@ -127,7 +118,6 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
             {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
             for o in outcomes
         ],
-        ensure_ascii=False,
         separators=(",", ":"),
     ).encode()
 
@@ -135,9 +125,7 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
 _PYDANTIC_KINDS: dict[str, str] = {
     "missing": "missing_field",
     "extra_forbidden": "unknown_field",
-    "json_invalid": "invalid_json",
-    "json_type": "invalid_json",
-    "model_type": "invalid_type",
+    "model_type": "invalid_json",
     "greater_than_equal": "out_of_range",
     "less_than_equal": "out_of_range",
     "too_short": "invalid_value",

@@ -62,9 +62,24 @@ class ModuleTrap(Error):
         super().__init__(message)
 
 
+class LimitExceeded(ModuleTrap):
+    """The module was stopped at one of its limits; ``limit`` names which
+    (``"memory"``). The instance is discarded."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
 class AbiViolation(Error):
     """The module broke the ABI: a reply out of bounds, not UTF-8, not the
     documented JSON. Nothing it returned is used; the instance is discarded."""
+
+
+class ReentrancyError(Error):
+    """A call into the module from inside one of its own calls (from an
+    executor, or from ``sys.stdout`` while the module prints), which would
+    run on the instance in the middle of its work."""
 
 
 class BufferFreed(Error):

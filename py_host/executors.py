@@ -18,6 +18,8 @@ the procedure to end, and the attempt would time out.
 
 from __future__ import annotations
 
+import itertools
+import queue
 import subprocess
 import threading
 import time
@@ -84,14 +86,15 @@ HostAction = Callable[[str, str, int], "Outcome | bool"]
 
 
 class ConcurrentExecutor:
-    """Runs a :data:`HostAction` for the hosts of a round in threads, at most
-    ``max_workers`` at a time, each attempt bounded by the round's timeout.
+    """Runs a :data:`HostAction` for the hosts of a round in threads, each
+    attempt bounded by the round's timeout from the moment it starts, and at
+    most ``max_workers`` attempts at a time.
 
     An attempt past its timeout is reported as timed out and abandoned: a
-    Python thread cannot be killed, so it runs on in the background without
-    holding up the round or a worker slot. An exception or a return value
-    that is neither an :class:`Outcome` nor a bool is a failure with the
-    reason.
+    Python thread cannot be killed, so it runs on in the background, no
+    longer counted against ``max_workers`` and its result ignored. An
+    exception, or a return value that is neither an :class:`Outcome` nor a
+    bool, is a failure with the reason.
     """
 
     def __init__(self, action: HostAction, *, max_workers: int = 32) -> None:
@@ -101,30 +104,31 @@ class ConcurrentExecutor:
         self._max_workers = max_workers
 
     def run_round(self, round: Round) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        hosts = round.hosts
-        for start in range(0, len(hosts), self._max_workers):
-            outcomes += self._run_batch(hosts[start : start + self._max_workers], round)
-        return outcomes
-
-    def _run_batch(self, hosts: Sequence[str], round: Round) -> list[Outcome]:
-        results: list[Outcome | None] = [None] * len(hosts)
+        outcomes: dict[int, Outcome] = {}
+        finished: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
+        deadlines: dict[int, float] = {}
+        waiting = iter(enumerate(round.hosts))
 
         def attempt(index: int, host: str) -> None:
-            results[index] = self._attempt(host, round)
+            finished.put((index, self._attempt(host, round)))
 
-        threads = [
-            threading.Thread(target=attempt, args=(i, host), daemon=True, name=f"py_host {host}")
-            for i, host in enumerate(hosts)
-        ]
-        deadline = time.monotonic() + round.timeout
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [
-            result if result is not None else Outcome.timed_out(round.timeout) for result in results
-        ]
+        while len(outcomes) < len(round.hosts):
+            for index, host in itertools.islice(waiting, self._max_workers - len(deadlines)):
+                deadlines[index] = time.monotonic() + round.timeout
+                threading.Thread(
+                    target=attempt, args=(index, host), daemon=True, name=f"py_host {host}"
+                ).start()
+            try:
+                wait = max(0.0, min(deadlines.values()) - time.monotonic())
+                index, outcome = finished.get(timeout=wait)
+                if deadlines.pop(index, None) is not None:
+                    outcomes[index] = outcome
+            except queue.Empty:
+                now = time.monotonic()
+                for index in [i for i, deadline in deadlines.items() if deadline <= now]:
+                    del deadlines[index]
+                    outcomes[index] = Outcome.timed_out(round.timeout)
+        return [outcomes[index] for index in range(len(round.hosts))]
 
     def _attempt(self, host: str, round: Round) -> Outcome:
         try:

@@ -12,17 +12,20 @@ from typing import Any, TypeVar
 import wasmtime
 from pydantic import ValidationError
 
-from ._abi import Exports
+from ._abi import MAX_INPUT, Exports
 from ._engine import ENGINE, compile_module
 from ._instance import Instance
-from ._wire import (
-    encode_input,
-    invalid_input,
-    parse_procedure_reply,
-    procedure_output_json,
-    raise_error_reply,
+from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
+from .errors import (
+    AbiViolation,
+    BufferFreed,
+    ClosedError,
+    Error,
+    InvalidInput,
+    LoadError,
+    ModuleError,
+    ReentrancyError,
 )
-from .errors import AbiViolation, BufferFreed, ClosedError, InvalidInput, LoadError, ModuleTrap
 from .executors import Executor, HostAction, as_executor
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
@@ -66,10 +69,12 @@ class RustModule:
     def __init__(self, module: wasmtime.Module, executor: Executor | None) -> None:
         self._module = module
         self._executor = executor
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._caller: int | None = None
+        """The thread inside a call, to refuse re-entry instead of deadlocking."""
         self._instance: Instance | None = Instance(ENGINE, module, executor)
         self._closed = False
-        self._orphans: list[tuple[Instance, int]] = []
+        self._orphans: list[tuple[Exports, int]] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
 
     def print_string(self, text: str | bytes) -> None:
@@ -78,10 +83,10 @@ class RustModule:
         ``bytes`` must be UTF-8; invalid UTF-8, or a ``str`` with lone
         surrogates, raises :class:`InvalidInput`.
         """
-        data = _utf8(text)
-        reply = self._run(lambda exports, store: exports.print_string(store, data))
-        if reply is not None:
-            raise_error_reply("print_string", reply)
+        data = _input(text)
+        self._run(
+            lambda exports, store: check_status("print_string", exports.print_string(store, data))
+        )
 
     def print_int(self, value: int) -> None:
         """Print ``Python gave us number <value>`` from Rust, to ``sys.stdout``.
@@ -92,9 +97,7 @@ class RustModule:
             raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
         if not I32_MIN <= value <= I32_MAX:
             raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-        reply = self._run(lambda exports, store: exports.print_int(store, value))
-        if reply is not None:
-            raise_error_reply("print_int", reply)
+        self._run(lambda exports, store: check_status("print_int", exports.print_int(store, value)))
 
     def start_procedure(self, procedure: ProcedureInput | Mapping[str, Any]) -> ProcedureOutput:
         """Run a procedure and return what it did.
@@ -109,28 +112,30 @@ class RustModule:
                 procedure = ProcedureInput.model_validate(procedure)
             except ValidationError as error:
                 raise invalid_input(error) from None
-        data = _utf8(encode_input(procedure))
-        reply = self._run(lambda exports, store: exports.start_procedure(store, data))
-        return parse_procedure_reply(reply)
+        data = _input(encode_input(procedure))
+        return self._run(
+            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, data))
+        )
 
     def start_procedure_json(self, data: bytes | str) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
-        JSON, with no models on this side: the module validates the input."""
-        raw = _utf8(data)
-        reply = self._run(lambda exports, store: exports.start_procedure(store, raw))
-        return procedure_output_json(reply)
+        JSON, with no models on the input side: the module validates it."""
+        raw = _input(data)
+        output = self._run(
+            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, raw))
+        )
+        return output.model_dump_json().encode()
 
     def start_procedure_buffer(self, data: bytes | str) -> ReplyBuffer:
         """The tutorial's way: run a procedure from JSON and get a handle on
         the reply buffer still in the module's memory, to read and then free.
         Unlike the tutorial's pointer, the handle refuses use after free."""
-        raw = _utf8(data)
-        with self._lock:
-            instance = self._current()
-            ptr, length = self._run(
-                lambda exports, store: exports.start_procedure_unread(store, raw)
+        raw = _input(data)
+        return self._run(
+            lambda exports, store: ReplyBuffer(
+                self, exports, *exports.start_procedure_unread(store, raw)
             )
-            return ReplyBuffer(self, instance, ptr, length)
+        )
 
     @property
     def memory_size(self) -> int:
@@ -149,6 +154,7 @@ class RustModule:
 
     def close(self) -> None:
         """Free the instance now. Further calls raise :class:`ClosedError`."""
+        self._refuse_reentry()
         with self._lock:
             self._closed = True
             self._discard()
@@ -159,35 +165,55 @@ class RustModule:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _current(self) -> Instance:
-        with self._lock:
-            if self._closed:
-                raise ClosedError("the module was closed")
-            if self._instance is None:
-                self._instance = Instance(ENGINE, self._module, self._executor)
-            return self._instance
-
     def _run(
-        self, run: Callable[[Exports, wasmtime.Store], T], instance: Instance | None = None
+        self, run: Callable[[Exports, wasmtime.Store], T], *, buffer: ReplyBuffer | None = None
     ) -> T:
-        """``run`` on the current instance (or on ``instance``, if it is still
-        current), discarding the instance if the call trapped or broke the ABI."""
+        """``run`` on the current instance (for a ``buffer``, only if it is
+        still live there). The instance is discarded after anything but a
+        :class:`ModuleError`, the module's own well-formed refusal."""
+        self._refuse_reentry()
         with self._lock:
-            current = self._current()
-            if instance is not None and instance is not current:
-                raise BufferFreed("the instance that held this buffer was discarded")
+            self._caller = threading.get_ident()
             try:
-                self._free_orphans(current)
-                return current.call(run)
-            except (ModuleTrap, AbiViolation):
-                self._discard()
-                raise
+                current = self._current()
+                if buffer is not None:
+                    buffer._check_live(current.exports)
+                return self._call(current, run)
+            finally:
+                self._caller = None
 
-    def _free_orphans(self, current: Instance) -> None:
-        while self._orphans:
-            owner, ptr = self._orphans.pop()
-            if owner is current:
-                current.call(partial(_free_mem, ptr=ptr))
+    def _call(self, current: Instance, run: Callable[[Exports, wasmtime.Store], T]) -> T:
+        try:
+            while self._orphans:
+                exports, ptr = self._orphans.pop()
+                if exports is current.exports:
+                    current.call(partial(Exports.free_mem, ptr=ptr))
+            return current.call(run)
+        except ModuleError:
+            raise
+        except Error:
+            self._discard()
+            raise
+        except Exception as error:
+            self._discard()
+            raise Error(f"the call failed unexpectedly: {error!r}") from error
+        except BaseException:
+            self._discard()
+            raise
+
+    def _refuse_reentry(self) -> None:
+        if self._caller == threading.get_ident():
+            raise ReentrancyError(
+                "the module was called from inside one of its own calls "
+                "(from an executor, or from sys.stdout while it printed)"
+            )
+
+    def _current(self) -> Instance:
+        if self._closed:
+            raise ClosedError("the module was closed")
+        if self._instance is None:
+            self._instance = Instance(ENGINE, self._module, self._executor)
+        return self._instance
 
     def _discard(self) -> None:
         if self._instance is not None:
@@ -200,9 +226,9 @@ class ReplyBuffer:
     read it, then free it, once. Use after free raises :class:`BufferFreed`
     instead of the tutorial's ``double free detected ... Aborted``."""
 
-    def __init__(self, module: RustModule, instance: Instance, ptr: int, length: int) -> None:
+    def __init__(self, module: RustModule, exports: Exports, ptr: int, length: int) -> None:
         self._module = module
-        self._instance = instance
+        self._exports = exports
         self._ptr = ptr
         self._length = length
         self._freed = False
@@ -213,51 +239,54 @@ class ReplyBuffer:
 
     def read(self) -> bytes:
         """A copy of the reply."""
-        self._check_live()
         return self._module._run(
-            lambda exports, store: exports.read(store, self._ptr, self._length), self._instance
+            lambda exports, store: exports.read(store, self._ptr, self._length), buffer=self
         )
 
     def free(self) -> None:
         """Give the buffer back to the module, as the tutorial's ``free_mem``."""
-        self._check_live()
-        self._freed = True
-        freed = self._module._run(
-            lambda exports, store: exports.free_mem(store, self._ptr), self._instance
-        )
-        if not freed:
-            raise AbiViolation("free_mem did not recognise a reply the module returned")
+
+        def free(exports: Exports, store: wasmtime.Store) -> None:
+            self._freed = True
+            if not exports.free_mem(store, self._ptr):
+                raise AbiViolation("free_mem did not recognise a reply the module returned")
+
+        self._module._run(free, buffer=self)
 
     def __enter__(self) -> ReplyBuffer:
         return self
-
-    def __del__(self) -> None:
-        # A dropped buffer is freed at the module's next call: freeing here
-        # could re-enter the module in the middle of another call.
-        if not self._freed:
-            self._module._orphans.append((self._instance, self._ptr))
 
     def __exit__(self, *exc_info: object) -> None:
         if not self._freed:
             self.free()
 
-    def _check_live(self) -> None:
+    def __del__(self) -> None:
+        # A dropped buffer is freed at the module's next call: freeing here
+        # could re-enter the module in the middle of another call.
+        if not self._freed:
+            self._module._orphans.append((self._exports, self._ptr))
+
+    def _check_live(self, current: Exports) -> None:
+        """Called by the module under its lock, before any use."""
         if self._freed:
             raise BufferFreed("this reply buffer was already freed")
+        if self._exports is not current:
+            raise BufferFreed("the instance that held this buffer was discarded")
 
 
-def _free_mem(exports: Exports, store: wasmtime.Store, ptr: int) -> bool:
-    return exports.free_mem(store, ptr)
-
-
-def _utf8(text: str | bytes) -> bytes:
-    if isinstance(text, bytes):
-        return text
-    if not isinstance(text, str):
-        raise InvalidInput("invalid_type", f"expected str or bytes, got {type(text).__name__}")
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as error:
+def _input(data: str | bytes) -> bytes:
+    """``data`` as the UTF-8 bytes of one input buffer."""
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInput(
+                "invalid_utf8", f"cannot encode as UTF-8 at index {error.start}: {error.reason}"
+            ) from None
+    if not isinstance(data, bytes):
+        raise InvalidInput("invalid_type", f"expected str or bytes, got {type(data).__name__}")
+    if len(data) > MAX_INPUT:
         raise InvalidInput(
-            "invalid_utf8", f"cannot encode as UTF-8 at index {error.start}: {error.reason}"
-        ) from None
+            "invalid_value", f"{len(data)} bytes is more than an input can hold ({MAX_INPUT})"
+        )
+    return data

@@ -2,15 +2,17 @@
 //! docs/ABI.md is the contract; this is the only module with raw pointers
 //! or `unsafe`.
 //!
-//! Nothing the host passes is trusted: every pointer must lie inside a live
+//! Nothing the host passes is trusted. Every pointer must lie inside a live
 //! buffer from `alloc`, so a stale, forged or doubly freed pointer gets an
-//! error reply instead of reaching the allocator.
+//! error instead of reaching the allocator; and every input is copied before
+//! any host code runs, so a host that writes or frees its buffer from inside
+//! an import cannot change what the module has already checked.
+#![allow(unsafe_code)]
 
 use crate::allocations::{Allocations, Owner};
 use crate::calls;
 use crate::engine::{Execution, Executor, Outcome, Round};
 use crate::error::{Error, ErrorKind};
-use crate::validate::parse_input;
 use std::alloc::{Layout, alloc_zeroed, dealloc as free, handle_alloc_error};
 use std::cell::RefCell;
 use std::sync::Once;
@@ -44,11 +46,9 @@ pub extern "C" fn alloc(len: usize) -> *mut u8 {
 /// 1 (and nothing freed) when `(ptr, len)` is not a live buffer.
 #[unsafe(no_mangle)]
 pub extern "C" fn dealloc(ptr: *mut u8, len: usize) -> i32 {
-    if LIVE.with_borrow_mut(|live| live.remove(ptr as usize, len)) {
-        release(ptr, len);
-        0
-    } else {
-        1
+    match free_live(ptr, Some(len), None) {
+        Some(_) => 0,
+        None => 1,
     }
 }
 
@@ -56,11 +56,8 @@ pub extern "C" fn dealloc(ptr: *mut u8, len: usize) -> i32 {
 /// freed) when `ptr` is not the start of a live reply.
 #[unsafe(no_mangle)]
 pub extern "C" fn free_mem(ptr: *mut u8) -> i32 {
-    match LIVE.with_borrow_mut(|live| live.remove_reply(ptr as usize)) {
-        Some(len) => {
-            release(ptr, len);
-            0
-        }
+    match free_live(ptr, None, Some(Owner::Reply)) {
+        Some(_) => 0,
         None => 1,
     }
 }
@@ -82,14 +79,15 @@ pub extern "C" fn abi_version() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn print_string(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
+    let text = match copy_host_bytes(ptr, len) {
+        Ok(text) => text,
+        Err(error) => return error_reply(error),
+    };
     #[cfg(feature = "faults")]
-    if let Ok(Some(fault)) = read_host_bytes(ptr, len, crate::faults::inject) {
+    if let Some(fault) = inject_fault(&text) {
         return fault;
     }
-    let printed = read_host_bytes(ptr, len, |text| {
-        calls::print_string(text, &mut std::io::stdout().lock())
-    });
-    status(printed.and_then(|result| result))
+    status(calls::print_string(&text, &mut std::io::stdout().lock()))
 }
 
 /// Prints the little-endian i32 in the 4 bytes at `ptr`: 0 when printed,
@@ -97,23 +95,28 @@ pub extern "C" fn print_string(ptr: *const u8, len: usize) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn print_int(ptr: *const u8) -> u64 {
     install_panic_hook();
-    let printed = read_host_bytes(ptr, 4, |bytes| {
-        let le_bytes = bytes
+    let le_bytes = match copy_host_bytes(ptr, 4) {
+        Ok(bytes) => bytes
             .try_into()
-            .expect("read_host_bytes gives exactly 4 bytes");
-        calls::print_int(le_bytes, &mut std::io::stdout().lock())
-    });
-    status(printed.and_then(|result| result))
+            .expect("copy_host_bytes copies exactly 4 bytes"),
+        Err(error) => return error_reply(error),
+    };
+    status(calls::print_int(le_bytes, &mut std::io::stdout().lock()))
 }
 
 /// Runs a procedure from UTF-8 JSON and returns the packed reply.
 #[unsafe(no_mangle)]
 pub extern "C" fn start_procedure(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
-    // Parse first: the input is owned before the executor runs host code.
-    let input = read_host_bytes(ptr, len, parse_input).and_then(|input| input);
-    let output = input.map(|input| crate::engine::run_procedure(&input, &mut HostExecutor));
-    hand_over(&calls::reply(&output))
+    let input = match copy_host_bytes(ptr, len) {
+        Ok(input) => input,
+        Err(error) => return error_reply(error),
+    };
+    #[cfg(feature = "faults")]
+    if let Some(fault) = inject_fault(&input) {
+        return fault;
+    }
+    hand_over(&calls::start_procedure(&input, &mut HostExecutor))
 }
 
 /// The executor the host grants through the `execute_round` import.
@@ -121,33 +124,37 @@ struct HostExecutor;
 
 impl Executor for HostExecutor {
     fn execute(&mut self, round: &Round<'_>) -> Execution {
-        let request = calls::round_request(round);
-        // SAFETY: `request` is alive and unchanged for the whole call; the
-        // host only reads it. The host may call back into our exports, none
-        // of which touch `request`.
-        let answer = unsafe { execute_round(request.as_ptr(), request.len()) };
-        if answer == NOT_GRANTED {
-            return Execution::NotGranted;
+        match ask_host(&calls::round_request(round)) {
+            None => Execution::NotGranted,
+            Some(answer) => Execution::Ran(
+                answer
+                    .map_err(|e| e.message)
+                    .and_then(|answer| calls::parse_outcomes(&answer))
+                    .unwrap_or_else(|problem| {
+                        let reason = format!("the executor's answer was unusable: {problem}");
+                        vec![Outcome::Failed { reason }; round.hosts.len()]
+                    }),
+            ),
         }
-        let (ptr, len) = unpack(answer as u64);
-        let outcomes = read_host_bytes(ptr as *const u8, len, calls::parse_outcomes)
-            .map_err(|e| e.message)
-            .and_then(|parsed| parsed);
-        dealloc(ptr as *mut u8, len);
-        Execution::Ran(outcomes.unwrap_or_else(|problem| {
-            let reason = format!("the executor's answer was unusable: {problem}");
-            vec![Outcome::Failed { reason }; round.hosts.len()]
-        }))
     }
 }
 
-/// Calls `read` on the host's bytes at `[ptr, ptr + len)`, if they lie inside
-/// one live buffer from `alloc`; no host code may run inside `read`.
-fn read_host_bytes<R>(
-    ptr: *const u8,
-    len: usize,
-    read: impl FnOnce(&[u8]) -> R,
-) -> Result<R, Error> {
+/// Sends a round request to the host and takes its answer: `None` when no
+/// executor is granted, else the answer's bytes or why they are unusable.
+fn ask_host(request: &[u8]) -> Option<Result<Vec<u8>, Error>> {
+    // SAFETY: `request` is alive and unchanged for the whole call; the host
+    // only reads it, and no export it may call touches it.
+    let answer = unsafe { execute_round(request.as_ptr(), request.len()) };
+    if answer == NOT_GRANTED {
+        return None;
+    }
+    let (ptr, len) = unpack(answer as u64);
+    Some(take_host_buffer(ptr as *mut u8, len))
+}
+
+/// Copies the host's bytes at `[ptr, ptr + len)`, if they lie inside one live
+/// buffer from `alloc`.
+fn copy_host_bytes(ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
     if !LIVE.with_borrow(|live| live.holds_host_range(ptr as usize, len)) {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -155,18 +162,34 @@ fn read_host_bytes<R>(
         ));
     }
     // SAFETY: the range lies inside a live allocation that `alloc` zeroed, so
-    // it is allocated and initialized. WebAssembly memory has no other
-    // threads, and `read` runs no host code, so nothing writes it meanwhile.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-    Ok(read(bytes))
+    // it is allocated and initialized. The slice lives only for the copy,
+    // during which no host code runs and WebAssembly has no other thread.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
+}
+
+/// Takes ownership of the host's buffer `(ptr, len)` from `alloc`: copies it
+/// and frees it. Anything else is refused and left alone.
+fn take_host_buffer(ptr: *mut u8, len: usize) -> Result<Vec<u8>, Error> {
+    let bytes = copy_host_bytes(ptr, len)?;
+    match free_live(ptr, Some(len), Some(Owner::Host)) {
+        Some(_) => Ok(bytes),
+        None => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{len} bytes at {ptr:?} are not a whole buffer from alloc"),
+        )),
+    }
 }
 
 /// 0 for success, else the packed error reply.
 fn status(result: Result<(), Error>) -> u64 {
     match result {
         Ok(()) => 0,
-        Err(error) => hand_over(&calls::reply::<()>(&Err(error))),
+        Err(error) => error_reply(error),
     }
+}
+
+fn error_reply(error: Error) -> u64 {
+    hand_over(&calls::reply::<()>(&Err(error)))
 }
 
 /// Copies `bytes` into a new live reply and returns it packed.
@@ -191,11 +214,14 @@ fn allocate(len: usize, owner: Owner) -> Option<*mut u8> {
     Some(ptr)
 }
 
-/// Returns a buffer the caller just removed from `LIVE` to the allocator.
-fn release(ptr: *mut u8, len: usize) {
-    // SAFETY: `ptr` came from `allocate` with this same layout (the entry in
-    // LIVE matched), and removing the entry first means it is freed once.
+/// Frees the live buffer at `ptr` if it matches `len` and `owner` (when
+/// given) and returns its length; anything else is left alone.
+fn free_live(ptr: *mut u8, len: Option<usize>, owner: Option<Owner>) -> Option<usize> {
+    let len = LIVE.with_borrow_mut(|live| live.remove(ptr as usize, len, owner))?;
+    // SAFETY: the entry in LIVE was made by `allocate` for this pointer with
+    // this layout, and removing it first means the buffer is freed once.
     unsafe { free(ptr, layout(len)) };
+    Some(len)
 }
 
 fn layout(len: usize) -> Layout {
@@ -219,4 +245,26 @@ fn install_panic_hook() {
             unsafe { report_panic(message.as_ptr(), message.len()) };
         }));
     });
+}
+
+/// Carries out a fault from `crate::faults`, for the test-only module.
+#[cfg(feature = "faults")]
+fn inject_fault(command: &[u8]) -> Option<u64> {
+    use crate::faults::Fault;
+    match crate::faults::inject(command, &mut std::io::stdout().lock())? {
+        Fault::Return(packed) => Some(packed),
+        Fault::Reply(bytes) => Some(hand_over(&bytes)),
+        Fault::Round { request, forever } => loop {
+            let _ = ask_host(&request);
+            if !forever {
+                return Some(0);
+            }
+        },
+        Fault::ReadOutOfBounds => {
+            // SAFETY: none, on purpose: the address is past the 4 GiB a
+            // 32-bit memory can have, so the runtime traps instead of reading.
+            let value = unsafe { std::ptr::read_volatile(0xffff_fff0 as *const u64) };
+            Some(value)
+        }
+    }
 }

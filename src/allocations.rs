@@ -29,28 +29,23 @@ impl Allocations {
         self.live.insert(ptr, Entry { len, owner });
     }
 
-    /// Forgets the buffer that starts at `ptr` with exactly `len` bytes;
-    /// false, and nothing forgotten, when there is none.
-    pub fn remove(&mut self, ptr: usize, len: usize) -> bool {
-        let matches = self.live.get(&ptr).is_some_and(|entry| entry.len == len);
-        if matches {
-            self.live.remove(&ptr);
+    /// Forgets the buffer that starts at `ptr` and returns its length, if
+    /// there is one of that length (when `len` is given) and that owner
+    /// (when `owner` is given); otherwise forgets nothing.
+    pub fn remove(
+        &mut self,
+        ptr: usize,
+        len: Option<usize>,
+        owner: Option<Owner>,
+    ) -> Option<usize> {
+        let entry = *self.live.get(&ptr)?;
+        let matches = len.is_none_or(|len| len == entry.len)
+            && owner.is_none_or(|owner| owner == entry.owner);
+        if !matches {
+            return None;
         }
-        matches
-    }
-
-    /// Forgets the reply that starts at `ptr` and returns its length.
-    pub fn remove_reply(&mut self, ptr: usize) -> Option<usize> {
-        match self.live.get(&ptr) {
-            Some(&Entry {
-                len,
-                owner: Owner::Reply,
-            }) => {
-                self.live.remove(&ptr);
-                Some(len)
-            }
-            _ => None,
-        }
+        self.live.remove(&ptr);
+        Some(entry.len)
     }
 
     /// Whether `[ptr, ptr + len)` lies inside one live host buffer.
@@ -96,23 +91,28 @@ mod tests {
     fn remove_needs_the_exact_start_and_length() {
         let mut live = Allocations::default();
         live.insert(100, 10, Owner::Host);
-        assert!(!live.remove(100, 9));
-        assert!(!live.remove(101, 10));
+        assert_eq!(live.remove(100, Some(9), None), None);
+        assert_eq!(live.remove(101, Some(10), None), None);
         assert_eq!(live.len(), 1);
-        assert!(live.remove(100, 10));
-        assert!(!live.remove(100, 10), "a second free is refused");
+        assert_eq!(live.remove(100, Some(10), None), Some(10));
+        assert_eq!(
+            live.remove(100, Some(10), None),
+            None,
+            "a second free is refused"
+        );
         assert!(live.is_empty());
     }
 
     #[test]
-    fn remove_reply_frees_only_replies() {
+    fn remove_can_ask_for_an_owner() {
         let mut live = Allocations::default();
         live.insert(100, 10, Owner::Host);
         live.insert(200, 20, Owner::Reply);
-        assert_eq!(live.remove_reply(100), None);
-        assert_eq!(live.remove_reply(201), None);
-        assert_eq!(live.remove_reply(200), Some(20));
-        assert_eq!(live.remove_reply(200), None);
+        assert_eq!(live.remove(100, None, Some(Owner::Reply)), None);
+        assert_eq!(live.remove(200, Some(20), Some(Owner::Host)), None);
+        assert_eq!(live.remove(201, None, Some(Owner::Reply)), None);
+        assert_eq!(live.remove(200, None, Some(Owner::Reply)), Some(20));
+        assert_eq!(live.remove(200, None, Some(Owner::Reply)), None);
         assert_eq!(live.len(), 1);
     }
 }

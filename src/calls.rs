@@ -1,6 +1,6 @@
 //! The tutorial's functions over plain bytes, and the JSON that crosses the
-//! boundary. Every adapter (the WASI ABI, the browser build) calls these, so
-//! the behaviour is defined and tested once.
+//! boundary. Adapters such as the WASI ABI in `abi.rs` call these, so the
+//! behaviour is defined and tested once.
 
 use crate::engine::{Executor, Outcome, Round, run_procedure};
 use crate::error::{Error, ErrorKind};
@@ -32,16 +32,21 @@ pub fn start_procedure(input: &[u8], executor: &mut dyn Executor) -> Vec<u8> {
 
 /// Prints UTF-8 `text` and a newline to `out`, as the tutorial's `println!`.
 pub fn print_string(text: &[u8], out: &mut dyn Write) -> Result<(), Error> {
-    let text = utf8(text)?;
-    writeln!(out, "{text}")
-        .and_then(|()| out.flush())
-        .map_err(io_error)
+    print_line(format_args!("{}", utf8(text)?), out)
 }
 
 /// Prints a little-endian i32 as the tutorial does.
 pub fn print_int(le_bytes: [u8; 4], out: &mut dyn Write) -> Result<(), Error> {
     let number = i32::from_le_bytes(le_bytes);
-    writeln!(out, "Python gave us number {number}")
+    print_line(format_args!("Python gave us number {number}"), out)
+}
+
+/// Writes the line in one piece: std's line-buffered stdout then passes it
+/// straight through, so a failed write leaves nothing buffered to come out
+/// with a later call.
+fn print_line(line: std::fmt::Arguments<'_>, out: &mut dyn Write) -> Result<(), Error> {
+    let line = format!("{line}\n");
+    out.write_all(line.as_bytes())
         .and_then(|()| out.flush())
         .map_err(io_error)
 }
@@ -74,7 +79,7 @@ mod tests {
     struct AllOk;
     impl Executor for AllOk {
         fn execute(&mut self, round: &Round<'_>) -> Execution {
-            Execution::Ran(vec![Outcome::Ok; round.hosts.len()])
+            Execution::Ran(vec![Outcome::Ok {}; round.hosts.len()])
         }
     }
 
@@ -167,7 +172,7 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                Outcome::Ok,
+                Outcome::Ok {},
                 Outcome::Failed {
                     reason: "down".into()
                 },

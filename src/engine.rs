@@ -19,19 +19,14 @@ pub struct Round<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
-    Ok,
+    /// Succeeded. A struct variant, so that unknown fields are refused here too.
+    Ok {},
     /// Failed; worth another attempt.
-    Failed {
-        reason: String,
-    },
+    Failed { reason: String },
     /// Ran past the timeout; worth another attempt.
-    Timeout {
-        reason: String,
-    },
+    Timeout { reason: String },
     /// The executor will not run this action: retrying cannot help.
-    Refused {
-        reason: String,
-    },
+    Refused { reason: String },
 }
 
 /// What an executor did with a round.
@@ -91,7 +86,7 @@ pub fn run_procedure(input: &ProcedureInput, executor: &mut dyn Executor) -> Pro
         for (&host, outcome) in pending.iter().zip(outcomes) {
             attempts[host] = attempt;
             match outcome {
-                Outcome::Ok => last_failure[host] = None,
+                Outcome::Ok {} => last_failure[host] = None,
                 Outcome::Refused { reason } => last_failure[host] = Some(reason),
                 Outcome::Failed { reason } | Outcome::Timeout { reason } => {
                     last_failure[host] = Some(reason);
@@ -198,7 +193,7 @@ mod tests {
                         Some(&n) if round.attempt <= n => Outcome::Failed {
                             reason: format!("{host} down on attempt {}", round.attempt),
                         },
-                        _ => Outcome::Ok,
+                        _ => Outcome::Ok {},
                     })
                     .collect(),
             )
@@ -339,7 +334,7 @@ mod tests {
     fn a_wrong_number_of_outcomes_fails_the_round() {
         let output = run_procedure(
             &input(&["a", "b"], 1),
-            &mut Fixed(Execution::Ran(vec![Outcome::Ok])),
+            &mut Fixed(Execution::Ran(vec![Outcome::Ok {}])),
         );
         assert_eq!(output.failed_hosts, ["a", "b"]);
         assert_eq!(

@@ -1,16 +1,81 @@
-//! Fault injection, compiled only with the `faults` feature, into a module
-//! built for tests: `print_string` given one of these commands misbehaves
-//! instead of printing, so the host's defences can be tested through its
-//! public API. Never part of the shipped module.
+//! Fault injection, compiled only with the `faults` feature into a module
+//! built for tests: `print_string` or `start_procedure` given one of these
+//! commands misbehaves instead, so the host's defences can be tested through
+//! its public API. Never part of the shipped module.
 
-/// What `print_string` returns for a fault `command`, or `None` to print as usual.
-pub fn inject(command: &[u8]) -> Option<u64> {
-    match command {
+use std::hint::black_box;
+use std::io::Write;
+
+/// A fault that needs the ABI module to carry it out.
+pub enum Fault {
+    /// Return this packed value as it is.
+    Return(u64),
+    /// Return these bytes as a live reply.
+    Reply(Vec<u8>),
+    /// Send this request to `execute_round`, once or forever.
+    Round { request: Vec<u8>, forever: bool },
+    /// Read far outside linear memory.
+    ReadOutOfBounds,
+}
+
+/// Carries out the fault `command` names, or says what the ABI module
+/// must do; `None` when `command` names no fault.
+pub fn inject(command: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
+    let fault = match command {
         b"fault:panic" => panic!("injected panic: the host asked for it"),
-        // A reply far outside linear memory.
-        b"fault:reply-out-of-bounds" => Some(0xffff_0000_0000_0100),
-        // A reply inside memory that is not a live buffer.
-        b"fault:reply-not-live" => Some((8 << 32) | 16),
-        _ => None,
+        b"fault:loop" => loop {
+            black_box(());
+        },
+        b"fault:grow" => {
+            let mut hoard = Vec::new();
+            loop {
+                hoard.push(black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        b"fault:stack-overflow" => Fault::Return(recurse(black_box(1))),
+        b"fault:exit" => std::process::exit(7),
+        b"fault:huge-output" => {
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                if stdout.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            Fault::Return(0)
+        }
+        b"fault:endless-output" => loop {
+            let _ = stdout.write_all(b"more\n");
+        },
+        b"fault:reply-out-of-bounds" => Fault::Return(0xffff_0000_0000_0100),
+        b"fault:reply-not-live" => Fault::Return((8 << 32) | 16),
+        b"fault:reply-2mib" => Fault::Reply(vec![b' '; 2 << 20]),
+        b"fault:reply-garbage" => Fault::Reply(b"not json".to_vec()),
+        b"fault:reply-ok-not-output" => Fault::Reply(br#"{"ok":1}"#.to_vec()),
+        b"fault:reply-duplicate-ok" => Fault::Reply(br#"{"ok":{"a":1},"ok":{"b":2}}"#.to_vec()),
+        b"fault:round-garbage" => Fault::Round {
+            request: b"not json".to_vec(),
+            forever: false,
+        },
+        b"fault:round-bad-host" => Fault::Round {
+            request: br#"{"action":"reboot","timeout":1,"attempt":1,"hosts":["-oProxyCommand=x"]}"#
+                .to_vec(),
+            forever: false,
+        },
+        b"fault:round-forever" => Fault::Round {
+            request: br#"{"action":"reboot","timeout":1,"attempt":1,"hosts":["a"]}"#.to_vec(),
+            forever: true,
+        },
+        b"fault:read-out-of-bounds" => Fault::ReadOutOfBounds,
+        _ => return None,
+    };
+    Some(fault)
+}
+
+/// Recurses until the stack runs out: the depth is never reached.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    if frame[0] == u64::MAX {
+        return 0;
     }
+    recurse(frame[0] + 1) + frame[63]
 }

@@ -7,6 +7,8 @@
 //! byte-level face every adapter shares. [`abi`] (wasm32-wasip1 only) holds
 //! the exports, the imports and every raw pointer.
 
+#![deny(unsafe_code)]
+
 pub mod allocations;
 pub mod calls;
 pub mod engine;

@@ -230,3 +230,65 @@ def test_an_action_that_is_not_permitted_is_refused_and_nothing_runs(tmp_path: P
 def test_a_command_must_be_an_argv_list(argv: object) -> None:
     with pytest.raises(ValueError, match="argv list"):
         py_host.CommandExecutor({"reboot": argv})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (
+            Outcome("failed", b"bytes"),
+            "the executor returned an invalid Outcome(status='failed', reason=b'bytes')",
+        ),  # type: ignore[arg-type]
+        (
+            Outcome("maybe", "x"),
+            "the executor returned an invalid Outcome(status='maybe', reason='x')",
+        ),  # type: ignore[arg-type]
+        (Outcome.failed("lone \udc80 surrogate"), "lone ? surrogate"),
+    ],
+)
+def test_an_outcome_the_module_cannot_take_fails_its_host_and_leaks_nothing(
+    outcome: Outcome, reason: str
+) -> None:
+    with py_host.load(executor=lambda host, action, timeout: outcome) as rust:
+        for _ in range(300):
+            output = rust.start_procedure(tutorial_input(retries=0))
+            assert output.failures[0].reason == reason
+        assert rust.live_allocations() == 0
+
+
+def test_an_executor_that_calls_back_into_its_module_is_refused_not_fatal() -> None:
+    modules: list[py_host.RustModule] = []
+
+    class CallsBack:
+        def run_round(self, round: Round) -> Sequence[Outcome]:
+            modules[0].print_string("from inside")
+            return [Outcome.ok()] * len(round.hosts)
+
+    class ClosesIt:
+        def run_round(self, round: Round) -> Sequence[Outcome]:
+            modules[-1].close()
+            return [Outcome.ok()] * len(round.hosts)
+
+    for executor in [CallsBack(), ClosesIt()]:
+        with py_host.load(executor=executor) as rust:
+            modules.append(rust)
+            output = rust.start_procedure(tutorial_input(retries=0))
+            assert output.failures[0].reason.startswith("the executor raised ReentrancyError")
+            assert rust.start_procedure(tutorial_input(retries=0)).result == "failure"
+        modules.clear()
+
+
+def test_an_abandoned_attempt_does_not_hold_up_the_others() -> None:
+    release = threading.Event()
+
+    def first_hangs(host: str, action: str, timeout: int) -> bool:
+        if host == "h0":
+            release.wait(30)
+        return True
+
+    executor = py_host.ConcurrentExecutor(first_hangs, max_workers=1)
+    try:
+        outcomes = executor.run_round(Round("ping", 1, 1, ("h0", "h1", "h2")))
+    finally:
+        release.set()
+    assert outcomes == [Outcome.timed_out(1), Outcome.ok(), Outcome.ok()]

@@ -72,6 +72,47 @@ def test_a_module_that_does_not_speak_the_abi_is_refused(
         py_host.load(module_file(tmp_path, wat))
 
 
+WITH_VERSION = ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 1)'
+WASI_EXIT = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+WASI_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))'
+
+
+@pytest.mark.parametrize(
+    ("wat", "problem"),
+    [
+        (ABI_FUNCTIONS + '(func (export "abi_version") (result i32) unreachable)', "unreachable"),
+        (
+            WASI_EXIT
+            + ABI_FUNCTIONS
+            + '(func (export "abi_version") (result i32) i32.const 3 call $exit i32.const 1)',
+            "exited",
+        ),
+        (
+            WASI_EXIT + WITH_VERSION + "(func $start i32.const 3 call $exit) (start $start)",
+            "exited",
+        ),
+        (WITH_VERSION + "(func $start unreachable) (start $start)", "unreachable"),
+    ],
+)
+def test_a_module_that_fails_while_loading_raises_load_error(
+    tmp_path: Path, wat: str, problem: str
+) -> None:
+    with pytest.raises(py_host.LoadError, match=problem):
+        py_host.load(module_file(tmp_path, wat))
+
+
+def test_imports_called_before_the_exports_exist_get_an_error_code(tmp_path: Path) -> None:
+    # A start function runs before the host can know the exports: fd_write
+    # answers EBADF (8) instead of failing, and the module loads.
+    wat = (
+        WASI_WRITE
+        + WITH_VERSION
+        + "(func $start (if (i32.ne (call $write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 8)) (then unreachable))) (start $start)"
+    )
+    with py_host.load(module_file(tmp_path, wat)) as rust:
+        assert rust.live_allocations() == 0
+
+
 def test_a_closed_module_refuses_calls() -> None:
     rust = py_host.load()
     rust.close()

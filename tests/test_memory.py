@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 
 import pytest
 from conftest import tutorial_input
@@ -74,4 +75,29 @@ def test_a_dropped_reply_buffer_is_freed_at_the_next_call(rust: py_host.RustModu
     rust.start_procedure_buffer(TUTORIAL_JSON)
     gc.collect()
     rust.print_string("next call")
+    assert rust.live_allocations() == 0
+
+
+def free_racing(reply: py_host.ReplyBuffer, barrier: threading.Barrier, results: list[str]) -> None:
+    barrier.wait()
+    try:
+        reply.free()
+        results.append("freed")
+    except py_host.BufferFreed:
+        results.append("refused")
+
+
+def test_threads_racing_to_free_one_buffer_free_it_once(rust: py_host.RustModule) -> None:
+    for _ in range(100):
+        reply = rust.start_procedure_buffer(TUTORIAL_JSON)
+        barrier = threading.Barrier(3)
+        results: list[str] = []
+        threads = [
+            threading.Thread(target=free_racing, args=(reply, barrier, results)) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == ["freed", "refused", "refused"]
     assert rust.live_allocations() == 0

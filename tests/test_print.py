@@ -101,3 +101,51 @@ def test_print_int_refuses_what_is_not_an_int(rust: py_host.RustModule, value: A
     with pytest.raises(py_host.InvalidInput) as raised:
         rust.print_int(value)
     assert raised.value.kind == "invalid_type"
+
+
+class Tee(io.StringIO):
+    """A sys.stdout that calls back into the module, or is interrupted."""
+
+    def __init__(self, action: Any) -> None:
+        super().__init__()
+        self.action = action
+
+    def write(self, text: str) -> int:
+        self.action()
+        return super().write(text)
+
+
+def test_a_stdout_that_calls_back_into_the_module_fails_the_print(rust: py_host.RustModule) -> None:
+    with (
+        contextlib.redirect_stdout(Tee(lambda: rust.print_int(1))),
+        pytest.raises(py_host.ModuleError) as raised,
+    ):
+        rust.print_string("hello")
+    assert raised.value.kind == "io"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rust.print_string("and then")
+    assert buffer.getvalue() == "and then\n"
+
+
+def test_ctrl_c_while_the_module_prints_propagates_and_the_module_recovers(
+    rust: py_host.RustModule,
+) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.redirect_stdout(Tee(interrupt)), pytest.raises(KeyboardInterrupt):
+        rust.print_string("hello")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rust.print_string("after the interrupt")
+    assert buffer.getvalue() == "after the interrupt\n"
+    assert rust.live_allocations() == 0
+
+
+def test_an_input_larger_than_an_i32_length_is_refused(
+    rust: py_host.RustModule, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(py_host.module, "MAX_INPUT", 10)
+    with pytest.raises(py_host.InvalidInput, match="more than an input can hold"):
+        rust.print_string("x" * 11)

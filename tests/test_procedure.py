@@ -173,3 +173,12 @@ def test_the_json_entry_point_refuses_malformed_documents(
 def test_invalid_input_names_the_field_in_its_message(rust: py_host.RustModule) -> None:
     with pytest.raises(py_host.InvalidInput, match=r"^host_list\[1\]: .*bad_host"):
         rust.start_procedure_json(json.dumps(tutorial_input(host_list=["a", "bad_host"])))
+
+
+def test_a_model_nested_deeper_than_json_can_encode_is_refused(rust: py_host.RustModule) -> None:
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    unchecked = py_host.ProcedureInput.model_construct(**tutorial_input(host_list=nested))
+    with pytest.raises(py_host.InvalidInput):
+        rust.start_procedure(unchecked)

@@ -1,6 +1,6 @@
-"""The module's side of docs/ABI.md, called through bare wasmtime with no
-py_host in between: every export refuses what is not a live buffer, and
-free_mem and dealloc are harmless on anything else."""
+"""The module's side of docs/ABI.md, called through bare wasmtime (with its
+own WASI) and no py_host in between: every export refuses what is not a live
+buffer, and free_mem and dealloc are harmless on anything else."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ RoundHandler = Callable[["RawModule", wasmtime.Caller, bytes], int]
 
 
 class RawModule:
-    """A host written from docs/ABI.md alone."""
+    """A bare host: wasmtime's WASI and the ABI's two `host` imports."""
 
     def __init__(self, execute_round: RoundHandler | None = None) -> None:
         engine = wasmtime.Engine()
