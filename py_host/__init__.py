@@ -14,6 +14,7 @@ from .errors import (
     AbiViolation,
     BufferFreed,
     ClosedError,
+    DeadlineExceeded,
     Error,
     InvalidInput,
     LimitExceeded,
@@ -31,6 +32,7 @@ from .executors import (
     Round,
     SimulatedNetwork,
 )
+from .limits import Limits
 from .models import HostFailure, ProcedureInput, ProcedureOutput
 from .module import ReplyBuffer, RustModule, load
 
@@ -40,12 +42,14 @@ __all__ = [
     "ClosedError",
     "CommandExecutor",
     "ConcurrentExecutor",
+    "DeadlineExceeded",
     "Error",
     "Executor",
     "HostAction",
     "HostFailure",
     "InvalidInput",
     "LimitExceeded",
+    "Limits",
     "LoadError",
     "ModuleError",
     "ModuleTrap",

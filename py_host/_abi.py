@@ -61,7 +61,10 @@ def unpack(packed: int) -> tuple[int, int]:
 class Exports:
     """The ABI exports of one instance, checked against docs/ABI.md."""
 
-    def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
+    def __init__(
+        self, instance: wasmtime.Instance, store: wasmtime.Store, max_reply_bytes: int
+    ) -> None:
+        self._max_reply_bytes = max_reply_bytes
         exports = instance.exports(store)
         memory = exports.get("memory")
         if not isinstance(memory, wasmtime.Memory):
@@ -146,6 +149,7 @@ class Exports:
     def take_reply(self, ctx: Context, function: str, packed: int) -> bytes:
         """Copy out and free the reply a call returned."""
         ptr, length = unpack(packed)
+        self._check_reply_size(ctx, function, ptr, length)
         try:
             reply = self.read(ctx, ptr, length)
         except OutOfBounds as error:
@@ -176,8 +180,16 @@ class Exports:
     def start_procedure_unread(self, ctx: Context, data: bytes) -> tuple[int, int]:
         """Run a procedure and leave its reply in memory: ``(ptr, length)``."""
         ptr, length = unpack(self._start(ctx, data))
+        self._check_reply_size(ctx, "start_procedure", ptr, length)
         self._check_bounds(ctx, ptr, length)
         return ptr, length
+
+    def _check_reply_size(self, ctx: Context, function: str, ptr: int, length: int) -> None:
+        if length > self._max_reply_bytes:
+            self.dealloc(ctx, ptr, length)
+            raise LimitExceeded(
+                "reply", f"{function} returned {length} bytes, more than {self._max_reply_bytes}"
+            )
 
     def _start(self, ctx: Context, data: bytes) -> int:
         packed = self._call_with_input(ctx, self._start_procedure, data)

@@ -1,17 +1,26 @@
-"""The one wasmtime Engine py_host uses, and the modules compiled with it."""
+"""The wasmtime Engines py_host uses, the modules compiled with them, and
+the clock that enforces call deadlines."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import wasmtime
 
 from .errors import LoadError
 
+EPOCH_SECONDS = 0.01
+"""How often the engines' epoch advances while a call runs: a deadline's
+resolution."""
 
-def _engine() -> wasmtime.Engine:
+
+def _engine(fuel: bool) -> wasmtime.Engine:
     config = wasmtime.Config()
     # By default wasmtime turns traps into SIGSEGV/SIGILL and catches them in
     # its signal handlers. A handler installed after wasmtime's, like the one
@@ -19,22 +28,77 @@ def _engine() -> wasmtime.Engine:
     # process on the first trap. Explicit checks instead keep a trap a
     # Python exception whatever else handles signals.
     config.signals_based_traps = False
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
     return wasmtime.Engine(config)
 
 
-ENGINE = _engine()
-_compiled: dict[str, wasmtime.Module] = {}
+_ENGINES = {fuel: _engine(fuel) for fuel in (False, True)}
+_compiled: dict[tuple[str, bool], wasmtime.Module] = {}
 _compiled_lock = threading.Lock()
 
 
-def compile_module(wasm: bytes, path: Path) -> wasmtime.Module:
-    """The compiled module for ``wasm``, compiled once per process."""
-    key = hashlib.sha256(wasm).hexdigest()
+def engine(fuel: bool) -> wasmtime.Engine:
+    """The engine for modules that count fuel, or for those that do not:
+    counting is compiled into the code, so it cannot be switched per call."""
+    return _ENGINES[fuel]
+
+
+def compile_module(wasm: bytes, path: Path, *, fuel: bool) -> wasmtime.Module:
+    """The compiled module for ``wasm``, compiled once per process and engine."""
+    key = (hashlib.sha256(wasm).hexdigest(), fuel)
     with _compiled_lock:
         if key not in _compiled:
             try:
-                _compiled[key] = wasmtime.Module(ENGINE, wasm)
+                _compiled[key] = wasmtime.Module(engine(fuel), wasm)
             except wasmtime.WasmtimeError as error:
                 first_line = str(error).splitlines()[0]
                 raise LoadError(f"{str(path)!r} is not a valid module: {first_line}") from None
         return _compiled[key]
+
+
+def deadline_ticks(seconds: float | None) -> int:
+    """Epoch ticks for ``seconds``; for no deadline, ticks enough for centuries."""
+    if seconds is None:
+        return 2**62
+    return max(1, math.ceil(seconds / EPOCH_SECONDS))
+
+
+class _EpochClock:
+    """Advances every engine's epoch each ``EPOCH_SECONDS`` while at least one
+    call is running, and sleeps otherwise."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running_calls = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Keep the clock going for the duration of a call."""
+        with self._lock:
+            self._running_calls += 1
+            self._wake.set()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._tick, name="py_host epoch clock", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running_calls -= 1
+                if self._running_calls == 0:
+                    self._wake.clear()
+
+    def _tick(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(EPOCH_SECONDS)
+            for each in _ENGINES.values():
+                each.increment_epoch()
+
+
+EPOCH_CLOCK = _EpochClock()

@@ -3,17 +3,20 @@ grants, the exports it calls, and what went wrong during a call."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar, get_args
 
 import wasmtime
+from wasmtime import _bindings
 
 from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack, u32
-from ._output import TextSink
+from ._engine import EPOCH_CLOCK, deadline_ticks, engine
 from ._wasi import ModuleExit, OutputOnlyWasi
 from ._wire import MAX_ROUNDS, encode_outcomes, parse_round
-from .errors import AbiViolation, Error, LoadError, ModuleTrap
+from .errors import AbiViolation, DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleTrap
 from .executors import Executor, Outcome, Round, Status
+from .limits import Limits
 
 T = TypeVar("T")
 
@@ -30,13 +33,18 @@ class _Imports:
     it in ``fault``; only ``KeyboardInterrupt`` and the like unwind the
     module, and then the instance is discarded."""
 
-    def __init__(self, executor: Executor | None) -> None:
+    def __init__(self, executor: Executor | None, limits: Limits) -> None:
         self.executor = executor
+        self.limits = limits
         self.exports: Exports | None = None
         self.panic_message: str | None = None
         self.fault: Error | None = None
         self.rounds = 0
-        self.wasi = OutputOnlyWasi(lambda: self.exports, TextSink("stdout"), TextSink("stderr"))
+        self.module_seconds_left = 0.0
+        """What remains of the call's deadline: the module's own running time."""
+        self.resumed_at = 0.0
+        """When the module last got control back from the host."""
+        self.wasi = OutputOnlyWasi(lambda: self.exports, self.report, limits.max_output_bytes)
 
     def define(self, linker: wasmtime.Linker) -> None:
         self.wasi.define(linker)
@@ -55,11 +63,21 @@ class _Imports:
             access_caller=True,
         )
 
-    def reset(self) -> None:
-        """Forget what the last call left."""
+    def new_call(self) -> None:
+        """Forget what the last call left, and start the deadline."""
         self.panic_message = None
         self.fault = None
         self.rounds = 0
+        self.wasi.new_call()
+        self.module_seconds_left = self.limits.deadline_seconds or 0.0
+        self.resumed_at = time.monotonic()
+
+    def report(self, fault: Error, caller: wasmtime.Caller) -> None:
+        """Record the first problem of a call, to raise when the call ends,
+        and stop the module at its next epoch check rather than let it go on."""
+        if self.fault is None:
+            self.fault = fault
+        self._set_deadline(caller, 0)
 
     def _execute_round(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
         exports = self.exports
@@ -67,17 +85,34 @@ class _Imports:
             return NOT_GRANTED
         self.rounds += 1
         if self.rounds > MAX_ROUNDS:
-            self.fault = AbiViolation(f"the module asked for more than {MAX_ROUNDS} rounds")
+            self.report(AbiViolation(f"the module asked for more than {MAX_ROUNDS} rounds"), caller)
             return NOT_GRANTED
         try:
             round = parse_round(exports.read(caller, u32(ptr), u32(length)))
-            answer = encode_outcomes(_outcomes(self.executor, round))
+            self.module_seconds_left -= time.monotonic() - self.resumed_at
+            try:
+                outcomes = _outcomes(self.executor, round)
+            finally:
+                self._resume(caller)
+            answer = encode_outcomes(outcomes)
             return pack(exports.lend(caller, answer), len(answer))
         except Error as error:
-            self.fault = error
+            self.report(error, caller)
         except Exception as error:
-            self.fault = Error(f"answering execute_round failed: {error!r}")
+            self.report(Error(f"answering execute_round failed: {error!r}"), caller)
         return ANSWER_REFUSED
+
+    def _resume(self, caller: wasmtime.Caller) -> None:
+        """Give the module what is left of its deadline: the time the
+        executor took does not count against it."""
+        self.resumed_at = time.monotonic()
+        if self.limits.deadline_seconds is not None:
+            self._set_deadline(caller, deadline_ticks(max(self.module_seconds_left, 0.0)))
+
+    @staticmethod
+    def _set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
+        # wasmtime-py has no public way to set a deadline through a Caller.
+        _bindings.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
     def _report_panic(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         exports = self.exports
@@ -115,18 +150,24 @@ def _utf8_safe(text: str) -> str:
 
 
 class Instance:
-    """The module instantiated in its own Store."""
+    """The module instantiated in its own Store, within its limits."""
 
-    def __init__(
-        self, engine: wasmtime.Engine, module: wasmtime.Module, executor: Executor | None
-    ) -> None:
-        self.store = wasmtime.Store(engine)
-        self._imports = _Imports(executor)
-        linker = wasmtime.Linker(engine)
+    def __init__(self, module: wasmtime.Module, executor: Executor | None, limits: Limits) -> None:
+        self._limits = limits
+        fuel = limits.max_fuel is not None
+        self.store = wasmtime.Store(engine(fuel))
+        self.store.set_limits(memory_size=limits.max_memory_bytes)
+        self.store.set_epoch_deadline(deadline_ticks(limits.deadline_seconds))
+        if limits.max_fuel is not None:
+            self.store.set_fuel(limits.max_fuel)
+        self._imports = _Imports(executor, limits)
+        linker = wasmtime.Linker(engine(fuel))
         self._imports.define(linker)
         try:
-            instance = linker.instantiate(self.store, module)
-            self.exports = self._imports.exports = Exports(instance, self.store)
+            with EPOCH_CLOCK.running():
+                instance = linker.instantiate(self.store, module)
+                exports = Exports(instance, self.store, limits.max_reply_bytes)
+            self.exports = self._imports.exports = exports
         except LoadError:
             self.close()
             raise
@@ -142,19 +183,42 @@ class Instance:
         problems the imports found raised. After anything but a
         :class:`~py_host.ModuleError`, the instance must be discarded."""
         imports = self._imports
-        imports.reset()
+        imports.new_call()
+        limits = self._limits
+        self.store.set_epoch_deadline(deadline_ticks(limits.deadline_seconds))
+        if limits.max_fuel is not None:
+            self.store.set_fuel(limits.max_fuel)
         try:
-            result = run(self.exports, self.store)
+            with EPOCH_CLOCK.running():
+                result = run(self.exports, self.store)
         except ModuleExit as exit:
             raise ModuleTrap(f"the module exited with code {exit.code}") from None
         except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
-            panic = imports.panic_message
-            if panic is not None:
-                raise ModuleTrap(f"the module panicked: {panic}", panic_message=panic) from None
-            raise ModuleTrap(f"the module trapped: {_first_cause(trap)}") from None
+            raise self._trap_error(trap) from None
         if imports.fault is not None:
             raise imports.fault
         return result
+
+    def _trap_error(self, trap: wasmtime.Trap | wasmtime.WasmtimeError) -> Error:
+        """The exception that says why the module trapped."""
+        imports = self._imports
+        if imports.fault is not None:
+            return imports.fault
+        panic = imports.panic_message
+        if panic is not None:
+            return ModuleTrap(f"the module panicked: {panic}", panic_message=panic)
+        code = trap.trap_code if isinstance(trap, wasmtime.Trap) else None
+        limits = self._limits
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return DeadlineExceeded(f"the module ran past its {limits.deadline_seconds} s deadline")
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return LimitExceeded("fuel", f"the module used up its fuel ({limits.max_fuel})")
+        # Rust's allocator reports running out of memory on stderr, then aborts.
+        if "memory allocation of" in imports.wasi.stderr.recent:
+            return LimitExceeded(
+                "memory", f"the module ran out of memory (limit {limits.max_memory_bytes} bytes)"
+            )
+        return ModuleTrap(f"the module trapped: {_first_cause(trap)}")
 
     def close(self) -> None:
         self.store.close()

@@ -17,11 +17,13 @@ import wasmtime
 
 from ._abi import Exports, OutOfBounds, u32
 from ._output import TextSink
+from .errors import Error, LimitExceeded
 
 _MODULE = "wasi_snapshot_preview1"
 _ERRNO_SUCCESS = 0
 _ERRNO_BADF = 8
 _ERRNO_FAULT = 21
+_ERRNO_FBIG = 22
 _ERRNO_INVAL = 28
 _ERRNO_IO = 29
 _MAX_RANDOM = 1 << 16
@@ -35,10 +37,24 @@ class OutputOnlyWasi:
     errno and never raises into the module, but for ``proc_exit``."""
 
     def __init__(
-        self, exports: Callable[[], Exports | None], stdout: TextSink, stderr: TextSink
+        self,
+        exports: Callable[[], Exports | None],
+        report: Callable[[Error, wasmtime.Caller], None],
+        max_output_bytes: int,
     ) -> None:
         self._exports = exports
-        self._sinks = {1: stdout, 2: stderr}
+        self._report = report
+        self.stdout = TextSink("stdout")
+        self.stderr = TextSink("stderr")
+        self._sinks = {1: self.stdout, 2: self.stderr}
+        self._max_output_bytes = max_output_bytes
+        self._written = 0
+
+    def new_call(self) -> None:
+        """Start counting output afresh."""
+        self._written = 0
+        self.stdout.new_call()
+        self.stderr.new_call()
 
     def define(self, linker: wasmtime.Linker) -> None:
         """Define the imports in ``linker``."""
@@ -68,16 +84,22 @@ class OutputOnlyWasi:
             data = b"".join(
                 exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
             )
+            exports.write_u32(caller, written, len(data))
         except OutOfBounds:
             return _ERRNO_FAULT
+        self._written += len(data)
+        if self._written > self._max_output_bytes:
+            self._report(
+                LimitExceeded(
+                    "output", f"the module wrote more than {self._max_output_bytes} bytes"
+                ),
+                caller,
+            )
+            return _ERRNO_FBIG
         try:
             sink.write(data)
         except Exception:
             return _ERRNO_IO
-        try:
-            exports.write_u32(caller, written, len(data))
-        except OutOfBounds:
-            return _ERRNO_FAULT
         return _ERRNO_SUCCESS
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:

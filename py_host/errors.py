@@ -63,12 +63,20 @@ class ModuleTrap(Error):
 
 
 class LimitExceeded(ModuleTrap):
-    """The module was stopped at one of its limits; ``limit`` names which
-    (``"memory"``). The instance is discarded."""
+    """The module was stopped at one of its :class:`~py_host.Limits`;
+    ``limit`` names which: ``"memory"``, ``"deadline"``, ``"fuel"``,
+    ``"reply"`` or ``"output"``. The instance is discarded."""
 
     def __init__(self, limit: str, message: str) -> None:
         self.limit = limit
         super().__init__(message)
+
+
+class DeadlineExceeded(LimitExceeded, TimeoutError):
+    """The module ran past its deadline (``Limits.deadline_seconds``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("deadline", message)
 
 
 class AbiViolation(Error):

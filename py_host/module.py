@@ -13,7 +13,7 @@ import wasmtime
 from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports
-from ._engine import ENGINE, compile_module
+from ._engine import compile_module
 from ._instance import Instance
 from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
 from .errors import (
@@ -27,6 +27,7 @@ from .errors import (
     ReentrancyError,
 )
 from .executors import Executor, HostAction, as_executor
+from .limits import Limits
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
 T = TypeVar("T")
@@ -38,7 +39,10 @@ WASM_PAGE = 64 * 1024
 
 
 def load(
-    path: str | os.PathLike[str] | None = None, *, executor: Executor | HostAction | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    executor: Executor | HostAction | None = None,
+    limits: Limits | None = None,
 ) -> RustModule:
     """Load the module at ``path`` (by default the one ``just build`` made).
 
@@ -47,7 +51,12 @@ def load(
     :class:`~py_host.SimulatedNetwork` or :class:`~py_host.CommandExecutor`,
     or any callable ``(host, action, timeout) -> Outcome | bool``. Without
     one, every procedure is a dry run.
+
+    ``limits`` bounds what the module may use (memory, time, fuel, reply and
+    output size); see :class:`~py_host.Limits` for the defaults. The module
+    is granted nothing else: no file, clock, environment or argument.
     """
+    limits = limits if limits is not None else Limits()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
     try:
         wasm = wasm_path.read_bytes()
@@ -55,7 +64,8 @@ def load(
         hint = " (run `just build`)" if path is None else ""
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
     granted = as_executor(executor) if executor is not None else None
-    return RustModule(compile_module(wasm, wasm_path), granted)
+    fuel = limits.max_fuel is not None
+    return RustModule(compile_module(wasm, wasm_path, fuel=fuel), granted, limits)
 
 
 class RustModule:
@@ -66,13 +76,14 @@ class RustModule:
     context manager, or call :meth:`close`, to free it at once.
     """
 
-    def __init__(self, module: wasmtime.Module, executor: Executor | None) -> None:
+    def __init__(self, module: wasmtime.Module, executor: Executor | None, limits: Limits) -> None:
         self._module = module
         self._executor = executor
+        self._limits = limits
         self._lock = threading.Lock()
         self._caller: int | None = None
         """The thread inside a call, to refuse re-entry instead of deadlocking."""
-        self._instance: Instance | None = Instance(ENGINE, module, executor)
+        self._instance: Instance | None = Instance(module, executor, limits)
         self._closed = False
         self._orphans: list[tuple[Exports, int]] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
@@ -212,7 +223,7 @@ class RustModule:
         if self._closed:
             raise ClosedError("the module was closed")
         if self._instance is None:
-            self._instance = Instance(ENGINE, self._module, self._executor)
+            self._instance = Instance(self._module, self._executor, self._limits)
         return self._instance
 
     def _discard(self) -> None:

@@ -4,6 +4,7 @@ py_host error, and the next call runs on a fresh instance."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,126 @@ def test_every_py_host_error_is_one_base_class() -> None:
         py_host.ReentrancyError,
     ]:
         assert issubclass(error, py_host.Error)
+
+
+# Limits: each fault is stopped at its limit, and the next call works.
+
+
+def load_faulty(**limits: Any) -> py_host.RustModule:
+    return py_host.load(FAULTS_WASM, limits=py_host.Limits(**limits))
+
+
+def assert_recovers(rust: py_host.RustModule) -> None:
+    assert rust.start_procedure(tutorial_input()).dry_run
+    assert rust.live_allocations() == 0
+
+
+def test_an_endless_loop_is_stopped_at_the_deadline() -> None:
+    with load_faulty(deadline_seconds=0.3) as rust:
+        started = time.monotonic()
+        with pytest.raises(py_host.DeadlineExceeded) as raised:
+            rust.print_string("fault:loop")
+        assert time.monotonic() - started < 10
+        assert raised.value.limit == "deadline"
+        assert isinstance(raised.value, TimeoutError)
+        assert_recovers(rust)
+
+
+def test_an_endless_loop_is_stopped_by_fuel() -> None:
+    with load_faulty(max_fuel=10_000_000, deadline_seconds=None) as rust:
+        with pytest.raises(py_host.LimitExceeded) as raised:
+            rust.print_string("fault:loop")
+        assert raised.value.limit == "fuel"
+        assert_recovers(rust)
+
+
+def test_too_little_fuel_stops_even_a_good_call() -> None:
+    with load_faulty(max_fuel=1_000) as rust, pytest.raises(py_host.LimitExceeded, match="fuel"):
+        rust.start_procedure(tutorial_input())
+
+
+def test_a_memory_bomb_is_stopped_at_the_memory_limit() -> None:
+    with load_faulty(max_memory_bytes=8 << 20) as rust:
+        with pytest.raises(py_host.LimitExceeded) as raised:
+            rust.print_string("fault:grow")
+        assert raised.value.limit == "memory"
+        assert rust.memory_size <= 8 << 20
+        assert_recovers(rust)
+
+
+def test_an_input_larger_than_the_memory_limit_is_refused() -> None:
+    with load_faulty(max_memory_bytes=4 << 20) as rust:
+        with pytest.raises(py_host.LimitExceeded) as raised:
+            rust.print_string("x" * (8 << 20))
+        assert raised.value.limit == "memory"
+        assert_recovers(rust)
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [
+        # Rust's stack lies at the bottom of linear memory: overflowing it
+        # runs below address 0, which traps instead of corrupting data.
+        ("fault:stack-overflow", "out of bounds memory access"),
+        ("fault:read-out-of-bounds", "out of bounds memory access"),
+        ("fault:exit", "exited with code 7"),
+    ],
+)
+def test_a_trap_says_what_happened(faulty: py_host.RustModule, fault: str, cause: str) -> None:
+    with pytest.raises(py_host.ModuleTrap, match=cause):
+        faulty.print_string(fault)
+    assert_recovers(faulty)
+
+
+@pytest.mark.parametrize("fault", ["fault:huge-output", "fault:endless-output"])
+def test_output_is_stopped_at_its_limit(capsys: Any, fault: str) -> None:
+    with load_faulty(max_output_bytes=64 << 10, deadline_seconds=30) as rust:
+        started = time.monotonic()
+        with pytest.raises(py_host.LimitExceeded) as raised:
+            rust.print_string(fault)
+        assert time.monotonic() - started < 20, "stopped at the limit, not at the deadline"
+        assert raised.value.limit == "output"
+        assert len(capsys.readouterr().out) <= 64 << 10
+        assert_recovers(rust)
+
+
+def test_a_reply_larger_than_the_limit_is_not_copied() -> None:
+    with load_faulty(max_reply_bytes=1 << 20) as rust:
+        with pytest.raises(py_host.LimitExceeded) as raised:
+            rust.start_procedure_json("fault:reply-2mib")
+        assert raised.value.limit == "reply"
+        assert_recovers(rust)
+
+
+def test_a_module_that_asks_for_rounds_forever_is_stopped() -> None:
+    network = py_host.SimulatedNetwork()
+    with py_host.load(FAULTS_WASM, executor=network) as rust:
+        with pytest.raises(py_host.AbiViolation, match="more than 256 rounds"):
+            rust.print_string("fault:round-forever")
+        assert rust.start_procedure(tutorial_input()).result == "success"
+
+
+def test_the_deadline_does_not_count_the_executors_time() -> None:
+    def slow(host: str, action: str, timeout: int) -> bool:
+        time.sleep(0.4)
+        return True
+
+    limits = py_host.Limits(deadline_seconds=0.3)
+    with py_host.load(executor=slow, limits=limits) as rust:
+        output = rust.start_procedure(tutorial_input(host_list=["a"]))
+    assert output.result == "success"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_memory_bytes": -1},
+        {"deadline_seconds": 0},
+        {"deadline_seconds": -1.0},
+        {"max_fuel": 0},
+        {"max_output_bytes": -5},
+    ],
+)
+def test_limits_refuse_nonsense(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        py_host.Limits(**bad)
