@@ -31,6 +31,8 @@ from .limits import Limits
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
 T = TypeVar("T")
+Buffer = bytes | bytearray | memoryview
+"""The bytes-like inputs accepted beside ``str``."""
 
 DEFAULT_WASM = Path(__file__).with_name("rust_lib.wasm")
 """The module ``just build`` puts beside this package."""
@@ -88,11 +90,11 @@ class RustModule:
         self._orphans: list[tuple[Exports, int]] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
 
-    def print_string(self, text: str | bytes) -> None:
+    def print_string(self, text: str | Buffer) -> None:
         """Print ``text`` and a newline from Rust, to ``sys.stdout``.
 
-        ``bytes`` must be UTF-8; invalid UTF-8, or a ``str`` with lone
-        surrogates, raises :class:`InvalidInput`.
+        ``bytes``, ``bytearray`` or ``memoryview`` must hold UTF-8; invalid
+        UTF-8, or a ``str`` with lone surrogates, raises :class:`InvalidInput`.
         """
         data = _input(text)
         self._run(
@@ -128,7 +130,7 @@ class RustModule:
             lambda exports, store: parse_procedure_reply(exports.start_procedure(store, data))
         )
 
-    def start_procedure_json(self, data: bytes | str) -> bytes:
+    def start_procedure_json(self, data: str | Buffer) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
@@ -137,7 +139,7 @@ class RustModule:
         )
         return output.model_dump_json().encode()
 
-    def start_procedure_buffer(self, data: bytes | str) -> ReplyBuffer:
+    def start_procedure_buffer(self, data: str | Buffer) -> ReplyBuffer:
         """The tutorial's way: run a procedure from JSON and get a handle on
         the reply buffer still in the module's memory, to read and then free.
         Unlike the tutorial's pointer, the handle refuses use after free."""
@@ -285,7 +287,7 @@ class ReplyBuffer:
             raise BufferFreed("the instance that held this buffer was discarded")
 
 
-def _input(data: str | bytes) -> bytes:
+def _input(data: str | Buffer) -> bytes:
     """``data`` as the UTF-8 bytes of one input buffer."""
     if isinstance(data, str):
         try:
@@ -294,8 +296,10 @@ def _input(data: str | bytes) -> bytes:
             raise InvalidInput(
                 "invalid_utf8", f"cannot encode as UTF-8 at index {error.start}: {error.reason}"
             ) from None
+    elif isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
     if not isinstance(data, bytes):
-        raise InvalidInput("invalid_type", f"expected str or bytes, got {type(data).__name__}")
+        raise InvalidInput("invalid_type", f"expected str or bytes-like, got {type(data).__name__}")
     if len(data) > MAX_INPUT:
         raise InvalidInput(
             "invalid_value", f"{len(data)} bytes is more than an input can hold ({MAX_INPUT})"
