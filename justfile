@@ -25,6 +25,10 @@ test: build build-faults
     {{venv}}/bin/mypy --strict py_host
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
 
+# A million mixed calls, valid and invalid: memory must stay flat.
+soak: build
+    {{python}} tests/soak.py --calls 1000000
+
 # Build the module and put it beside py_host, where py_host.load() finds it.
 build: setup
     cargo build --release --target {{wasm_target}}
