@@ -29,6 +29,12 @@ test: build build-faults
 soak: build
     {{python}} tests/soak.py --calls 1000000
 
+# Fuzz the core's JSON entry and executor answers for `seconds` (libFuzzer, via cargo-fuzz).
+fuzz seconds="300":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
+    mkdir -p fuzz/corpus/start_procedure
+    cd fuzz && cargo fuzz run --sanitizer none start_procedure corpus/start_procedure seeds/start_procedure -- -max_total_time={{seconds}}
+
 # Build the module and put it beside py_host, where py_host.load() finds it.
 build: setup
     cargo build --release --target {{wasm_target}}

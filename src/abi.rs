@@ -11,7 +11,7 @@
 
 use crate::allocations::{Allocations, Owner};
 use crate::calls;
-use crate::engine::{Execution, Executor, Outcome, Round};
+use crate::engine::{Execution, Executor, Round};
 use crate::error::{Error, ErrorKind};
 use std::alloc::{Layout, alloc_zeroed, dealloc as free, handle_alloc_error};
 use std::cell::RefCell;
@@ -126,15 +126,10 @@ impl Executor for HostExecutor {
     fn execute(&mut self, round: &Round<'_>) -> Execution {
         match ask_host(&calls::round_request(round)) {
             None => Execution::NotGranted,
-            Some(answer) => Execution::Ran(
-                answer
-                    .map_err(|e| e.message)
-                    .and_then(|answer| calls::parse_outcomes(&answer))
-                    .unwrap_or_else(|problem| {
-                        let reason = format!("the executor's answer was unusable: {problem}");
-                        vec![Outcome::Failed { reason }; round.hosts.len()]
-                    }),
-            ),
+            Some(answer) => Execution::Ran(calls::outcomes_from_answer(
+                answer.map_err(|e| e.message),
+                round.hosts.len(),
+            )),
         }
     }
 }

@@ -61,6 +61,17 @@ pub fn parse_outcomes(answer: &[u8]) -> Result<Vec<Outcome>, String> {
     serde_json::from_slice(answer).map_err(|e| e.to_string())
 }
 
+/// The outcomes of a round of `hosts` hosts from the executor's answer, or,
+/// when the answer is unusable, a failure for each host saying why.
+pub fn outcomes_from_answer(answer: Result<Vec<u8>, String>, hosts: usize) -> Vec<Outcome> {
+    answer
+        .and_then(|answer| parse_outcomes(&answer))
+        .unwrap_or_else(|problem| {
+            let reason = format!("the executor's answer was unusable: {problem}");
+            vec![Outcome::Failed { reason }; hosts]
+        })
+}
+
 fn io_error(error: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, format!("writing to stdout failed: {error}"))
 }

@@ -148,3 +148,19 @@ def test_one_module_serves_many_threads() -> None:
             thread.join()
         assert errors == []
         assert rust.live_allocations() == 0
+
+
+def test_the_module_is_granted_no_file(tmp_path: Path) -> None:
+    # fd_write to any descriptor but stdout and stderr answers EBADF (8):
+    # this abi_version traps unless it gets exactly that for fd 3.
+    wat = (
+        WASI_WRITE
+        + ABI_FUNCTIONS
+        + (
+            '(func (export "abi_version") (result i32)'
+            " (if (i32.ne (call $write (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 8)) (then unreachable))"
+            " i32.const 1)"
+        )
+    )
+    with py_host.load(module_file(tmp_path, wat)) as rust:
+        assert rust.live_allocations() == 0
