@@ -76,31 +76,36 @@ class OutputOnlyWasi:
         exports = self._exports()
         if sink is None or exports is None:
             return _ERRNO_BADF
-        iovs, count, written = u32(iovs), u32(count), u32(written)
-        if count > _MAX_IOVECS:
-            return _ERRNO_INVAL
         try:
-            fields = exports.read_u32s(caller, iovs, 2 * count)
-            data = b"".join(
-                exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
-            )
-            exports.write_u32(caller, written, len(data))
+            data = self._gather(caller, exports, u32(iovs), u32(count))
+            exports.write_u32(caller, u32(written), len(data))
         except OutOfBounds:
             return _ERRNO_FAULT
-        self._written += len(data)
-        if self._written > self._max_output_bytes:
-            self._report(
-                LimitExceeded(
-                    "output", f"the module wrote more than {self._max_output_bytes} bytes"
-                ),
-                caller,
-            )
+        except LimitExceeded as limit:
+            self._report(limit, caller)
             return _ERRNO_FBIG
+        except ValueError:
+            return _ERRNO_INVAL
         try:
             sink.write(data)
         except Exception:
             return _ERRNO_IO
         return _ERRNO_SUCCESS
+
+    def _gather(self, caller: wasmtime.Caller, exports: Exports, iovs: int, count: int) -> bytes:
+        """The bytes of ``count`` iovecs at ``iovs``, counted against the
+        output limit before they are copied: the lengths are the module's."""
+        if count > _MAX_IOVECS:
+            raise ValueError("too many iovecs")
+        fields = exports.read_u32s(caller, iovs, 2 * count)
+        self._written += sum(fields[1::2])
+        if self._written > self._max_output_bytes:
+            raise LimitExceeded(
+                "output", f"the module wrote more than {self._max_output_bytes} bytes"
+            )
+        return b"".join(
+            exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
+        )
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
         exports = self._exports()

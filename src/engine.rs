@@ -47,7 +47,7 @@ pub trait Executor {
 /// host leaving the rounds at its first success or refusal.
 ///
 /// `input` must have passed [`crate::validate::validate`].
-pub fn run_procedure(input: &ProcedureInput, executor: &mut dyn Executor) -> ProcedureOutput {
+pub fn run_procedure(input: &ProcedureInput<'_>, executor: &mut dyn Executor) -> ProcedureOutput {
     let hosts = &input.host_list;
     let mut attempts = vec![0u16; hosts.len()];
     let mut last_failure: Vec<Option<String>> = vec![None; hosts.len()];
@@ -61,7 +61,7 @@ pub fn run_procedure(input: &ProcedureInput, executor: &mut dyn Executor) -> Pro
             action: &input.action,
             timeout: input.timeout,
             attempt,
-            hosts: pending.iter().map(|&i| hosts[i].as_str()).collect(),
+            hosts: pending.iter().map(|&i| &*hosts[i]).collect(),
         };
         let outcomes = match executor.execute(&round) {
             Execution::NotGranted if attempt == 1 => return dry_run(input),
@@ -102,7 +102,7 @@ pub fn run_procedure(input: &ProcedureInput, executor: &mut dyn Executor) -> Pro
         .enumerate()
         .filter_map(|(i, reason)| {
             reason.map(|reason| HostFailure {
-                host: hosts[i].clone(),
+                host: hosts[i].to_string(),
                 attempts: attempts[i],
                 reason,
             })
@@ -136,7 +136,7 @@ fn hosts_failed_message(count: usize) -> String {
     }
 }
 
-fn dry_run(input: &ProcedureInput) -> ProcedureOutput {
+fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
     let count = input.host_list.len();
     let hosts = if count == 1 { "host" } else { "hosts" };
     ProcedureOutput {
@@ -157,11 +157,11 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn input(hosts: &[&str], retries: u8) -> ProcedureInput {
+    fn input<'a>(hosts: &[&'a str], retries: u8) -> ProcedureInput<'a> {
         ProcedureInput {
             timeout: 10,
             retries,
-            host_list: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            host_list: hosts.iter().map(|&h| h.into()).collect(),
             action: "reboot".into(),
             job_id: 7,
         }

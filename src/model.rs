@@ -1,23 +1,49 @@
 //! The procedure's input and output, as they cross the boundary in JSON.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::ops::Deref;
 
 /// What the host asks for: run `action` on every host of `host_list`.
 ///
 /// Deserializing checks types and ranges only; [`crate::validate`] checks the
 /// rules that serde cannot express (host names, duplicates, a zero timeout).
+/// Strings borrow from the input where they can: a procedure may name
+/// 100,000 hosts, and a copy of each would cost more than the parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProcedureInput {
+pub struct ProcedureInput<'a> {
     /// Seconds each attempt may take, 1 to 255.
     pub timeout: u8,
     /// Attempts after the first for a host that failed, 0 to 255.
     pub retries: u8,
     /// Host names (RFC 1123), unique ignoring case, in the order to report them.
-    pub host_list: Vec<String>,
+    #[serde(borrow)]
+    pub host_list: Vec<Text<'a>>,
     /// The action's name, as the host's executor knows it.
-    pub action: String,
+    #[serde(borrow)]
+    pub action: Text<'a>,
     pub job_id: i32,
+}
+
+/// A string from the input: borrowed from it unless JSON escapes made a copy
+/// necessary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Text(Cow::Borrowed(text))
+    }
 }
 
 /// Overall result: every host succeeded, some failed, or all failed.

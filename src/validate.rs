@@ -24,7 +24,7 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Error> {
 }
 
 /// Parses and validates a UTF-8 JSON `ProcedureInput`.
-pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput, Error> {
+pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
     let text = utf8(bytes)?;
     // serde would also accept a struct written as a JSON array; the ABI says object.
     if !text.trim_start().starts_with('{') {
@@ -53,7 +53,7 @@ fn describe_json_error(text: &str, plain: &serde_json::Error) -> Error {
 }
 
 /// Checks the rules that types alone do not express.
-pub fn validate(input: &ProcedureInput) -> Result<(), Error> {
+pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
     if input.timeout == 0 {
         return Err(
             Error::new(ErrorKind::OutOfRange, "must be between 1 and 255, got 0")
@@ -82,7 +82,7 @@ pub fn validate(input: &ProcedureInput) -> Result<(), Error> {
     }
     let mut seen = HashSet::with_capacity(hosts.len());
     for (index, host) in hosts.iter().enumerate() {
-        let host = host.as_str();
+        let host: &str = host;
         let at = || ["host_list".into(), PathSegment::Index(index)];
         if let Some(problem) = host_name_problem(host) {
             return Err(Error::new(
@@ -109,6 +109,10 @@ struct Caseless<'a>(&'a str);
 
 impl Hash for Caseless<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        if !self.0.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            state.write(self.0.as_bytes());
+            return;
+        }
         let mut lower = [0u8; MAX_HOST_NAME_LEN];
         let lower = &mut lower[..self.0.len()];
         lower.copy_from_slice(self.0.as_bytes());
@@ -261,8 +265,20 @@ mod tests {
     #[test]
     fn accepts_the_tutorial_input() {
         let input = parse_input(VALID.as_bytes()).unwrap();
-        assert_eq!(input.host_list, ["server1", "server2"]);
+        let hosts: Vec<&str> = input.host_list.iter().map(|h| &**h).collect();
+        assert_eq!(hosts, ["server1", "server2"]);
         assert_eq!((input.timeout, input.retries, input.job_id), (10, 3, 1));
+    }
+
+    #[test]
+    fn strings_borrow_from_the_input_unless_escaped() {
+        let json = VALID.replace("server2", "serv\\u0065r2");
+        let input = parse_input(json.as_bytes()).unwrap();
+        assert!(matches!(
+            input.host_list[0].0,
+            std::borrow::Cow::Borrowed("server1")
+        ));
+        assert!(matches!(&input.host_list[1].0, std::borrow::Cow::Owned(s) if s == "server2"));
     }
 
     #[test]

@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     let mut remaining = input.host_list.iter();
     for host in &output.failed_hosts {
         assert!(
-            remaining.any(|h| h == host),
+            remaining.any(|h| **h == **host),
             "failed hosts keep input order"
         );
     }
