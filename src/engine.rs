@@ -144,7 +144,7 @@ fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
         result: ProcedureResult::Success,
         message: format!(
             "dry run: no executor granted, {:?} not run on {count} {hosts}",
-            input.action
+            &*input.action
         ),
         failed_hosts: Vec::new(),
         failures: Vec::new(),
@@ -325,7 +325,10 @@ mod tests {
         let output = run_procedure(&input(&["a", "b"], 3), &mut Fixed(Execution::NotGranted));
         assert!(output.dry_run);
         assert_eq!(output.result, ProcedureResult::Success);
-        assert!(output.message.starts_with("dry run"), "{}", output.message);
+        assert_eq!(
+            output.message,
+            r#"dry run: no executor granted, "reboot" not run on 2 hosts"#
+        );
         assert!(output.message.contains("2 hosts"), "{}", output.message);
         assert!(output.failed_hosts.is_empty());
     }
