@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,12 @@ from .errors import LoadError
 EPOCH_SECONDS = 0.01
 """How often the engines' epoch advances while a call runs: a deadline's
 resolution."""
+MAX_WASM_STACK = 256 * 1024
+"""The native stack WebAssembly may use. wasmtime's default (512 KiB) can
+overflow a Python thread started with a small ``threading.stack_size``
+before wasmtime notices, and the process dies; 256 KiB leaves room."""
+COMPILED_KEPT = 8
+"""How many compiled modules a process keeps for reloading."""
 
 
 def _engine(fuel: bool) -> wasmtime.Engine:
@@ -30,11 +38,17 @@ def _engine(fuel: bool) -> wasmtime.Engine:
     config.signals_based_traps = False
     config.epoch_interruption = True
     config.consume_fuel = fuel
+    config.max_wasm_stack = MAX_WASM_STACK
+    # One memory, as the ABI says: a module with more is refused at load,
+    # rather than each memory getting the whole memory limit.
+    config.wasm_multi_memory = False
+    config.wasm_memory64 = False
+    config.wasm_threads = False
     return wasmtime.Engine(config)
 
 
 _ENGINES = {fuel: _engine(fuel) for fuel in (False, True)}
-_compiled: dict[tuple[str, bool], wasmtime.Module] = {}
+_compiled: OrderedDict[tuple[str, bool], wasmtime.Module] = OrderedDict()
 _compiled_lock = threading.Lock()
 
 
@@ -48,13 +62,21 @@ def compile_module(wasm: bytes, path: Path, *, fuel: bool) -> wasmtime.Module:
     """The compiled module for ``wasm``, compiled once per process and engine."""
     key = (hashlib.sha256(wasm).hexdigest(), fuel)
     with _compiled_lock:
-        if key not in _compiled:
-            try:
-                _compiled[key] = wasmtime.Module(engine(fuel), wasm)
-            except wasmtime.WasmtimeError as error:
-                first_line = str(error).splitlines()[0]
-                raise LoadError(f"{str(path)!r} is not a valid module: {first_line}") from None
-        return _compiled[key]
+        if key in _compiled:
+            _compiled.move_to_end(key)
+            return _compiled[key]
+    try:
+        module = wasmtime.Module(engine(fuel), wasm)
+    except wasmtime.WasmtimeError as error:
+        # wasmtime's message is a summary, then "Caused by:" and the detail.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        summary = f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else "".join(lines)
+        raise LoadError(f"{str(path)!r} is not a valid module: {summary}") from None
+    with _compiled_lock:
+        _compiled[key] = module
+        while len(_compiled) > COMPILED_KEPT:
+            _compiled.popitem(last=False)
+    return module
 
 
 def deadline_ticks(seconds: float | None) -> int:
@@ -69,6 +91,11 @@ class _EpochClock:
     call is running, and sleeps otherwise."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child has none of its parent's threads: start afresh.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._running_calls = 0
         self._wake = threading.Event()
@@ -80,11 +107,12 @@ class _EpochClock:
         with self._lock:
             self._running_calls += 1
             self._wake.set()
-            if self._thread is None:
-                self._thread = threading.Thread(
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(
                     target=self._tick, name="py_host epoch clock", daemon=True
                 )
-                self._thread.start()
+                thread.start()
+                self._thread = thread
         try:
             yield
         finally:
@@ -94,8 +122,9 @@ class _EpochClock:
                     self._wake.clear()
 
     def _tick(self) -> None:
+        wake = self._wake
         while True:
-            self._wake.wait()
+            wake.wait()
             time.sleep(EPOCH_SECONDS)
             for each in _ENGINES.values():
                 each.increment_epoch()

@@ -1,8 +1,9 @@
 """One instance of the module in a Store of its own: the imports the host
-grants, the exports it calls, and what went wrong during a call."""
+grants, the exports it calls, its limits, and what went wrong during a call."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar, get_args
@@ -12,8 +13,8 @@ from wasmtime import _bindings
 
 from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack, u32
 from ._engine import EPOCH_CLOCK, deadline_ticks, engine
+from ._rounds import RoundPolicy, encode_outcomes
 from ._wasi import ModuleExit, OutputOnlyWasi
-from ._wire import MAX_ROUNDS, encode_outcomes, parse_round
 from .errors import AbiViolation, DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleTrap
 from .executors import Executor, Outcome, Round, Status
 from .limits import Limits
@@ -24,27 +25,37 @@ _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
 _MAX_PANIC_MESSAGE = 64 * 1024
 _STATUSES = frozenset(get_args(Status))
+_MAX_TABLE_ELEMENTS = 100_000
+"""Function-table entries a module may grow to: ours needs a few hundred."""
+_OUT_OF_MEMORY = re.compile(r"memory allocation of (\d+) bytes failed")
 
 
 class _Imports:
-    """The host functions of one instance. They hold no reference to the
-    Store, so the Store (and with it these functions) is freed as soon as the
-    Instance is dropped. They answer a problem with an error code and record
-    it in ``fault``; only ``KeyboardInterrupt`` and the like unwind the
-    module, and then the instance is discarded."""
+    """The host functions of one instance, and the state of its current call.
+
+    They hold no reference to the Store, so the Store (and with it these
+    functions) is freed as soon as the Instance is dropped. They answer a
+    problem with an error code and record it in ``fault``, which also stops
+    the module at its next epoch check; only ``KeyboardInterrupt`` and the
+    like unwind the module, and then the instance is discarded.
+    """
 
     def __init__(self, executor: Executor | None, limits: Limits) -> None:
         self.executor = executor
         self.limits = limits
         self.exports: Exports | None = None
+        self.wasi = OutputOnlyWasi(lambda: self.exports, self, limits.max_output_bytes)
+        self.new_call(None)
+
+    def new_call(self, policy: RoundPolicy | None) -> None:
+        """Forget what the last call left, and start the deadline."""
+        self.policy = policy
         self.panic_message: str | None = None
+        self.exit_code: int | None = None
         self.fault: Error | None = None
-        self.rounds = 0
-        self.module_seconds_left = 0.0
-        """What remains of the call's deadline: the module's own running time."""
-        self.resumed_at = 0.0
-        """When the module last got control back from the host."""
-        self.wasi = OutputOnlyWasi(lambda: self.exports, self.report, limits.max_output_bytes)
+        self.wasi.new_call()
+        self._seconds_left = self.limits.deadline_seconds
+        self._running_since = time.monotonic()
 
     def define(self, linker: wasmtime.Linker) -> None:
         self.wasi.define(linker)
@@ -63,56 +74,91 @@ class _Imports:
             access_caller=True,
         )
 
-    def new_call(self) -> None:
-        """Forget what the last call left, and start the deadline."""
-        self.panic_message = None
-        self.fault = None
-        self.rounds = 0
-        self.wasi.new_call()
-        self.module_seconds_left = self.limits.deadline_seconds or 0.0
-        self.resumed_at = time.monotonic()
+    # The call's state, shared with the WASI imports.
 
     def report(self, fault: Error, caller: wasmtime.Caller) -> None:
         """Record the first problem of a call, to raise when the call ends,
         and stop the module at its next epoch check rather than let it go on."""
         if self.fault is None:
             self.fault = fault
-        self._set_deadline(caller, 0)
+        _set_deadline(caller, 0)
+
+    def pause(self, caller: wasmtime.Caller) -> bool:
+        """The host starts work of its own, which does not count against the
+        module's deadline; False (and the module stopped) when the module is
+        already past its deadline or has broken a rule."""
+        if self._seconds_left is not None:
+            self._seconds_left -= time.monotonic() - self._running_since
+            if self._seconds_left <= 0:
+                self.report(self.deadline_exceeded(), caller)
+        return self.fault is None
+
+    def resume(self, caller: wasmtime.Caller) -> None:
+        """The host's work is done: the module runs on with what is left of
+        its deadline, unless a fault has stopped it."""
+        self._running_since = time.monotonic()
+        if self.fault is None and self._seconds_left is not None:
+            _set_deadline(caller, deadline_ticks(self._seconds_left))
+
+    def deadline_exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"the module ran past its {self.limits.deadline_seconds} s deadline"
+        )
+
+    def explain(self, trap: BaseException, ctx: wasmtime.Store | wasmtime.Caller) -> Error:
+        """Why the module trapped, from what this instance saw: the
+        exception itself may have come through wasmtime-py's one global slot
+        for exceptions and belong to another thread's call."""
+        if self.exit_code is not None:
+            return ModuleTrap(f"the module exited with code {self.exit_code}")
+        if self.panic_message is not None:
+            message = self.panic_message
+            return ModuleTrap(f"the module panicked: {message}", panic_message=message)
+        oom = _OUT_OF_MEMORY.search(self.wasi.stderr.recent)
+        exports = self.exports
+        if (
+            oom
+            and exports
+            and exports.memory_size(ctx) + int(oom[1]) > self.limits.max_memory_bytes
+        ):
+            return LimitExceeded(
+                "memory",
+                f"the module ran out of memory: it asked for {oom[1]} more bytes "
+                f"with {exports.memory_size(ctx)} of its {self.limits.max_memory_bytes} in use",
+            )
+        if self.fault is not None:
+            return self.fault
+        code = trap.trap_code if isinstance(trap, wasmtime.Trap) else None
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return self.deadline_exceeded()
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return LimitExceeded("fuel", f"the module used up its fuel ({self.limits.max_fuel})")
+        return ModuleTrap(f"the module trapped: {_first_cause(trap)}")
+
+    # The host functions.
 
     def _execute_round(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
         exports = self.exports
-        if self.executor is None or exports is None:
+        if exports is None or self.fault is not None:
+            return ANSWER_REFUSED
+        if self.executor is None:
             return NOT_GRANTED
-        self.rounds += 1
-        if self.rounds > MAX_ROUNDS:
-            self.report(AbiViolation(f"the module asked for more than {MAX_ROUNDS} rounds"), caller)
-            return NOT_GRANTED
+        if not self.pause(caller):
+            return ANSWER_REFUSED
         try:
-            round = parse_round(exports.read(caller, u32(ptr), u32(length)))
-            self.module_seconds_left -= time.monotonic() - self.resumed_at
-            try:
-                outcomes = _outcomes(self.executor, round)
-            finally:
-                self._resume(caller)
-            answer = encode_outcomes(outcomes)
+            if self.policy is None:
+                raise AbiViolation("the module asked for a round outside a procedure")
+            round = self.policy.admit(exports.read(caller, u32(ptr), u32(length)))
+            answer = encode_outcomes(_outcomes(self.executor, round))
+            self.resume(caller)
             return pack(exports.lend(caller, answer), len(answer))
+        except (wasmtime.Trap, ModuleExit) as trap:
+            self.report(self.explain(trap, caller), caller)
         except Error as error:
             self.report(error, caller)
         except Exception as error:
             self.report(Error(f"answering execute_round failed: {error!r}"), caller)
         return ANSWER_REFUSED
-
-    def _resume(self, caller: wasmtime.Caller) -> None:
-        """Give the module what is left of its deadline: the time the
-        executor took does not count against it."""
-        self.resumed_at = time.monotonic()
-        if self.limits.deadline_seconds is not None:
-            self._set_deadline(caller, deadline_ticks(max(self.module_seconds_left, 0.0)))
-
-    @staticmethod
-    def _set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
-        # wasmtime-py has no public way to set a deadline through a Caller.
-        _bindings.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
     def _report_panic(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         exports = self.exports
@@ -124,6 +170,11 @@ class _Imports:
             self.panic_message = "(the panic message was outside memory)"
             return
         self.panic_message = message.decode("utf-8", "replace")
+
+
+def _set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
+    # wasmtime-py has no public way to set a deadline through a Caller.
+    _bindings.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
 
 def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
@@ -156,14 +207,18 @@ class Instance:
         self._limits = limits
         fuel = limits.max_fuel is not None
         self.store = wasmtime.Store(engine(fuel))
-        self.store.set_limits(memory_size=limits.max_memory_bytes)
-        self.store.set_epoch_deadline(deadline_ticks(limits.deadline_seconds))
-        if limits.max_fuel is not None:
-            self.store.set_fuel(limits.max_fuel)
+        self.store.set_limits(
+            memory_size=limits.max_memory_bytes,
+            table_elements=_MAX_TABLE_ELEMENTS,
+            instances=1,
+            tables=4,
+            memories=1,
+        )
         self._imports = _Imports(executor, limits)
         linker = wasmtime.Linker(engine(fuel))
         self._imports.define(linker)
         try:
+            self._start_limits()
             with EPOCH_CLOCK.running():
                 instance = linker.instantiate(self.store, module)
                 exports = Exports(instance, self.store, limits.max_reply_bytes)
@@ -171,57 +226,44 @@ class Instance:
         except LoadError:
             self.close()
             raise
-        except Exception as error:
+        except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit) as trap:
+            cause = self._imports.explain(trap, self.store)
             self.close()
-            raise LoadError(f"cannot instantiate the module: {_first_cause(error)}") from None
+            raise LoadError(f"cannot instantiate the module: {cause}") from None
         except BaseException:
             self.close()
             raise
 
-    def call(self, run: Callable[[Exports, wasmtime.Store], T]) -> T:
-        """``run(exports, store)``, with traps turned into :class:`ModuleTrap` and
-        problems the imports found raised. After anything but a
-        :class:`~py_host.ModuleError`, the instance must be discarded."""
+    def call(
+        self, run: Callable[[Exports, wasmtime.Store], T], policy: RoundPolicy | None = None
+    ) -> T:
+        """``run(exports, store)``, with traps turned into py_host errors and
+        problems the imports found raised. ``policy`` says which rounds the
+        module may ask for. After anything but a :class:`~py_host.ModuleError`
+        the instance must be discarded."""
         imports = self._imports
-        imports.new_call()
-        limits = self._limits
-        self.store.set_epoch_deadline(deadline_ticks(limits.deadline_seconds))
-        if limits.max_fuel is not None:
-            self.store.set_fuel(limits.max_fuel)
+        imports.new_call(policy)
+        self._start_limits()
         try:
             with EPOCH_CLOCK.running():
                 result = run(self.exports, self.store)
-        except ModuleExit as exit:
-            raise ModuleTrap(f"the module exited with code {exit.code}") from None
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
-            raise self._trap_error(trap) from None
+        except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit) as trap:
+            raise imports.explain(trap, self.store) from None
+        except BaseException:
+            if imports.fault is not None:
+                raise imports.fault from None
+            raise
         if imports.fault is not None:
             raise imports.fault
         return result
 
-    def _trap_error(self, trap: wasmtime.Trap | wasmtime.WasmtimeError) -> Error:
-        """The exception that says why the module trapped."""
-        imports = self._imports
-        if imports.fault is not None:
-            return imports.fault
-        panic = imports.panic_message
-        if panic is not None:
-            return ModuleTrap(f"the module panicked: {panic}", panic_message=panic)
-        code = trap.trap_code if isinstance(trap, wasmtime.Trap) else None
-        limits = self._limits
-        if code == wasmtime.TrapCode.INTERRUPT:
-            return DeadlineExceeded(f"the module ran past its {limits.deadline_seconds} s deadline")
-        if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            return LimitExceeded("fuel", f"the module used up its fuel ({limits.max_fuel})")
-        # Rust's allocator reports running out of memory on stderr, then aborts.
-        if "memory allocation of" in imports.wasi.stderr.recent:
-            return LimitExceeded(
-                "memory", f"the module ran out of memory (limit {limits.max_memory_bytes} bytes)"
-            )
-        return ModuleTrap(f"the module trapped: {_first_cause(trap)}")
-
     def close(self) -> None:
         self.store.close()
+
+    def _start_limits(self) -> None:
+        self.store.set_epoch_deadline(deadline_ticks(self._limits.deadline_seconds))
+        if self._limits.max_fuel is not None:
+            self.store.set_fuel(self._limits.max_fuel)
 
 
 def _first_cause(error: BaseException) -> str:

@@ -28,8 +28,13 @@ class TextSink:
 
     def write(self, data: bytes) -> None:
         """Write ``data``; raises ``OSError`` (or whatever the stream raises) on failure."""
-        text = self._decoder.decode(data)
-        self.recent = (self.recent + text)[-_RECENT_CHARS:]
+        text = self.remember(data)
         target = getattr(sys, self._stream)
         if text and target is not None:
             target.write(text)
+
+    def remember(self, data: bytes) -> str:
+        """Decode ``data`` and keep it among the call's recent text, unwritten."""
+        text = self._decoder.decode(data)
+        self.recent = (self.recent + text)[-_RECENT_CHARS:]
+        return text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 import wasmtime
 
@@ -28,8 +29,24 @@ _ERRNO_INVAL = 28
 _ERRNO_IO = 29
 _MAX_RANDOM = 1 << 16
 _MAX_IOVECS = 1024
+_KEPT_WHEN_OVER = 4096
 
 _I32 = wasmtime.ValType.i32()
+
+
+class CallState(Protocol):
+    """What the imports of an instance share about its current call."""
+
+    exit_code: int | None
+
+    def report(self, fault: Error, caller: wasmtime.Caller) -> None:
+        """Record a problem and stop the module."""
+
+    def pause(self, caller: wasmtime.Caller) -> bool:
+        """Stop the module's deadline clock for the host's own work."""
+
+    def resume(self, caller: wasmtime.Caller) -> None:
+        """Start it again."""
 
 
 class OutputOnlyWasi:
@@ -39,11 +56,11 @@ class OutputOnlyWasi:
     def __init__(
         self,
         exports: Callable[[], Exports | None],
-        report: Callable[[Error, wasmtime.Caller], None],
+        call: CallState,
         max_output_bytes: int,
     ) -> None:
         self._exports = exports
-        self._report = report
+        self._call = call
         self.stdout = TextSink("stdout")
         self.stderr = TextSink("stderr")
         self._sinks = {1: self.stdout, 2: self.stderr}
@@ -77,35 +94,51 @@ class OutputOnlyWasi:
         if sink is None or exports is None:
             return _ERRNO_BADF
         try:
-            data = self._gather(caller, exports, u32(iovs), u32(count))
+            data = self._gather(caller, exports, sink, u32(iovs), u32(count))
             exports.write_u32(caller, u32(written), len(data))
         except OutOfBounds:
             return _ERRNO_FAULT
         except LimitExceeded as limit:
-            self._report(limit, caller)
+            self._call.report(limit, caller)
             return _ERRNO_FBIG
         except ValueError:
             return _ERRNO_INVAL
+        if not self._call.pause(caller):
+            return _ERRNO_IO
         try:
             sink.write(data)
         except Exception:
             return _ERRNO_IO
+        finally:
+            self._call.resume(caller)
         return _ERRNO_SUCCESS
 
-    def _gather(self, caller: wasmtime.Caller, exports: Exports, iovs: int, count: int) -> bytes:
+    def _gather(
+        self, caller: wasmtime.Caller, exports: Exports, sink: TextSink, iovs: int, count: int
+    ) -> bytes:
         """The bytes of ``count`` iovecs at ``iovs``, counted against the
         output limit before they are copied: the lengths are the module's."""
         if count > _MAX_IOVECS:
             raise ValueError("too many iovecs")
         fields = exports.read_u32s(caller, iovs, 2 * count)
-        self._written += sum(fields[1::2])
-        if self._written > self._max_output_bytes:
+        length = sum(fields[1::2])
+        self._written += length
+        over = self._written > self._max_output_bytes
+        if over and length > _KEPT_WHEN_OVER:
             raise LimitExceeded(
                 "output", f"the module wrote more than {self._max_output_bytes} bytes"
             )
-        return b"".join(
+        data = b"".join(
             exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
         )
+        if over:
+            # A last short message, like Rust's "memory allocation ... failed",
+            # still explains a trap that follows, though it is not printed.
+            sink.remember(data)
+            raise LimitExceeded(
+                "output", f"the module wrote more than {self._max_output_bytes} bytes"
+            )
+        return data
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
         exports = self._exports()
@@ -135,6 +168,7 @@ class OutputOnlyWasi:
 
     def _proc_exit(self, code: int) -> None:
         # proc_exit must not return to the module: raising unwinds the call.
+        self._call.exit_code = u32(code)
         raise ModuleExit(u32(code))
 
 

@@ -4,17 +4,11 @@ errors become py_host exceptions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
-from .executors import Outcome, Round
-from .models import ActionName, HostName, ProcedureInput, ProcedureOutput
-
-MAX_ROUNDS = 256
-"""The most rounds one procedure has: 1 + the largest ``retries``."""
+from .models import ProcedureInput, ProcedureOutput
 
 INPUT_ERROR_KINDS = frozenset(
     {
@@ -90,36 +84,6 @@ def encode_input(procedure: ProcedureInput) -> str:
         )
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
-
-
-class _RoundRequest(BaseModel):
-    # Checked again here, not trusted to the module: a command executor puts
-    # these names on command lines.
-    model_config = _STRICT
-    action: ActionName
-    timeout: Annotated[int, Field(ge=1, le=255)]
-    attempt: Annotated[int, Field(ge=1, le=MAX_ROUNDS)]
-    hosts: list[HostName]
-
-
-def parse_round(request: bytes) -> Round:
-    """The round a module's ``execute_round`` request asks for."""
-    try:
-        fields = _RoundRequest.model_validate_json(request)
-    except ValidationError as error:
-        raise AbiViolation(f"execute_round was sent an invalid request: {error}") from None
-    return Round(fields.action, fields.timeout, fields.attempt, tuple(fields.hosts))
-
-
-def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
-    """The answer to a round: one outcome object per host, in order."""
-    return json.dumps(
-        [
-            {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
-            for o in outcomes
-        ],
-        separators=(",", ":"),
-    ).encode()
 
 
 _PYDANTIC_KINDS: dict[str, str] = {

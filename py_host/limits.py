@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 MiB = 1 << 20
+MAX_MEMORY_BYTES = 4 << 30
+"""A 32-bit module can address no more than 4 GiB."""
+MAX_DEADLINE_SECONDS = 7 * 24 * 3600.0
+MAX_FUEL = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,24 @@ class Limits:
     """The most bytes the module may write to stdout and stderr in one call."""
 
     def __post_init__(self) -> None:
-        for name in ("max_memory_bytes", "max_reply_bytes", "max_output_bytes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if self.deadline_seconds is not None and not self.deadline_seconds > 0:
-            raise ValueError("deadline_seconds must be positive, or None")
-        if self.max_fuel is not None and self.max_fuel < 1:
-            raise ValueError("max_fuel must be at least 1, or None")
+        _check_int("max_memory_bytes", self.max_memory_bytes, 0, MAX_MEMORY_BYTES)
+        _check_int("max_reply_bytes", self.max_reply_bytes, 0, MAX_MEMORY_BYTES)
+        _check_int("max_output_bytes", self.max_output_bytes, 0, 2**63 - 1)
+        if self.max_fuel is not None:
+            _check_int("max_fuel", self.max_fuel, 1, MAX_FUEL)
+        deadline = self.deadline_seconds
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not math.isfinite(deadline)
+            or not 0 < deadline <= MAX_DEADLINE_SECONDS
+        ):
+            raise ValueError(
+                f"deadline_seconds must be a number of seconds above 0 and at most "
+                f"{MAX_DEADLINE_SECONDS:g}, or None; got {deadline!r}"
+            )
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int from {low} to {high}; got {value!r}")

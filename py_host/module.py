@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from ._abi import MAX_INPUT, Exports
 from ._engine import compile_module
 from ._instance import Instance
+from ._rounds import RoundPolicy
 from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
 from .errors import (
     AbiViolation,
@@ -126,8 +127,10 @@ class RustModule:
             except ValidationError as error:
                 raise invalid_input(error) from None
         data = _input(encode_input(procedure))
+        policy = RoundPolicy.for_input(procedure, len(data)) if self._executor else None
         return self._run(
-            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, data))
+            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, data)),
+            policy=policy,
         )
 
     def start_procedure_json(self, data: str | Buffer) -> bytes:
@@ -135,7 +138,8 @@ class RustModule:
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
         output = self._run(
-            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, raw))
+            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, raw)),
+            policy=self._policy_for_json(raw),
         )
         return output.model_dump_json().encode()
 
@@ -147,7 +151,8 @@ class RustModule:
         return self._run(
             lambda exports, store: ReplyBuffer(
                 self, exports, *exports.start_procedure_unread(store, raw)
-            )
+            ),
+            policy=self._policy_for_json(raw),
         )
 
     @property
@@ -178,12 +183,20 @@ class RustModule:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _policy_for_json(self, raw: bytes) -> RoundPolicy | None:
+        return RoundPolicy.for_json(raw) if self._executor else None
+
     def _run(
-        self, run: Callable[[Exports, wasmtime.Store], T], *, buffer: ReplyBuffer | None = None
+        self,
+        run: Callable[[Exports, wasmtime.Store], T],
+        *,
+        policy: RoundPolicy | None = None,
+        buffer: ReplyBuffer | None = None,
     ) -> T:
         """``run`` on the current instance (for a ``buffer``, only if it is
-        still live there). The instance is discarded after anything but a
-        :class:`ModuleError`, the module's own well-formed refusal."""
+        still live there), with the rounds ``policy`` allows. The instance is
+        discarded after anything but a :class:`ModuleError`, the module's own
+        well-formed refusal."""
         self._refuse_reentry()
         with self._lock:
             self._caller = threading.get_ident()
@@ -191,17 +204,22 @@ class RustModule:
                 current = self._current()
                 if buffer is not None:
                     buffer._check_live(current.exports)
-                return self._call(current, run)
+                return self._call(current, run, policy)
             finally:
                 self._caller = None
 
-    def _call(self, current: Instance, run: Callable[[Exports, wasmtime.Store], T]) -> T:
+    def _call(
+        self,
+        current: Instance,
+        run: Callable[[Exports, wasmtime.Store], T],
+        policy: RoundPolicy | None,
+    ) -> T:
         try:
             while self._orphans:
                 exports, ptr = self._orphans.pop()
                 if exports is current.exports:
                     current.call(partial(Exports.free_mem, ptr=ptr))
-            return current.call(run)
+            return current.call(run, policy)
         except ModuleError:
             raise
         except Error:

@@ -1,7 +1,8 @@
 //! Fault injection, compiled only with the `faults` feature into a module
 //! built for tests: `print_string` or `start_procedure` given one of these
-//! commands misbehaves instead, so the host's defences can be tested through
-//! its public API. Never part of the shipped module.
+//! commands (`fault:panic`), or `start_procedure` given an input whose action
+//! names one (`fault-panic`), misbehaves instead, so the host's defences can
+//! be tested through its public API. Never part of the shipped module.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -18,9 +19,19 @@ pub enum Fault {
     ReadOutOfBounds,
 }
 
-/// Carries out the fault `command` names, or says what the ABI module
-/// must do; `None` when `command` names no fault.
-pub fn inject(command: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
+/// Carries out the fault `input` names, or says what the ABI module must
+/// do; `None` when it names no fault.
+pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
+    let from_action = serde_json::from_slice::<serde_json::Value>(input)
+        .ok()
+        .and_then(|input| {
+            input["action"]
+                .as_str()?
+                .strip_prefix("fault-")
+                .map(str::to_owned)
+        })
+        .map(|name| format!("fault:{name}").into_bytes());
+    let command = from_action.as_deref().unwrap_or(input);
     let fault = match command {
         b"fault:panic" => panic!("injected panic: the host asked for it"),
         b"fault:loop" => loop {
@@ -43,6 +54,16 @@ pub fn inject(command: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
             }
             Fault::Return(0)
         }
+        b"fault:huge-output-then-error" => {
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                let _ = stdout.write_all(&chunk);
+            }
+            Fault::Reply(
+                br#"{"error":{"kind":"invalid_value","message":"nothing to see","path":[]}}"#
+                    .to_vec(),
+            )
+        }
         b"fault:endless-output" => loop {
             let _ = stdout.write_all(b"more\n");
         },
@@ -52,17 +73,28 @@ pub fn inject(command: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         b"fault:reply-garbage" => Fault::Reply(b"not json".to_vec()),
         b"fault:reply-ok-not-output" => Fault::Reply(br#"{"ok":1}"#.to_vec()),
         b"fault:reply-duplicate-ok" => Fault::Reply(br#"{"ok":{"a":1},"ok":{"b":2}}"#.to_vec()),
+        // Rounds for an input with this action, timeout 1 and host "a".
         b"fault:round-garbage" => Fault::Round {
             request: b"not json".to_vec(),
             forever: false,
         },
         b"fault:round-bad-host" => Fault::Round {
-            request: br#"{"action":"reboot","timeout":1,"attempt":1,"hosts":["-oProxyCommand=x"]}"#
+            request: br#"{"action":"fault-round-bad-host","timeout":1,"attempt":1,"hosts":["-oProxyCommand=x"]}"#
                 .to_vec(),
             forever: false,
         },
-        b"fault:round-forever" => Fault::Round {
+        b"fault:round-other-host" => Fault::Round {
+            request: br#"{"action":"fault-round-other-host","timeout":1,"attempt":1,"hosts":["elsewhere"]}"#
+                .to_vec(),
+            forever: false,
+        },
+        b"fault:round-other-action" => Fault::Round {
             request: br#"{"action":"reboot","timeout":1,"attempt":1,"hosts":["a"]}"#.to_vec(),
+            forever: false,
+        },
+        b"fault:round-forever" => Fault::Round {
+            request: br#"{"action":"fault-round-forever","timeout":1,"attempt":1,"hosts":["a"]}"#
+                .to_vec(),
             forever: true,
         },
         b"fault:read-out-of-bounds" => Fault::ReadOutOfBounds,

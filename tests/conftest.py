@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 
 import py_host
 
@@ -18,6 +19,27 @@ FAULTS_WASM = Path(
         "PY_HOST_FAULTS_WASM", ROOT / "target/faults/wasm32-wasip1/release/rust_lib.wasm"
     )
 )
+
+
+ABI_FUNCTIONS = """
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) i32.const 8)
+  (func (export "dealloc") (param i32 i32) (result i32) i32.const 0)
+  (func (export "free_mem") (param i32) (result i32) i32.const 0)
+  (func (export "live_allocations") (result i32) i32.const 0)
+  (func (export "print_string") (param i32 i32) (result i64) i64.const 0)
+  (func (export "print_int") (param i32) (result i64) i64.const 0)
+  (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
+"""
+"""The ABI's exports, doing nothing, for modules written in WAT by tests:
+replace one to make it misbehave."""
+
+
+def module_file(tmp_path: Path, wat: str) -> Path:
+    """A .wasm file made from the WAT module body ``wat``."""
+    path = tmp_path / "module.wasm"
+    path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
+    return path
 
 
 def tutorial_input(**changes: Any) -> dict[str, Any]:

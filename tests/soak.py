@@ -57,19 +57,39 @@ def double_free(rust: py_host.RustModule) -> None:
     reply.free()
 
 
-def operations(rust: py_host.RustModule) -> list[Callable[[], object]]:
-    """One of each kind of call; about half of them are refused."""
+Operation = tuple[Callable[[], object], "type[py_host.Error] | None"]
+
+
+def operations(rust: py_host.RustModule) -> list[Operation]:
+    """One of each kind of call, with the error it must raise (about half are
+    refused); none of these errors discards the instance."""
     return [
-        lambda: rust.print_string("Python says hi inside Rust!"),
-        lambda: rust.print_string(b"invalid \xff UTF-8"),
-        lambda: rust.print_int(2),
-        lambda: rust.print_int(2**40),
-        lambda: rust.start_procedure(TUTORIAL),
-        lambda: rust.start_procedure({**TUTORIAL, "host_list": ["a", "A"]}),
-        lambda: rust.start_procedure_json(TUTORIAL_JSON.replace("10", "0", 1)),
-        lambda: rust.start_procedure_json(b"\x00 not json"),
-        lambda: double_free(rust),
+        (lambda: rust.print_string("Python says hi inside Rust!"), None),
+        (lambda: rust.print_string(b"invalid \xff UTF-8"), py_host.InvalidInput),
+        (lambda: rust.print_int(2), None),
+        (lambda: rust.print_int(2**40), py_host.InvalidInput),
+        (lambda: rust.start_procedure(TUTORIAL), None),
+        (lambda: rust.start_procedure({**TUTORIAL, "host_list": ["a", "A"]}), py_host.InvalidInput),
+        (
+            lambda: rust.start_procedure_json(TUTORIAL_JSON.replace("10", "0", 1)),
+            py_host.InvalidInput,
+        ),
+        (lambda: rust.start_procedure_json(b"\x00 not json"), py_host.InvalidInput),
+        (lambda: double_free(rust), py_host.BufferFreed),
     ]
+
+
+def perform(operation: Operation) -> None:
+    """Run an operation; anything but the error it must raise is a failure."""
+    call, expected = operation
+    try:
+        call()
+    except py_host.Error as error:
+        if expected is None or not isinstance(error, expected):
+            raise
+    else:
+        if expected is not None:
+            raise AssertionError(f"{call} did not raise {expected.__name__}")
 
 
 def soak(calls: int, *, report: Callable[[str], None] = print) -> tuple[Reading, Reading]:
@@ -82,18 +102,19 @@ def soak(calls: int, *, report: Callable[[str], None] = print) -> tuple[Reading,
     ):
         cycle = itertools.cycle(operations(rust))
         for operation in itertools.islice(cycle, 2_000):
-            with contextlib.suppress(py_host.Error):
-                operation()
+            perform(operation)
         start = read(rust)
+        instance = rust._instance
         report(f"start: {start}")
         started = time.perf_counter()
         for done, operation in enumerate(itertools.islice(cycle, calls), 1):
-            with contextlib.suppress(py_host.Error):
-                operation()
+            perform(operation)
             if done % 100_000 == 0:
                 report(f"{done:,} calls: {read(rust)}")
         seconds = time.perf_counter() - started
         end = read(rust)
+        if rust._instance is not instance:
+            raise AssertionError("the instance was replaced: a call trapped")
         report(f"end:   {end}")
         report(f"{calls:,} calls in {seconds:.1f} s ({seconds / calls * 1e6:.0f} µs a call)")
         return start, end

@@ -6,27 +6,9 @@ import threading
 from pathlib import Path
 
 import pytest
-import wasmtime
-from conftest import tutorial_input
+from conftest import ABI_FUNCTIONS, module_file, tutorial_input
 
 import py_host
-
-ABI_FUNCTIONS = """
-  (memory (export "memory") 1)
-  (func (export "alloc") (param i32) (result i32) i32.const 8)
-  (func (export "dealloc") (param i32 i32) (result i32) i32.const 0)
-  (func (export "free_mem") (param i32) (result i32) i32.const 0)
-  (func (export "live_allocations") (result i32) i32.const 0)
-  (func (export "print_string") (param i32 i32) (result i64) i64.const 0)
-  (func (export "print_int") (param i32) (result i64) i64.const 0)
-  (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
-"""
-
-
-def module_file(tmp_path: Path, wat: str) -> Path:
-    path = tmp_path / "module.wasm"
-    path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
-    return path
 
 
 def test_the_default_module_loads() -> None:

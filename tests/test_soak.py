@@ -11,4 +11,4 @@ def test_mixed_calls_leave_memory_flat() -> None:
     assert end.pages == start.pages, lines
     assert end.live_allocations == 0, lines
     # Python's own allocator may settle a little; a leak per call would not.
-    assert end.rss_bytes - start.rss_bytes < 8 * 2**20, lines
+    assert end.rss_bytes - start.rss_bytes < 32 * 2**20, lines
