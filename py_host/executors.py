@@ -92,9 +92,11 @@ class ConcurrentExecutor:
 
     An attempt past its timeout is reported as timed out and abandoned: a
     Python thread cannot be killed, so it runs on in the background, no
-    longer counted against ``max_workers`` and its result ignored. An
-    exception, or a return value that is neither an :class:`Outcome` nor a
-    bool, is a failure with the reason.
+    longer counted against ``max_workers`` and its result ignored. While
+    ``max_workers`` abandoned attempts are still running, new attempts fail
+    at once rather than pile up more threads. An exception, or a return
+    value that is neither an :class:`Outcome` nor a bool, is a failure with
+    the reason.
     """
 
     def __init__(self, action: HostAction, *, max_workers: int = 32) -> None:
@@ -102,31 +104,41 @@ class ConcurrentExecutor:
             raise ValueError("max_workers must be at least 1")
         self._action = action
         self._max_workers = max_workers
+        self._abandoned: list[threading.Thread] = []
 
     def run_round(self, round: Round) -> list[Outcome]:
+        self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+        if len(self._abandoned) >= self._max_workers:
+            stuck = Outcome.failed(
+                f"{len(self._abandoned)} earlier attempts are still running past their timeout"
+            )
+            return [stuck] * len(round.hosts)
         outcomes: dict[int, Outcome] = {}
         finished: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
-        deadlines: dict[int, float] = {}
+        running: dict[int, tuple[float, threading.Thread]] = {}
         waiting = iter(enumerate(round.hosts))
 
         def attempt(index: int, host: str) -> None:
             finished.put((index, self._attempt(host, round)))
 
         while len(outcomes) < len(round.hosts):
-            for index, host in itertools.islice(waiting, self._max_workers - len(deadlines)):
-                deadlines[index] = time.monotonic() + round.timeout
-                threading.Thread(
+            for index, host in itertools.islice(waiting, self._max_workers - len(running)):
+                thread = threading.Thread(
                     target=attempt, args=(index, host), daemon=True, name=f"py_host {host}"
-                ).start()
+                )
+                running[index] = (time.monotonic() + round.timeout, thread)
+                thread.start()
             try:
-                wait = max(0.0, min(deadlines.values()) - time.monotonic())
+                wait = max(
+                    0.0, min(deadline for deadline, _ in running.values()) - time.monotonic()
+                )
                 index, outcome = finished.get(timeout=wait)
-                if deadlines.pop(index, None) is not None:
+                if running.pop(index, None) is not None:
                     outcomes[index] = outcome
             except queue.Empty:
                 now = time.monotonic()
-                for index in [i for i, deadline in deadlines.items() if deadline <= now]:
-                    del deadlines[index]
+                for index in [i for i, (deadline, _) in running.items() if deadline <= now]:
+                    self._abandoned.append(running.pop(index)[1])
                     outcomes[index] = Outcome.timed_out(round.timeout)
         return [outcomes[index] for index in range(len(round.hosts))]
 

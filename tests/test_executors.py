@@ -292,3 +292,25 @@ def test_an_abandoned_attempt_does_not_hold_up_the_others() -> None:
     finally:
         release.set()
     assert outcomes == [Outcome.timed_out(1), Outcome.ok(), Outcome.ok()]
+
+
+def test_attempts_that_ignore_their_timeout_do_not_pile_up_threads() -> None:
+    release = threading.Event()
+
+    def ignores_timeout(host: str, action: str, timeout: int) -> bool:
+        release.wait(60)
+        return True
+
+    executor = py_host.ConcurrentExecutor(ignores_timeout, max_workers=2)
+    try:
+        first = executor.run_round(Round("ping", 1, 1, ("a", "b")))
+        assert first == [Outcome.timed_out(1)] * 2
+        threads = threading.active_count()
+        second = executor.run_round(Round("ping", 1, 2, ("a", "b")))
+        assert (
+            second
+            == [Outcome.failed("2 earlier attempts are still running past their timeout")] * 2
+        )
+        assert threading.active_count() == threads
+    finally:
+        release.set()
