@@ -133,6 +133,9 @@ class _Imports:
             return self.deadline_exceeded()
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return LimitExceeded("fuel", f"the module used up its fuel ({self.limits.max_fuel})")
+        if not isinstance(trap, (wasmtime.Trap, wasmtime.WasmtimeError)):
+            # Another thread's exception, delivered here through that slot.
+            return ModuleTrap("the module trapped")
         return ModuleTrap(f"the module trapped: {_first_cause(trap)}")
 
     # The host functions.
