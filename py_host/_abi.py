@@ -1,7 +1,6 @@
-"""The raw ABI of docs/ABI.md: the module's exports, packed pointers, and
-the bounds-checked reads and writes of linear memory. This is the only file
-of py_host that touches linear memory; nothing the module returns is used
-before it has been checked here."""
+"""The ABI of docs/ABI.md: the module's exports, packed pointers, buffers
+and their owners. Nothing the module returns is used before it has been
+checked here; the bytes themselves move through ``_transport``."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import struct
 
 import wasmtime
 
+from ._transport import Context, OutOfBounds, check_bounds, transport
 from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 1
@@ -21,8 +21,10 @@ ANSWER_REFUSED = -2
 MAX_INPUT = 2**31 - 1
 """The most bytes one input buffer can hold: lengths are i32."""
 
-Context = wasmtime.Store | wasmtime.Caller
-"""A Store from Python, or the Caller inside a host function."""
+_FIRST_INPUT_BYTES = 4096
+_KEPT_INPUT_BYTES = 64 * 1024
+"""Inputs up to this size reuse one buffer; larger ones get their own, so a
+huge input does not leave a huge buffer behind."""
 
 _FUNCTIONS = {
     "alloc": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
@@ -34,10 +36,6 @@ _FUNCTIONS = {
     "print_int": ([wasmtime.ValType.i32()], [wasmtime.ValType.i64()]),
     "start_procedure": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
 }
-
-
-class OutOfBounds(AbiViolation):
-    """A pointer and length that reach outside linear memory."""
 
 
 def u32(value: int) -> int:
@@ -69,7 +67,6 @@ class Exports:
         memory = exports.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise LoadError("the module does not export its linear memory as 'memory'")
-        self.memory = memory
         funcs: dict[str, wasmtime.Func] = {}
         for name, (params, results) in _FUNCTIONS.items():
             func = exports.get(name)
@@ -81,35 +78,30 @@ class Exports:
             ] != [str(r) for r in results]:
                 raise LoadError(f"the module's {name!r} does not have the ABI's signature")
             funcs[name] = func
-        self._alloc = funcs["alloc"]
-        self._dealloc = funcs["dealloc"]
-        self._free_mem = funcs["free_mem"]
-        self._live_allocations = funcs["live_allocations"]
-        self._print_string = funcs["print_string"]
-        self._print_int = funcs["print_int"]
-        self._start_procedure = funcs["start_procedure"]
-        version = funcs["abi_version"](store)
+        self._transport = transport(store, memory, funcs)
+        self.store_context = self._transport.store_context
+        version = self._transport.call(self.store_context, "abi_version")
         if version != ABI_VERSION:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
+        self._input: tuple[int, int] | None = None
+        """A buffer from alloc kept for small inputs, ``(ptr, capacity)``, so a
+        call needs no alloc and dealloc of its own."""
 
-    # Linear memory, bounds-checked.
+    # Linear memory.
 
     def memory_size(self, ctx: Context) -> int:
         """The size of linear memory in bytes."""
-        return self.memory.data_len(ctx)
+        return self._transport.memory_size(ctx)
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
         """A copy of ``length`` bytes at ``ptr``."""
-        self._check_bounds(ctx, ptr, length)
-        return bytes(self.memory.read(ctx, ptr, ptr + length))
+        return self._transport.read(ctx, ptr, length)
 
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
         """Copy ``data`` to ``ptr``."""
-        self._check_bounds(ctx, ptr, len(data))
-        if data:
-            self.memory.write(ctx, data, ptr)
+        self._transport.write(ctx, ptr, data)
 
     def read_u32s(self, ctx: Context, ptr: int, count: int) -> tuple[int, ...]:
         """``count`` little-endian u32 values at ``ptr``."""
@@ -118,18 +110,15 @@ class Exports:
     def write_u32(self, ctx: Context, ptr: int, value: int) -> None:
         self.write(ctx, ptr, struct.pack("<I", value))
 
-    def _check_bounds(self, ctx: Context, ptr: int, length: int) -> None:
-        size = self.memory.data_len(ctx)
-        if ptr < 0 or length < 0 or ptr + length > size:
-            raise OutOfBounds(
-                f"{length} bytes at {ptr:#x} reach outside linear memory of {size} bytes"
-            )
+    def set_deadline(self, ctx: Context, ticks: int) -> None:
+        """Trap the module ``ticks`` epochs from now."""
+        self._transport.set_deadline(ctx, ticks)
 
     # Buffers.
 
     def lend(self, ctx: Context, data: bytes) -> int:
         """Copy ``data`` into a new buffer from ``alloc`` and return its pointer."""
-        ptr = u32(self._alloc(ctx, len(data)))
+        ptr = u32(self._transport.call(ctx, "alloc", len(data)))
         if ptr == 0:
             raise LimitExceeded("memory", f"the module could not allocate {len(data)} bytes")
         self.write(ctx, ptr, data)
@@ -137,14 +126,16 @@ class Exports:
 
     def dealloc(self, ctx: Context, ptr: int, length: int) -> bool:
         """Free a live buffer; False when ``(ptr, length)`` was not live."""
-        return bool(self._dealloc(ctx, ptr, length) == 0)
+        return self._transport.call(ctx, "dealloc", ptr, length) == 0
 
     def free_mem(self, ctx: Context, ptr: int) -> bool:
         """The tutorial's free of a reply; False when ``ptr`` was not a live reply."""
-        return bool(self._free_mem(ctx, ptr) == 0)
+        return self._transport.call(ctx, "free_mem", ptr) == 0
 
     def live_allocations(self, ctx: Context) -> int:
-        return int(self._live_allocations(ctx))
+        """The live buffers, but for the one this host keeps for inputs."""
+        live = self._transport.call(ctx, "live_allocations")
+        return live - (self._input is not None)
 
     def take_reply(self, ctx: Context, function: str, packed: int) -> bytes:
         """Copy out and free the reply a call returned."""
@@ -158,19 +149,17 @@ class Exports:
             raise AbiViolation(f"{function} returned a reply that is not a live buffer")
         return reply
 
-    # The tutorial's functions. Input buffers are freed after a call that
-    # returned; after a trap the whole instance is discarded instead.
+    # The tutorial's functions, called from Python. After a trap the whole
+    # instance is discarded, with every buffer in it.
 
     def print_string(self, ctx: Context, text: bytes) -> bytes | None:
         """None when printed, else the error reply."""
-        packed = self._call_with_input(ctx, self._print_string, text)
+        packed = self._call_with_input(ctx, "print_string", text)
         return self.take_reply(ctx, "print_string", packed) if packed else None
 
     def print_int(self, ctx: Context, value: int) -> bytes | None:
         """None when printed, else the error reply."""
-        ptr = self.lend(ctx, struct.pack("<i", value))
-        packed: int = self._print_int(ctx, ptr)
-        self.dealloc(ctx, ptr, 4)
+        packed = self._call_with_input(ctx, "print_int", struct.pack("<i", value))
         return self.take_reply(ctx, "print_int", packed) if packed else None
 
     def start_procedure(self, ctx: Context, data: bytes) -> bytes:
@@ -181,7 +170,7 @@ class Exports:
         """Run a procedure and leave its reply in memory: ``(ptr, length)``."""
         ptr, length = unpack(self._start(ctx, data))
         self._check_reply_size(ctx, "start_procedure", ptr, length)
-        self._check_bounds(ctx, ptr, length)
+        check_bounds(self.memory_size(ctx), ptr, length)
         return ptr, length
 
     def _check_reply_size(self, ctx: Context, function: str, ptr: int, length: int) -> None:
@@ -192,13 +181,27 @@ class Exports:
             )
 
     def _start(self, ctx: Context, data: bytes) -> int:
-        packed = self._call_with_input(ctx, self._start_procedure, data)
+        packed = self._call_with_input(ctx, "start_procedure", data)
         if packed == 0:
             raise AbiViolation("start_procedure returned no reply")
         return packed
 
-    def _call_with_input(self, ctx: Context, func: wasmtime.Func, data: bytes) -> int:
-        ptr = self.lend(ctx, data)
-        packed: int = func(ctx, ptr, len(data))
-        self.dealloc(ctx, ptr, len(data))
-        return packed
+    def _call_with_input(self, ctx: Context, function: str, data: bytes) -> int:
+        """Call ``function`` with ``data`` in a buffer from ``alloc``: the kept
+        input buffer when it fits, else one made and freed for this call."""
+        if len(data) > _KEPT_INPUT_BYTES:
+            ptr = self.lend(ctx, data)
+            packed = self._transport.call(ctx, function, ptr, len(data))
+            self.dealloc(ctx, ptr, len(data))
+            return packed
+        if self._input is None or self._input[1] < len(data):
+            if self._input is not None:
+                self.dealloc(ctx, *self._input)
+                self._input = None
+            capacity = max(len(data), _FIRST_INPUT_BYTES)
+            self._input = (self.lend(ctx, bytes(capacity)), capacity)
+        ptr = self._input[0]
+        self.write(ctx, ptr, data)
+        if function == "print_int":
+            return self._transport.call(ctx, function, ptr)
+        return self._transport.call(ctx, function, ptr, len(data))

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import TypeVar, get_args
 
 import wasmtime
-from wasmtime import _bindings
 
-from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack, u32
+from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack
 from ._engine import EPOCH_CLOCK, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
+from ._transport import Context, host_functions
 from ._wasi import ModuleExit, OutputOnlyWasi
 from .errors import AbiViolation, DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleTrap
 from .executors import Executor, Outcome, Round, Status
@@ -45,6 +45,7 @@ class _Imports:
         self.limits = limits
         self.exports: Exports | None = None
         self.wasi = OutputOnlyWasi(lambda: self.exports, self, limits.max_output_bytes)
+        self._host_functions = host_functions()
         self.new_call(None)
 
     def new_call(self, policy: RoundPolicy | None) -> None:
@@ -53,64 +54,78 @@ class _Imports:
         self.panic_message: str | None = None
         self.exit_code: int | None = None
         self.fault: Error | None = None
+        self.raised: BaseException | None = None
+        """What a host function raised, to raise again when the call ends."""
         self.wasi.new_call()
         self._seconds_left = self.limits.deadline_seconds
         self._running_since = time.monotonic()
 
     def define(self, linker: wasmtime.Linker) -> None:
-        self.wasi.define(linker)
-        linker.define_func(
-            "host",
-            "execute_round",
-            wasmtime.FuncType([_I32, _I32], [_I64]),
+        host = self._host_functions
+        self.wasi.define(linker, host)
+        round_type = wasmtime.FuncType([_I32, _I32], [_I64])
+        host.define(
+            linker,
+            ("host", "execute_round"),
             self._execute_round,
-            access_caller=True,
+            ty=round_type,
+            on_error=self.failed,
         )
-        linker.define_func(
-            "host",
-            "report_panic",
-            wasmtime.FuncType([_I32, _I32], []),
+        panic_type = wasmtime.FuncType([_I32, _I32], [])
+        host.define(
+            linker,
+            ("host", "report_panic"),
             self._report_panic,
-            access_caller=True,
+            ty=panic_type,
+            on_error=self.failed,
         )
 
     # The call's state, shared with the WASI imports.
 
-    def report(self, fault: Error, caller: wasmtime.Caller) -> None:
+    def report(self, fault: Error, ctx: Context) -> None:
         """Record the first problem of a call, to raise when the call ends,
         and stop the module at its next epoch check rather than let it go on."""
         if self.fault is None:
             self.fault = fault
-        _set_deadline(caller, 0)
+        if self.exports is not None:
+            self.exports.set_deadline(ctx, 0)
 
-    def pause(self, caller: wasmtime.Caller) -> bool:
+    def failed(self, error: BaseException) -> None:
+        """A host function raised ``error``: the module traps, and the call
+        raises it again (an exit is not an error: it was recorded)."""
+        if not isinstance(error, ModuleExit) and self.raised is None:
+            self.raised = error
+
+    def pause(self, ctx: Context) -> bool:
         """The host starts work of its own, which does not count against the
         module's deadline; False (and the module stopped) when the module is
         already past its deadline or has broken a rule."""
         if self._seconds_left is not None:
             self._seconds_left -= time.monotonic() - self._running_since
             if self._seconds_left <= 0:
-                self.report(self.deadline_exceeded(), caller)
+                self.report(self.deadline_exceeded(), ctx)
         return self.fault is None
 
-    def resume(self, caller: wasmtime.Caller) -> None:
+    def resume(self, ctx: Context) -> None:
         """The host's work is done: the module runs on with what is left of
         its deadline, unless a fault has stopped it."""
         self._running_since = time.monotonic()
-        if self.fault is None and self._seconds_left is not None:
-            _set_deadline(caller, deadline_ticks(self._seconds_left))
+        if self.fault is None and self._seconds_left is not None and self.exports is not None:
+            self.exports.set_deadline(ctx, deadline_ticks(self._seconds_left))
 
     def deadline_exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(
             f"the module ran past its {self.limits.deadline_seconds} s deadline"
         )
 
-    def explain(self, trap: BaseException, ctx: wasmtime.Store | wasmtime.Caller) -> Error:
+    def explain(self, trap: BaseException, ctx: Context | None) -> Error:
         """Why the module trapped, from what this instance saw: the
         exception itself may have come through wasmtime-py's one global slot
         for exceptions and belong to another thread's call."""
         if self.exit_code is not None:
             return ModuleTrap(f"the module exited with code {self.exit_code}")
+        if self.raised is not None:
+            return Error(f"a host function failed: {self.raised!r}")
         if self.panic_message is not None:
             message = self.panic_message
             return ModuleTrap(f"the module panicked: {message}", panic_message=message)
@@ -140,44 +155,39 @@ class _Imports:
 
     # The host functions.
 
-    def _execute_round(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
+    def _execute_round(self, ctx: Context, ptr: int, length: int) -> int:
         exports = self.exports
         if exports is None or self.fault is not None:
             return ANSWER_REFUSED
         if self.executor is None:
             return NOT_GRANTED
-        if not self.pause(caller):
+        if not self.pause(ctx):
             return ANSWER_REFUSED
         try:
             if self.policy is None:
                 raise AbiViolation("the module asked for a round outside a procedure")
-            round = self.policy.admit(exports.read(caller, u32(ptr), u32(length)))
+            round = self.policy.admit(exports.read(ctx, ptr, length))
             answer = encode_outcomes(_outcomes(self.executor, round))
-            self.resume(caller)
-            return pack(exports.lend(caller, answer), len(answer))
-        except (wasmtime.Trap, ModuleExit) as trap:
-            self.report(self.explain(trap, caller), caller)
+            self.resume(ctx)
+            return pack(exports.lend(ctx, answer), len(answer))
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
+            self.report(self.explain(trap, ctx), ctx)
         except Error as error:
-            self.report(error, caller)
+            self.report(error, ctx)
         except Exception as error:
-            self.report(Error(f"answering execute_round failed: {error!r}"), caller)
+            self.report(Error(f"answering execute_round failed: {error!r}"), ctx)
         return ANSWER_REFUSED
 
-    def _report_panic(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+    def _report_panic(self, ctx: Context, ptr: int, length: int) -> None:
         exports = self.exports
         if exports is None:
             return
         try:
-            message = exports.read(caller, u32(ptr), min(u32(length), _MAX_PANIC_MESSAGE))
+            message = exports.read(ctx, ptr, min(length, _MAX_PANIC_MESSAGE))
         except AbiViolation:
             self.panic_message = "(the panic message was outside memory)"
             return
         self.panic_message = message.decode("utf-8", "replace")
-
-
-def _set_deadline(caller: wasmtime.Caller, ticks: int) -> None:
-    # wasmtime-py has no public way to set a deadline through a Caller.
-    _bindings.wasmtime_context_set_epoch_deadline(caller._context(), ticks)
 
 
 def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
@@ -230,17 +240,15 @@ class Instance:
             self.close()
             raise
         except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit) as trap:
-            cause = self._imports.explain(trap, self.store)
+            cause = self._imports.explain(trap, None)
             self.close()
             raise LoadError(f"cannot instantiate the module: {cause}") from None
         except BaseException:
             self.close()
             raise
 
-    def call(
-        self, run: Callable[[Exports, wasmtime.Store], T], policy: RoundPolicy | None = None
-    ) -> T:
-        """``run(exports, store)``, with traps turned into py_host errors and
+    def call(self, run: Callable[[Exports, Context], T], policy: RoundPolicy | None = None) -> T:
+        """``run(exports, context)``, with traps turned into py_host errors and
         problems the imports found raised. ``policy`` says which rounds the
         module may ask for. After anything but a :class:`~py_host.ModuleError`
         the instance must be discarded."""
@@ -249,10 +257,13 @@ class Instance:
         self._start_limits()
         try:
             with EPOCH_CLOCK.running():
-                result = run(self.exports, self.store)
-        except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit) as trap:
-            raise imports.explain(trap, self.store) from None
-        except BaseException:
+                result = run(self.exports, self.exports.store_context)
+        except BaseException as error:
+            raised = imports.raised
+            if raised is not None and not isinstance(raised, Exception):
+                raise raised from None
+            if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit)):
+                raise imports.explain(error, self.exports.store_context) from None
             if imports.fault is not None:
                 raise imports.fault from None
             raise

@@ -16,8 +16,9 @@ from typing import Protocol
 
 import wasmtime
 
-from ._abi import Exports, OutOfBounds, u32
+from ._abi import Exports
 from ._output import TextSink
+from ._transport import Context, FastHostFunctions, OutOfBounds, PublicHostFunctions
 from .errors import Error, LimitExceeded
 
 _MODULE = "wasi_snapshot_preview1"
@@ -39,14 +40,17 @@ class CallState(Protocol):
 
     exit_code: int | None
 
-    def report(self, fault: Error, caller: wasmtime.Caller) -> None:
+    def report(self, fault: Error, ctx: Context) -> None:
         """Record a problem and stop the module."""
 
-    def pause(self, caller: wasmtime.Caller) -> bool:
+    def pause(self, ctx: Context) -> bool:
         """Stop the module's deadline clock for the host's own work."""
 
-    def resume(self, caller: wasmtime.Caller) -> None:
+    def resume(self, ctx: Context) -> None:
         """Start it again."""
+
+    def failed(self, error: BaseException) -> None:
+        """A host function raised: record it for the end of the call."""
 
 
 class OutputOnlyWasi:
@@ -73,9 +77,11 @@ class OutputOnlyWasi:
         self.stdout.new_call()
         self.stderr.new_call()
 
-    def define(self, linker: wasmtime.Linker) -> None:
+    def define(
+        self, linker: wasmtime.Linker, host: FastHostFunctions | PublicHostFunctions
+    ) -> None:
         """Define the imports in ``linker``."""
-        functions: list[tuple[str, int, Callable[..., int]]] = [
+        functions: list[tuple[str, int, Callable[..., int | None]]] = [
             ("fd_write", 4, self._fd_write),
             ("random_get", 2, self._random_get),
             ("environ_get", 2, self._environ_get),
@@ -83,44 +89,49 @@ class OutputOnlyWasi:
         ]
         for name, arity, func in functions:
             ty = wasmtime.FuncType([_I32] * arity, [_I32])
-            linker.define_func(_MODULE, name, ty, func, access_caller=True)
-        linker.define_func(_MODULE, "proc_exit", wasmtime.FuncType([_I32], []), self._proc_exit)
+            host.define(linker, (_MODULE, name), func, ty=ty, on_error=self._call.failed)
+        exit_type = wasmtime.FuncType([_I32], [])
+        host.define(
+            linker,
+            (_MODULE, "proc_exit"),
+            self._proc_exit,
+            ty=exit_type,
+            on_error=self._call.failed,
+        )
 
-    def _fd_write(
-        self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, written: int
-    ) -> int:
+    def _fd_write(self, ctx: Context, fd: int, iovs: int, count: int, written: int) -> int:
         sink = self._sinks.get(fd)
         exports = self._exports()
         if sink is None or exports is None:
             return _ERRNO_BADF
         try:
-            data = self._gather(caller, exports, sink, u32(iovs), u32(count))
-            exports.write_u32(caller, u32(written), len(data))
+            data = self._gather(ctx, exports, sink, iovs, count)
+            exports.write_u32(ctx, written, len(data))
         except OutOfBounds:
             return _ERRNO_FAULT
         except LimitExceeded as limit:
-            self._call.report(limit, caller)
+            self._call.report(limit, ctx)
             return _ERRNO_FBIG
         except ValueError:
             return _ERRNO_INVAL
-        if not self._call.pause(caller):
+        if not self._call.pause(ctx):
             return _ERRNO_IO
         try:
             sink.write(data)
         except Exception:
             return _ERRNO_IO
         finally:
-            self._call.resume(caller)
+            self._call.resume(ctx)
         return _ERRNO_SUCCESS
 
     def _gather(
-        self, caller: wasmtime.Caller, exports: Exports, sink: TextSink, iovs: int, count: int
+        self, ctx: Context, exports: Exports, sink: TextSink, iovs: int, count: int
     ) -> bytes:
         """The bytes of ``count`` iovecs at ``iovs``, counted against the
         output limit before they are copied: the lengths are the module's."""
         if count > _MAX_IOVECS:
             raise ValueError("too many iovecs")
-        fields = exports.read_u32s(caller, iovs, 2 * count)
+        fields = exports.read_u32s(ctx, iovs, 2 * count)
         length = sum(fields[1::2])
         self._written += length
         over = self._written > self._max_output_bytes
@@ -129,7 +140,7 @@ class OutputOnlyWasi:
                 "output", f"the module wrote more than {self._max_output_bytes} bytes"
             )
         data = b"".join(
-            exports.read(caller, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
+            exports.read(ctx, fields[i], fields[i + 1]) for i in range(0, len(fields), 2)
         )
         if over:
             # A last short message, like Rust's "memory allocation ... failed",
@@ -140,36 +151,36 @@ class OutputOnlyWasi:
             )
         return data
 
-    def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+    def _random_get(self, ctx: Context, buf: int, length: int) -> int:
         exports = self._exports()
         if exports is None:
             return _ERRNO_FAULT
-        if u32(length) > _MAX_RANDOM:
+        if length > _MAX_RANDOM:
             return _ERRNO_INVAL
         try:
-            exports.write(caller, u32(buf), os.urandom(u32(length)))
+            exports.write(ctx, buf, os.urandom(length))
         except OutOfBounds:
             return _ERRNO_FAULT
         return _ERRNO_SUCCESS
 
-    def _environ_get(self, caller: wasmtime.Caller, environ: int, buf: int) -> int:
+    def _environ_get(self, ctx: Context, environ: int, buf: int) -> int:
         return _ERRNO_SUCCESS
 
-    def _environ_sizes_get(self, caller: wasmtime.Caller, count: int, size: int) -> int:
+    def _environ_sizes_get(self, ctx: Context, count: int, size: int) -> int:
         exports = self._exports()
         if exports is None:
             return _ERRNO_FAULT
         try:
-            exports.write_u32(caller, u32(count), 0)
-            exports.write_u32(caller, u32(size), 0)
+            exports.write_u32(ctx, count, 0)
+            exports.write_u32(ctx, size, 0)
         except OutOfBounds:
             return _ERRNO_FAULT
         return _ERRNO_SUCCESS
 
-    def _proc_exit(self, code: int) -> None:
-        # proc_exit must not return to the module: raising unwinds the call.
-        self._call.exit_code = u32(code)
-        raise ModuleExit(u32(code))
+    def _proc_exit(self, ctx: Context, code: int) -> None:
+        # proc_exit must not return to the module: raising traps it.
+        self._call.exit_code = code
+        raise ModuleExit(code)
 
 
 class ModuleExit(Exception):

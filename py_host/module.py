@@ -16,6 +16,7 @@ from ._abi import MAX_INPUT, Exports
 from ._engine import compile_module
 from ._instance import Instance
 from ._rounds import RoundPolicy
+from ._transport import Context
 from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
 from .errors import (
     AbiViolation,
@@ -188,7 +189,7 @@ class RustModule:
 
     def _run(
         self,
-        run: Callable[[Exports, wasmtime.Store], T],
+        run: Callable[[Exports, Context], T],
         *,
         policy: RoundPolicy | None = None,
         buffer: ReplyBuffer | None = None,
@@ -211,7 +212,7 @@ class RustModule:
     def _call(
         self,
         current: Instance,
-        run: Callable[[Exports, wasmtime.Store], T],
+        run: Callable[[Exports, Context], T],
         policy: RoundPolicy | None,
     ) -> T:
         try:
@@ -277,7 +278,7 @@ class ReplyBuffer:
     def free(self) -> None:
         """Give the buffer back to the module, as the tutorial's ``free_mem``."""
 
-        def free(exports: Exports, store: wasmtime.Store) -> None:
+        def free(exports: Exports, store: Context) -> None:
             self._freed = True
             if not exports.free_mem(store, self._ptr):
                 raise AbiViolation("free_mem did not recognise a reply the module returned")

@@ -1,0 +1,272 @@
+"""How py_host reaches into an instance: calls to its exports, reads and
+writes of its linear memory, and host functions for its imports. This is the
+only file that touches linear memory or calls into WebAssembly.
+
+Two implementations of one interface. The fast one calls below wasmtime-py's
+generic paths, through the C API's unchecked calls with preallocated
+argument arrays, and moves bytes with one ``memmove`` on the memory's base
+pointer: an empty call costs about a tenth of ``Func.__call__``. It relies on
+wasmtime-py internals (``wasmtime._bindings``), so it is used only with the
+wasmtime versions py_host's dependencies pin, and the public API stays as a
+tested fallback (``PY_HOST_PUBLIC_API=1`` selects it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import wasmtime
+
+from .errors import AbiViolation
+
+Context = Any
+"""Where a call or memory access happens: the Store's context for calls from
+Python, the caller's inside a host function. Opaque outside this file."""
+
+HostFunction = Callable[..., int | None]
+"""A host function: ``(ctx, *i32_params) -> result``. It must not raise;
+whatever it raises is recorded through ``on_error`` and traps the module."""
+
+TESTED_WASMTIME = ("50.",)
+"""The wasmtime versions whose internals the fast transport was written for."""
+
+
+class OutOfBounds(AbiViolation):
+    """A pointer and length that reach outside linear memory."""
+
+
+class Transport(Protocol):
+    """Calls and memory of one instance."""
+
+    store_context: Context
+    """The context for calls made from Python (not from a host function)."""
+
+    def call(self, ctx: Context, name: str, *args: int) -> int:
+        """Call the export ``name`` (i32 params, one i32 or i64 result, or none)."""
+
+    def read(self, ctx: Context, ptr: int, length: int) -> bytes:
+        """A copy of ``length`` bytes at ``ptr``; :class:`OutOfBounds` outside memory."""
+
+    def write(self, ctx: Context, ptr: int, data: bytes) -> None:
+        """Copy ``data`` to ``ptr``; :class:`OutOfBounds` outside memory."""
+
+    def memory_size(self, ctx: Context) -> int:
+        """The size of linear memory in bytes."""
+
+    def set_deadline(self, ctx: Context, ticks: int) -> None:
+        """Trap the module ``ticks`` epochs from now."""
+
+
+def _fast_path_available() -> bool:
+    if os.environ.get("PY_HOST_PUBLIC_API") == "1":
+        return False
+    version = importlib.metadata.version("wasmtime")
+    return version.startswith(TESTED_WASMTIME)
+
+
+FAST = _fast_path_available()
+"""Whether the fast transport is in use."""
+
+
+def check_bounds(size: int, ptr: int, length: int) -> None:
+    """Raise :class:`OutOfBounds` unless ``[ptr, ptr + length)`` fits in ``size`` bytes."""
+    if ptr < 0 or length < 0 or ptr + length > size:
+        raise OutOfBounds(f"{length} bytes at {ptr:#x} reach outside linear memory of {size} bytes")
+
+
+def _i32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+class PublicTransport:
+    """Through wasmtime-py's public API only."""
+
+    def __init__(
+        self, store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+    ) -> None:
+        self.store_context = store
+        self._memory = memory
+        self._funcs = funcs
+
+    def call(self, ctx: Context, name: str, *args: int) -> int:
+        result = self._funcs[name](ctx, *(_i32(arg) for arg in args))
+        return int(result) if result is not None else 0
+
+    def read(self, ctx: Context, ptr: int, length: int) -> bytes:
+        check_bounds(self._memory.data_len(ctx), ptr, length)
+        return bytes(self._memory.read(ctx, ptr, ptr + length))
+
+    def write(self, ctx: Context, ptr: int, data: bytes) -> None:
+        check_bounds(self._memory.data_len(ctx), ptr, len(data))
+        if data:
+            self._memory.write(ctx, data, ptr)
+
+    def memory_size(self, ctx: Context) -> int:
+        return int(self._memory.data_len(ctx))
+
+    def set_deadline(self, ctx: Context, ticks: int) -> None:
+        # Store.set_epoch_deadline only needs a context, which a Caller has too.
+        wasmtime.Store.set_epoch_deadline(ctx, ticks)
+
+
+if FAST:
+    from wasmtime import _bindings as ffi
+    from wasmtime._ffi import dll
+
+    _CALL = ffi._wasmtime_func_call_unchecked
+    _CALLER_CONTEXT = ffi._wasmtime_caller_context
+    _SET_DEADLINE = ffi._wasmtime_context_set_epoch_deadline
+    _DATA_SIZE = ffi._wasmtime_memory_data_size
+    # The binding returns a typed pointer; an address is what memmove wants.
+    _DATA = ctypes.CFUNCTYPE(
+        ctypes.c_void_p,
+        ctypes.POINTER(ffi.wasmtime_context_t),
+        ctypes.POINTER(ffi.wasmtime_memory_t),
+    )(("wasmtime_memory_data", dll))
+    _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
+    _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+
+
+class FastTransport:
+    """Through the C API's unchecked calls and the memory's base pointer.
+    Every access is bounds-checked against the memory's current size, which
+    is read again each time: memory may grow in any call."""
+
+    def __init__(
+        self, store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+    ) -> None:
+        self.store_context = store._context()
+        self._memory = ctypes.byref(memory._memory)
+        self._funcs = {name: ctypes.byref(func._func) for name, func in funcs.items()}
+        self._i64_results = {
+            name for name, func in funcs.items() if str(func.type(store).results) == "[i64]"
+        }
+        # Calls from host functions run inside another call: their own array.
+        self._args = (ffi.wasmtime_val_raw_t * 2)()
+        self._nested_args = (ffi.wasmtime_val_raw_t * 2)()
+        self._trap = _TRAP_POINTER()
+
+    def call(self, ctx: Context, name: str, *args: int) -> int:
+        values = self._args if ctx is self.store_context else self._nested_args
+        for index, arg in enumerate(args):
+            values[index].i32 = _i32(arg)
+        trap = self._trap
+        error = _CALL(ctx, self._funcs[name], values, 2, ctypes.byref(trap))
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        if trap:
+            self._trap = _TRAP_POINTER()
+            raise wasmtime.Trap._from_ptr(trap)
+        return int(values[0].i64 if name in self._i64_results else values[0].i32)
+
+    def read(self, ctx: Context, ptr: int, length: int) -> bytes:
+        check_bounds(_DATA_SIZE(ctx, self._memory), ptr, length)
+        return ctypes.string_at(_DATA(ctx, self._memory) + ptr, length)
+
+    def write(self, ctx: Context, ptr: int, data: bytes) -> None:
+        check_bounds(_DATA_SIZE(ctx, self._memory), ptr, len(data))
+        ctypes.memmove(_DATA(ctx, self._memory) + ptr, data, len(data))
+
+    def memory_size(self, ctx: Context) -> int:
+        return int(_DATA_SIZE(ctx, self._memory))
+
+    def set_deadline(self, ctx: Context, ticks: int) -> None:
+        _SET_DEADLINE(ctx, ticks)
+
+
+class FastHostFunctions:
+    """Host functions as C callbacks on the raw argument array: no
+    wasmtime-py trampoline, and nothing raised through wasmtime-py's one
+    global exception slot, which threads would share."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[object] = []
+        """The C callbacks, kept alive as long as the instance."""
+
+    def define(
+        self,
+        linker: wasmtime.Linker,
+        name: tuple[str, str],
+        function: HostFunction,
+        *,
+        ty: wasmtime.FuncType,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Define ``function`` as the import ``name`` (module, field)."""
+        module, field = name
+        params = len(ty.params)
+        i64_result = [str(result) for result in ty.results] == ["i64"]
+        has_result = bool(ty.results)
+        message = f"host function {field} failed".encode()
+
+        def callback(env: int, caller: Any, values: Any, count: int) -> int:
+            try:
+                ctx = _CALLER_CONTEXT(caller)
+                result = function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(params)))
+                if has_result:
+                    if i64_result:
+                        values[0].i64 = result
+                    else:
+                        values[0].i32 = result
+                return 0
+            except BaseException as error:
+                on_error(error)
+                trap = ffi.wasmtime_trap_new(message, len(message))
+                return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
+
+        c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
+        self._callbacks.append(c_callback)
+        module_bytes, name_bytes = module.encode(), field.encode()
+        error = ffi.wasmtime_linker_define_func_unchecked(
+            linker.ptr(),
+            module_bytes,
+            len(module_bytes),
+            name_bytes,
+            len(name_bytes),
+            ty.ptr(),
+            c_callback,
+            None,
+            _NO_FINALIZER,
+        )
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+class PublicHostFunctions:
+    """Host functions through ``Linker.define_func``."""
+
+    def define(
+        self,
+        linker: wasmtime.Linker,
+        name: tuple[str, str],
+        function: HostFunction,
+        *,
+        ty: wasmtime.FuncType,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Define ``function`` as the import ``name`` (module, field)."""
+
+        def host(caller: wasmtime.Caller, *args: int) -> int | None:
+            try:
+                return function(caller, *(arg & 0xFFFF_FFFF for arg in args))
+            except BaseException as error:
+                on_error(error)
+                raise
+
+        linker.define_func(*name, ty, host, access_caller=True)
+
+
+def transport(
+    store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+) -> Transport:
+    """The transport for an instance's memory and exports."""
+    return (FastTransport if FAST else PublicTransport)(store, memory, funcs)
+
+
+def host_functions() -> FastHostFunctions | PublicHostFunctions:
+    """A definer of host functions, to keep with the instance it serves."""
+    return FastHostFunctions() if FAST else PublicHostFunctions()
