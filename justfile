@@ -24,6 +24,8 @@ test: build build-faults
     {{venv}}/bin/ruff format --check py_host tests examples
     {{venv}}/bin/mypy --strict py_host
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
+    # Again through wasmtime-py's public API, the fallback of the fast transport.
+    PY_HOST_PUBLIC_API=1 PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest -q
 
 # A million mixed calls, valid and invalid: memory must stay flat.
 soak: build

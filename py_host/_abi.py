@@ -26,6 +26,7 @@ _KEPT_INPUT_BYTES = 64 * 1024
 """Inputs up to this size reuse one buffer; larger ones get their own, so a
 huge input does not leave a huge buffer behind."""
 
+_I64_RESULTS = frozenset({"print_string", "print_int", "start_procedure"})
 _FUNCTIONS = {
     "alloc": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
     "dealloc": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i32()]),
@@ -56,29 +57,38 @@ def unpack(packed: int) -> tuple[int, int]:
     return packed >> 32, packed & 0xFFFF_FFFF
 
 
+def check_exports(module: wasmtime.Module) -> None:
+    """Raise :class:`LoadError` unless ``module`` exports what the ABI says,
+    with the ABI's signatures. Checked once per module, not per instance."""
+    types = {export.name: export.type for export in module.exports}
+    if not isinstance(types.get("memory"), wasmtime.MemoryType):
+        raise LoadError("the module does not export its linear memory as 'memory'")
+    for name, (params, results) in _FUNCTIONS.items():
+        ty = types.get(name)
+        if not isinstance(ty, wasmtime.FuncType):
+            raise LoadError(f"the module does not export the function {name!r}")
+        if [str(p) for p in ty.params] != [str(p) for p in params] or [
+            str(r) for r in ty.results
+        ] != [str(r) for r in results]:
+            raise LoadError(f"the module's {name!r} does not have the ABI's signature")
+
+
 class Exports:
-    """The ABI exports of one instance, checked against docs/ABI.md."""
+    """The ABI exports of an instance of a module that passed :func:`check_exports`."""
 
     def __init__(
         self, instance: wasmtime.Instance, store: wasmtime.Store, max_reply_bytes: int
     ) -> None:
         self._max_reply_bytes = max_reply_bytes
         exports = instance.exports(store)
-        memory = exports.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
-            raise LoadError("the module does not export its linear memory as 'memory'")
+        memory = exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
         funcs: dict[str, wasmtime.Func] = {}
-        for name, (params, results) in _FUNCTIONS.items():
-            func = exports.get(name)
-            if not isinstance(func, wasmtime.Func):
-                raise LoadError(f"the module does not export the function {name!r}")
-            ty = func.type(store)
-            if [str(p) for p in ty.params] != [str(p) for p in params] or [
-                str(r) for r in ty.results
-            ] != [str(r) for r in results]:
-                raise LoadError(f"the module's {name!r} does not have the ABI's signature")
+        for name in _FUNCTIONS:
+            func = exports[name]
+            assert isinstance(func, wasmtime.Func)
             funcs[name] = func
-        self._transport = transport(store, memory, funcs)
+        self._transport = transport(store, memory, funcs, i64_results=_I64_RESULTS)
         self.store_context = self._transport.store_context
         version = self._transport.call(self.store_context, "abi_version")
         if version != ABI_VERSION:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import wasmtime
 
+from ._cache import ModuleCache
 from .errors import LoadError
 
 EPOCH_SECONDS = 0.01
@@ -58,25 +59,48 @@ def engine(fuel: bool) -> wasmtime.Engine:
     return _ENGINES[fuel]
 
 
-def compile_module(wasm: bytes, path: Path, *, fuel: bool) -> wasmtime.Module:
-    """The compiled module for ``wasm``, compiled once per process and engine."""
-    key = (hashlib.sha256(wasm).hexdigest(), fuel)
+def compile_module(
+    wasm: bytes, path: Path, *, fuel: bool, cache: ModuleCache | None
+) -> wasmtime.Module:
+    """The compiled module for ``wasm``: from this process's memory, else
+    from ``cache`` on disk, else compiled (and kept in both)."""
+    sha256 = hashlib.sha256(wasm).hexdigest()
+    key = (sha256, fuel)
     with _compiled_lock:
         if key in _compiled:
             _compiled.move_to_end(key)
             return _compiled[key]
-    try:
-        module = wasmtime.Module(engine(fuel), wasm)
-    except wasmtime.WasmtimeError as error:
-        # wasmtime's message is a summary, then "Caused by:" and the detail.
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        summary = f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else "".join(lines)
-        raise LoadError(f"{str(path)!r} is not a valid module: {summary}") from None
+    cache_key = cache.key(sha256, "fuel" if fuel else "plain") if cache else ""
+    module = cache.load(cache_key, engine(fuel)) if cache else None
+    if module is None:
+        module = _compile(wasm, path, fuel)
+        if cache:
+            cache.store(cache_key, module)
     with _compiled_lock:
         _compiled[key] = module
         while len(_compiled) > COMPILED_KEPT:
             _compiled.popitem(last=False)
     return module
+
+
+def _compile(wasm: bytes, path: Path, fuel: bool) -> wasmtime.Module:
+    try:
+        return wasmtime.Module(engine(fuel), wasm)
+    except wasmtime.WasmtimeError as error:
+        # wasmtime's message is a summary, then "Caused by:" and the detail.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        summary = f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else "".join(lines)
+        raise LoadError(f"{str(path)!r} is not a valid module: {summary}") from None
+
+
+NOT_GRANTED_WASM = bytes(
+    wasmtime.wat2wasm(
+        '(module (func (export "execute_round") (param i32 i32) (result i64) i64.const -1))'
+    )
+)
+"""A module whose ``execute_round`` answers "no executor granted" (-1):
+linked in when there is no executor, it spares a dry run the call out to
+Python and back."""
 
 
 def deadline_ticks(seconds: float | None) -> int:
@@ -101,33 +125,45 @@ class _EpochClock:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Keep the clock going for the duration of a call."""
+    def start(self) -> None:
+        """A call begins: keep the clock going until its :meth:`stop`."""
         with self._lock:
             self._running_calls += 1
-            self._wake.set()
-            if self._thread is None or not self._thread.is_alive():
+            if not self._wake.is_set():
+                self._wake.set()
+            if self._thread is None:
                 thread = threading.Thread(
                     target=self._tick, name="py_host epoch clock", daemon=True
                 )
                 thread.start()
                 self._thread = thread
+
+    def stop(self) -> None:
+        """A call has ended."""
+        with self._lock:
+            self._running_calls -= 1
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Keep the clock going for the duration of a block."""
+        self.start()
         try:
             yield
         finally:
-            with self._lock:
-                self._running_calls -= 1
-                if self._running_calls == 0:
-                    self._wake.clear()
+            self.stop()
 
     def _tick(self) -> None:
-        wake = self._wake
+        # Sleeping again is decided under the lock that start() takes, so a
+        # call starting meanwhile always finds the clock awake.
+        lock, wake = self._lock, self._wake
         while True:
             wake.wait()
             time.sleep(EPOCH_SECONDS)
             for each in _ENGINES.values():
                 each.increment_epoch()
+            with lock:
+                if self._running_calls == 0:
+                    wake.clear()
 
 
 EPOCH_CLOCK = _EpochClock()

@@ -60,23 +60,26 @@ class _Imports:
         self._seconds_left = self.limits.deadline_seconds
         self._running_since = time.monotonic()
 
-    def define(self, linker: wasmtime.Linker) -> None:
+    def define(
+        self, linker: wasmtime.Linker, store: wasmtime.Store, not_granted: wasmtime.Module
+    ) -> None:
         host = self._host_functions
         self.wasi.define(linker, host)
-        round_type = wasmtime.FuncType([_I32, _I32], [_I64])
-        host.define(
-            linker,
-            ("host", "execute_round"),
-            self._execute_round,
-            ty=round_type,
-            on_error=self.failed,
-        )
-        panic_type = wasmtime.FuncType([_I32, _I32], [])
+        if self.executor is None:
+            linker.define_instance(store, "host", linker.instantiate(store, not_granted))
+        else:
+            host.define(
+                linker,
+                ("host", "execute_round"),
+                self._execute_round,
+                ty=wasmtime.FuncType([_I32, _I32], [_I64]),
+                on_error=self.failed,
+            )
         host.define(
             linker,
             ("host", "report_panic"),
             self._report_panic,
-            ty=panic_type,
+            ty=wasmtime.FuncType([_I32, _I32], []),
             on_error=self.failed,
         )
 
@@ -216,20 +219,28 @@ def _utf8_safe(text: str) -> str:
 class Instance:
     """The module instantiated in its own Store, within its limits."""
 
-    def __init__(self, module: wasmtime.Module, executor: Executor | None, limits: Limits) -> None:
+    def __init__(
+        self,
+        modules: tuple[wasmtime.Module, wasmtime.Module],
+        executor: Executor | None,
+        limits: Limits,
+    ) -> None:
+        """``modules``: the module, and the one that answers for a missing executor."""
+        module, not_granted = modules
         self._limits = limits
+        self._deadline_ticks = deadline_ticks(limits.deadline_seconds)
         fuel = limits.max_fuel is not None
         self.store = wasmtime.Store(engine(fuel))
         self.store.set_limits(
             memory_size=limits.max_memory_bytes,
             table_elements=_MAX_TABLE_ELEMENTS,
-            instances=1,
+            instances=2,
             tables=4,
             memories=1,
         )
         self._imports = _Imports(executor, limits)
         linker = wasmtime.Linker(engine(fuel))
-        self._imports.define(linker)
+        self._imports.define(linker, self.store, not_granted)
         try:
             self._start_limits()
             with EPOCH_CLOCK.running():
@@ -254,10 +265,13 @@ class Instance:
         the instance must be discarded."""
         imports = self._imports
         imports.new_call(policy)
-        self._start_limits()
+        exports = self.exports
+        exports.set_deadline(exports.store_context, self._deadline_ticks)
+        if self._limits.max_fuel is not None:
+            self.store.set_fuel(self._limits.max_fuel)
+        EPOCH_CLOCK.start()
         try:
-            with EPOCH_CLOCK.running():
-                result = run(self.exports, self.exports.store_context)
+            result = run(exports, exports.store_context)
         except BaseException as error:
             raised = imports.raised
             if raised is not None and not isinstance(raised, Exception):
@@ -267,6 +281,8 @@ class Instance:
             if imports.fault is not None:
                 raise imports.fault from None
             raise
+        finally:
+            EPOCH_CLOCK.stop()
         if imports.fault is not None:
             raise imports.fault
         return result
@@ -275,7 +291,7 @@ class Instance:
         self.store.close()
 
     def _start_limits(self) -> None:
-        self.store.set_epoch_deadline(deadline_ticks(self._limits.deadline_seconds))
+        self.store.set_epoch_deadline(self._deadline_ticks)
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
 

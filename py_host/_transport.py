@@ -61,11 +61,13 @@ class Transport(Protocol):
         """Trap the module ``ticks`` epochs from now."""
 
 
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+
 def _fast_path_available() -> bool:
     if os.environ.get("PY_HOST_PUBLIC_API") == "1":
         return False
-    version = importlib.metadata.version("wasmtime")
-    return version.startswith(TESTED_WASMTIME)
+    return WASMTIME_VERSION.startswith(TESTED_WASMTIME)
 
 
 FAST = _fast_path_available()
@@ -86,7 +88,11 @@ class PublicTransport:
     """Through wasmtime-py's public API only."""
 
     def __init__(
-        self, store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+        self,
+        store: wasmtime.Store,
+        memory: wasmtime.Memory,
+        funcs: dict[str, wasmtime.Func],
+        i64_results: frozenset[str],
     ) -> None:
         self.store_context = store
         self._memory = memory
@@ -137,29 +143,35 @@ class FastTransport:
     is read again each time: memory may grow in any call."""
 
     def __init__(
-        self, store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+        self,
+        store: wasmtime.Store,
+        memory: wasmtime.Memory,
+        funcs: dict[str, wasmtime.Func],
+        i64_results: frozenset[str],
     ) -> None:
         self.store_context = store._context()
         self._memory = ctypes.byref(memory._memory)
         self._funcs = {name: ctypes.byref(func._func) for name, func in funcs.items()}
-        self._i64_results = {
-            name for name, func in funcs.items() if str(func.type(store).results) == "[i64]"
-        }
+        self._i64_results = i64_results
         # Calls from host functions run inside another call: their own array.
         self._args = (ffi.wasmtime_val_raw_t * 2)()
         self._nested_args = (ffi.wasmtime_val_raw_t * 2)()
+        self._new_trap()
+
+    def _new_trap(self) -> None:
         self._trap = _TRAP_POINTER()
+        self._trap_ref = ctypes.byref(self._trap)
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
         values = self._args if ctx is self.store_context else self._nested_args
         for index, arg in enumerate(args):
             values[index].i32 = _i32(arg)
-        trap = self._trap
-        error = _CALL(ctx, self._funcs[name], values, 2, ctypes.byref(trap))
+        error = _CALL(ctx, self._funcs[name], values, 2, self._trap_ref)
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
-        if trap:
-            self._trap = _TRAP_POINTER()
+        if self._trap:
+            trap = self._trap
+            self._new_trap()
             raise wasmtime.Trap._from_ptr(trap)
         return int(values[0].i64 if name in self._i64_results else values[0].i32)
 
@@ -261,10 +273,15 @@ class PublicHostFunctions:
 
 
 def transport(
-    store: wasmtime.Store, memory: wasmtime.Memory, funcs: dict[str, wasmtime.Func]
+    store: wasmtime.Store,
+    memory: wasmtime.Memory,
+    funcs: dict[str, wasmtime.Func],
+    *,
+    i64_results: frozenset[str],
 ) -> Transport:
-    """The transport for an instance's memory and exports."""
-    return (FastTransport if FAST else PublicTransport)(store, memory, funcs)
+    """The transport for an instance's memory and exports; ``i64_results``
+    names the exports that return an i64."""
+    return (FastTransport if FAST else PublicTransport)(store, memory, funcs, i64_results)
 
 
 def host_functions() -> FastHostFunctions | PublicHostFunctions:

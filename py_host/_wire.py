@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
 from .models import ProcedureInput, ProcedureOutput
@@ -76,12 +77,21 @@ def check_status(function: str, reply: bytes | None) -> None:
 
 
 def encode_input(procedure: ProcedureInput) -> str:
-    """The input's fields as JSON, exactly as they are: pydantic's own
-    serializer would turn a ``True`` that bypassed validation into ``1``."""
+    """The input's fields as JSON, exactly as they are.
+
+    pydantic's serializer is the fast way, but it is not faithful to a model
+    that skipped validation (``model_construct``): it writes a ``True`` in an
+    int field as ``1``, and other wrong types only with a warning. Those go
+    through ``json.dumps`` instead, so the module sees, and refuses, what the
+    model really holds."""
+    fields = vars(procedure)
+    if all(type(fields.get(name)) is int for name in ("timeout", "retries", "job_id")):
+        try:
+            return procedure.model_dump_json(warnings="error")
+        except PydanticSerializationError:
+            pass
     try:
-        return json.dumps(
-            vars(procedure), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
+        return json.dumps(fields, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
 

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import wasmtime
 from pydantic import ValidationError
 
-from ._abi import MAX_INPUT, Exports
-from ._engine import compile_module
+from ._abi import MAX_INPUT, Exports, check_exports
+from ._cache import ModuleCache, default_directory
+from ._engine import NOT_GRANTED_WASM, compile_module
 from ._instance import Instance
 from ._rounds import RoundPolicy
 from ._transport import Context
@@ -47,6 +48,7 @@ def load(
     *,
     executor: Executor | HostAction | None = None,
     limits: Limits | None = None,
+    cache: bool | str | os.PathLike[str] = True,
 ) -> RustModule:
     """Load the module at ``path`` (by default the one ``just build`` made).
 
@@ -59,6 +61,11 @@ def load(
     ``limits`` bounds what the module may use (memory, time, fuel, reply and
     output size); see :class:`~py_host.Limits` for the defaults. The module
     is granted nothing else: no file, clock, environment or argument.
+
+    ``cache`` keeps the compiled module on disk so the next process starts
+    in about a millisecond instead of compiling: ``True`` for the default
+    directory (``$PY_HOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/py_host``, else
+    ``~/.cache/py_host``), a path for another, ``False`` for none.
     """
     limits = limits if limits is not None else Limits()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
@@ -69,7 +76,12 @@ def load(
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
     granted = as_executor(executor) if executor is not None else None
     fuel = limits.max_fuel is not None
-    return RustModule(compile_module(wasm, wasm_path, fuel=fuel), granted, limits)
+    directory = default_directory() if cache is True else Path(cache) if cache else None
+    kept = ModuleCache(directory) if directory else None
+    module = compile_module(wasm, wasm_path, fuel=fuel, cache=kept)
+    check_exports(module)
+    not_granted = compile_module(NOT_GRANTED_WASM, wasm_path, fuel=fuel, cache=kept)
+    return RustModule((module, not_granted), granted, limits)
 
 
 class RustModule:
@@ -80,14 +92,19 @@ class RustModule:
     context manager, or call :meth:`close`, to free it at once.
     """
 
-    def __init__(self, module: wasmtime.Module, executor: Executor | None, limits: Limits) -> None:
-        self._module = module
+    def __init__(
+        self,
+        modules: tuple[wasmtime.Module, wasmtime.Module],
+        executor: Executor | None,
+        limits: Limits,
+    ) -> None:
+        self._modules = modules
         self._executor = executor
         self._limits = limits
         self._lock = threading.Lock()
         self._caller: int | None = None
         """The thread inside a call, to refuse re-entry instead of deadlocking."""
-        self._instance: Instance | None = Instance(module, executor, limits)
+        self._instance: Instance | None = Instance(modules, executor, limits)
         self._closed = False
         self._orphans: list[tuple[Exports, int]] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
@@ -244,7 +261,7 @@ class RustModule:
         if self._closed:
             raise ClosedError("the module was closed")
         if self._instance is None:
-            self._instance = Instance(self._module, self._executor, self._limits)
+            self._instance = Instance(self._modules, self._executor, self._limits)
         return self._instance
 
     def _discard(self) -> None:

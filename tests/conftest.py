@@ -4,6 +4,7 @@ tutorial's input."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import wasmtime
 import py_host
 
 ROOT = Path(__file__).resolve().parents[1]
+# Compiled modules go to a cache of the test session's own, not the user's.
+os.environ.setdefault("PY_HOST_CACHE_DIR", tempfile.mkdtemp(prefix="py_host-cache-"))
 FAULTS_WASM = Path(
     os.environ.get(
         "PY_HOST_FAULTS_WASM", ROOT / "target/faults/wasm32-wasip1/release/rust_lib.wasm"

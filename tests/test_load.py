@@ -42,7 +42,9 @@ def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
             "'alloc' does not have the ABI's signature",
         ),
         (
-            '(import "wasi_snapshot_preview1" "path_open" (func (param i32)))' + ABI_FUNCTIONS,
+            '(import "wasi_snapshot_preview1" "path_open" (func (param i32)))'
+            + ABI_FUNCTIONS
+            + '(func (export "abi_version") (result i32) i32.const 1)',
             "path_open",
         ),
     ],

@@ -1,0 +1,85 @@
+"""Compiled modules kept on disk, so a new process skips the compiler.
+
+Compiling the module takes a fifth of a second; loading it compiled takes
+well under a millisecond. An entry is keyed by the .wasm's SHA-256, the
+wasmtime version and the engine's configuration, so a changed module, a new
+wasmtime or another configuration never loads an old entry. Each entry's
+name also carries the CRC-32 of its contents: a truncated or corrupted entry
+is detected and rebuilt, never handed to wasmtime, which would trust it as
+native code. The file itself is exactly what wasmtime serialized, so wasmtime
+maps it instead of Python copying it. The directory is private to its user.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import wasmtime
+
+from ._transport import WASMTIME_VERSION
+
+
+def default_directory() -> Path:
+    """``$PY_HOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/py_host``, else ``~/.cache/py_host``."""
+    if "PY_HOST_CACHE_DIR" in os.environ:
+        return Path(os.environ["PY_HOST_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "py_host"
+
+
+class ModuleCache:
+    """Compiled modules in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def key(self, wasm_sha256: str, configuration: str) -> str:
+        """The key of the module with this hash compiled for this engine
+        configuration: entries are named ``<key>-crc<checksum>.cwasm``."""
+        return f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}-{configuration}"
+
+    def load(self, key: str, engine: wasmtime.Engine) -> wasmtime.Module | None:
+        """The module kept under ``key``, or ``None`` when there is none or it
+        is damaged or stale (a damaged or stale entry is removed)."""
+        for entry in self._entries(key):
+            try:
+                if _checksum(entry) == entry.stem.rsplit("-crc", 1)[1]:
+                    return wasmtime.Module.deserialize_file(engine, str(entry))
+            except (OSError, ValueError, IndexError, wasmtime.WasmtimeError):
+                pass
+            entry.unlink(missing_ok=True)
+        return None
+
+    def store(self, key: str, module: wasmtime.Module) -> None:
+        """Keep ``module`` under ``key``; a cache that cannot be written is
+        only a slower start, never an error."""
+        body = module.serialize()
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(body)
+            for old in self._entries(key):
+                old.unlink(missing_ok=True)
+            # Renaming is atomic: a reader finds the whole entry or none.
+            os.replace(temporary, self.directory / f"{key}-crc{zlib.crc32(body):08x}.cwasm")
+        except OSError:
+            Path(temporary).unlink(missing_ok=True)
+
+    def _entries(self, key: str) -> list[Path]:
+        try:
+            return sorted(self.directory.glob(f"{key}-crc*.cwasm"))
+        except OSError:
+            return []
+
+
+def _checksum(entry: Path) -> str:
+    with entry.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return f"{zlib.crc32(data):08x}"
