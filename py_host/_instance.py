@@ -239,6 +239,8 @@ class Instance:
             memories=1,
         )
         self._imports = _Imports(executor, limits)
+        self.orphans: list[int] = []
+        """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
         linker = wasmtime.Linker(engine(fuel))
         self._imports.define(linker, self.store, not_granted)
         try:

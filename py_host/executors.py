@@ -105,14 +105,15 @@ class ConcurrentExecutor:
         self._action = action
         self._max_workers = max_workers
         self._abandoned: list[threading.Thread] = []
+        self._abandoned_lock = threading.Lock()
 
     def run_round(self, round: Round) -> list[Outcome]:
-        self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
-        if len(self._abandoned) >= self._max_workers:
-            stuck = Outcome.failed(
-                f"{len(self._abandoned)} earlier attempts are still running past their timeout"
-            )
-            return [stuck] * len(round.hosts)
+        with self._abandoned_lock:
+            self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+            stuck = len(self._abandoned)
+        if stuck >= self._max_workers:
+            reason = f"{stuck} earlier attempts are still running past their timeout"
+            return [Outcome.failed(reason)] * len(round.hosts)
         outcomes: dict[int, Outcome] = {}
         finished: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
         running: dict[int, tuple[float, threading.Thread]] = {}
@@ -138,7 +139,8 @@ class ConcurrentExecutor:
             except queue.Empty:
                 now = time.monotonic()
                 for index in [i for i, (deadline, _) in running.items() if deadline <= now]:
-                    self._abandoned.append(running.pop(index)[1])
+                    with self._abandoned_lock:
+                        self._abandoned.append(running.pop(index)[1])
                     outcomes[index] = Outcome.timed_out(round.timeout)
         return [outcomes[index] for index in range(len(round.hosts))]
 

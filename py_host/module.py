@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import wasmtime
 from pydantic import ValidationError
@@ -16,13 +16,13 @@ from ._abi import MAX_INPUT, Exports, check_exports
 from ._cache import ModuleCache, default_directory
 from ._engine import NOT_GRANTED_WASM, compile_module
 from ._instance import Instance
+from ._pool import InstancePool
 from ._rounds import RoundPolicy
 from ._transport import Context
 from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
 from .errors import (
     AbiViolation,
     BufferFreed,
-    ClosedError,
     Error,
     InvalidInput,
     LoadError,
@@ -49,6 +49,7 @@ def load(
     executor: Executor | HostAction | None = None,
     limits: Limits | None = None,
     cache: bool | str | os.PathLike[str] = True,
+    max_instances: int | None = None,
 ) -> RustModule:
     """Load the module at ``path`` (by default the one ``just build`` made).
 
@@ -66,6 +67,10 @@ def load(
     in about a millisecond instead of compiling: ``True`` for the default
     directory (``$PY_HOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/py_host``, else
     ``~/.cache/py_host``), a path for another, ``False`` for none.
+
+    ``max_instances`` bounds the pool of instances that serve calls from
+    several threads at once (by default the number of CPUs, at most 8); each
+    has its own memory and its own limits.
     """
     limits = limits if limits is not None else Limits()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
@@ -81,15 +86,19 @@ def load(
     module = compile_module(wasm, wasm_path, fuel=fuel, cache=kept)
     check_exports(module)
     not_granted = compile_module(NOT_GRANTED_WASM, wasm_path, fuel=fuel, cache=kept)
-    return RustModule((module, not_granted), granted, limits)
+    size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
+    return RustModule((module, not_granted), granted, limits, size)
 
 
 class RustModule:
     """The module, loaded and ready; made by :func:`py_host.load`.
 
-    Safe to share between threads: calls take turns. After a trap the
-    instance is discarded and the next call runs on a fresh one. Use it as a
-    context manager, or call :meth:`close`, to free it at once.
+    Safe to share between threads: each call runs on an instance of its own
+    from a pool (see :func:`py_host.load`'s ``max_instances``), and
+    WebAssembly runs without the GIL, so calls from several threads run in
+    parallel. After a trap the instance is discarded and the next call runs
+    on a fresh one. Use it as a context manager, or call :meth:`close`, to
+    free it at once.
     """
 
     def __init__(
@@ -97,17 +106,12 @@ class RustModule:
         modules: tuple[wasmtime.Module, wasmtime.Module],
         executor: Executor | None,
         limits: Limits,
+        max_instances: int,
     ) -> None:
-        self._modules = modules
         self._executor = executor
-        self._limits = limits
-        self._lock = threading.Lock()
-        self._caller: int | None = None
-        """The thread inside a call, to refuse re-entry instead of deadlocking."""
-        self._instance: Instance | None = Instance(modules, executor, limits)
-        self._closed = False
-        self._orphans: list[tuple[Exports, int]] = []
-        """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
+        self._pool = InstancePool(lambda: Instance(modules, executor, limits), max_instances)
+        self._in_call = threading.local()
+        """Set while this thread is inside a call, to refuse re-entry."""
 
     def print_string(self, text: str | Buffer) -> None:
         """Print ``text`` and a newline from Rust, to ``sys.stdout``.
@@ -117,7 +121,7 @@ class RustModule:
         """
         data = _input(text)
         self._run(
-            lambda exports, store: check_status("print_string", exports.print_string(store, data))
+            lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data))
         )
 
     def print_int(self, value: int) -> None:
@@ -129,7 +133,7 @@ class RustModule:
             raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
         if not I32_MIN <= value <= I32_MAX:
             raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-        self._run(lambda exports, store: check_status("print_int", exports.print_int(store, value)))
+        self._run(lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value)))
 
     def start_procedure(self, procedure: ProcedureInput | Mapping[str, Any]) -> ProcedureOutput:
         """Run a procedure and return what it did.
@@ -147,7 +151,7 @@ class RustModule:
         data = _input(encode_input(procedure))
         policy = RoundPolicy.for_input(procedure, len(data)) if self._executor else None
         return self._run(
-            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, data)),
+            lambda exports, ctx: parse_procedure_reply(exports.start_procedure(ctx, data)),
             policy=policy,
         )
 
@@ -156,7 +160,7 @@ class RustModule:
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
         output = self._run(
-            lambda exports, store: parse_procedure_reply(exports.start_procedure(store, raw)),
+            lambda exports, ctx: parse_procedure_reply(exports.start_procedure(ctx, raw)),
             policy=self._policy_for_json(raw),
         )
         return output.model_dump_json().encode()
@@ -166,34 +170,38 @@ class RustModule:
         the reply buffer still in the module's memory, to read and then free.
         Unlike the tutorial's pointer, the handle refuses use after free."""
         raw = _input(data)
-        return self._run(
-            lambda exports, store: ReplyBuffer(
-                self, exports, *exports.start_procedure_unread(store, raw)
-            ),
+        instance, (ptr, length) = self._run(
+            lambda exports, ctx: exports.start_procedure_unread(ctx, raw),
             policy=self._policy_for_json(raw),
+            with_instance=True,
         )
+        return ReplyBuffer(self, instance, ptr, length)
 
     @property
     def memory_size(self) -> int:
-        """The size of the module's linear memory in bytes."""
-        return self._run(lambda exports, store: exports.memory_size(store))
+        """The size of the linear memory of the module's instances, in bytes."""
+        return sum(
+            self._run(lambda exports, ctx: exports.memory_size(ctx), on=instance)
+            for instance in self._pool.live()
+        )
 
     @property
     def memory_pages(self) -> int:
-        """The size of the module's linear memory in 64 KiB pages."""
+        """The size of the linear memory of the module's instances, in 64 KiB pages."""
         return self.memory_size // WASM_PAGE
 
     def live_allocations(self) -> int:
-        """How many buffers the module holds for the host: 0 between calls,
-        unless a :class:`ReplyBuffer` is still unfreed."""
-        return self._run(lambda exports, store: exports.live_allocations(store))
+        """How many buffers the module's instances hold for the host: 0
+        between calls, unless a :class:`ReplyBuffer` is still unfreed."""
+        return sum(
+            self._run(lambda exports, ctx: exports.live_allocations(ctx), on=instance)
+            for instance in self._pool.live()
+        )
 
     def close(self) -> None:
-        """Free the instance now. Further calls raise :class:`ClosedError`."""
+        """Free the module's instances now. Further calls raise :class:`ClosedError`."""
         self._refuse_reentry()
-        with self._lock:
-            self._closed = True
-            self._discard()
+        self._pool.close()
 
     def __enter__(self) -> RustModule:
         return self
@@ -204,70 +212,65 @@ class RustModule:
     def _policy_for_json(self, raw: bytes) -> RoundPolicy | None:
         return RoundPolicy.for_json(raw) if self._executor else None
 
+    @overload
+    def _run(
+        self,
+        run: Callable[[Exports, Context], T],
+        *,
+        policy: RoundPolicy | None = ...,
+        on: Instance | None = ...,
+        with_instance: Literal[False] = ...,
+    ) -> T: ...
+
+    @overload
+    def _run(
+        self,
+        run: Callable[[Exports, Context], T],
+        *,
+        policy: RoundPolicy | None = ...,
+        on: Instance | None = ...,
+        with_instance: Literal[True],
+    ) -> tuple[Instance, T]: ...
+
     def _run(
         self,
         run: Callable[[Exports, Context], T],
         *,
         policy: RoundPolicy | None = None,
-        buffer: ReplyBuffer | None = None,
-    ) -> T:
-        """``run`` on the current instance (for a ``buffer``, only if it is
-        still live there), with the rounds ``policy`` allows. The instance is
-        discarded after anything but a :class:`ModuleError`, the module's own
-        well-formed refusal."""
+        on: Instance | None = None,
+        with_instance: bool = False,
+    ) -> T | tuple[Instance, T]:
+        """``run`` on an instance from the pool (``on`` that one, if given),
+        with the rounds ``policy`` allows. The instance is discarded after
+        anything but a :class:`ModuleError`, the module's own well-formed
+        refusal, or a :class:`BufferFreed`."""
         self._refuse_reentry()
-        with self._lock:
-            self._caller = threading.get_ident()
-            try:
-                current = self._current()
-                if buffer is not None:
-                    buffer._check_live(current.exports)
-                return self._call(current, run, policy)
-            finally:
-                self._caller = None
-
-    def _call(
-        self,
-        current: Instance,
-        run: Callable[[Exports, Context], T],
-        policy: RoundPolicy | None,
-    ) -> T:
+        instance = self._pool.acquire(on)
+        self._in_call.active = True
+        discard = True
         try:
-            while self._orphans:
-                exports, ptr = self._orphans.pop()
-                if exports is current.exports:
-                    current.call(partial(Exports.free_mem, ptr=ptr))
-            return current.call(run, policy)
-        except ModuleError:
+            while instance.orphans:
+                instance.call(partial(Exports.free_mem, ptr=instance.orphans.pop()))
+            result = instance.call(run, policy)
+            discard = False
+        except (ModuleError, BufferFreed):
+            discard = False
             raise
         except Error:
-            self._discard()
             raise
         except Exception as error:
-            self._discard()
             raise Error(f"the call failed unexpectedly: {error!r}") from error
-        except BaseException:
-            self._discard()
-            raise
+        finally:
+            self._in_call.active = False
+            self._pool.release(instance, discard=discard)
+        return (instance, result) if with_instance else result
 
     def _refuse_reentry(self) -> None:
-        if self._caller == threading.get_ident():
+        if getattr(self._in_call, "active", False):
             raise ReentrancyError(
                 "the module was called from inside one of its own calls "
                 "(from an executor, or from sys.stdout while it printed)"
             )
-
-    def _current(self) -> Instance:
-        if self._closed:
-            raise ClosedError("the module was closed")
-        if self._instance is None:
-            self._instance = Instance(self._modules, self._executor, self._limits)
-        return self._instance
-
-    def _discard(self) -> None:
-        if self._instance is not None:
-            self._instance.close()
-            self._instance = None
 
 
 class ReplyBuffer:
@@ -275,9 +278,9 @@ class ReplyBuffer:
     read it, then free it, once. Use after free raises :class:`BufferFreed`
     instead of the tutorial's ``double free detected ... Aborted``."""
 
-    def __init__(self, module: RustModule, exports: Exports, ptr: int, length: int) -> None:
+    def __init__(self, module: RustModule, instance: Instance, ptr: int, length: int) -> None:
         self._module = module
-        self._exports = exports
+        self._instance = instance
         self._ptr = ptr
         self._length = length
         self._freed = False
@@ -288,19 +291,23 @@ class ReplyBuffer:
 
     def read(self) -> bytes:
         """A copy of the reply."""
-        return self._module._run(
-            lambda exports, store: exports.read(store, self._ptr, self._length), buffer=self
-        )
+
+        def read(exports: Exports, ctx: Context) -> bytes:
+            self._check_live()
+            return exports.read(ctx, self._ptr, self._length)
+
+        return self._module._run(read, on=self._instance)
 
     def free(self) -> None:
         """Give the buffer back to the module, as the tutorial's ``free_mem``."""
 
-        def free(exports: Exports, store: Context) -> None:
+        def free(exports: Exports, ctx: Context) -> None:
+            self._check_live()
             self._freed = True
-            if not exports.free_mem(store, self._ptr):
+            if not exports.free_mem(ctx, self._ptr):
                 raise AbiViolation("free_mem did not recognise a reply the module returned")
 
-        self._module._run(free, buffer=self)
+        self._module._run(free, on=self._instance)
 
     def __enter__(self) -> ReplyBuffer:
         return self
@@ -310,17 +317,16 @@ class ReplyBuffer:
             self.free()
 
     def __del__(self) -> None:
-        # A dropped buffer is freed at the module's next call: freeing here
+        # A dropped buffer is freed at its instance's next call: freeing here
         # could re-enter the module in the middle of another call.
         if not self._freed:
-            self._module._orphans.append((self._exports, self._ptr))
+            self._instance.orphans.append(self._ptr)
 
-    def _check_live(self, current: Exports) -> None:
-        """Called by the module under its lock, before any use."""
+    def _check_live(self) -> None:
+        # Runs on the instance, under the pool's lending: no other thread can
+        # free the buffer between this check and the use that follows.
         if self._freed:
             raise BufferFreed("this reply buffer was already freed")
-        if self._exports is not current:
-            raise BufferFreed("the instance that held this buffer was discarded")
 
 
 def _input(data: str | Buffer) -> bytes:

@@ -104,7 +104,7 @@ def soak(calls: int, *, report: Callable[[str], None] = print) -> tuple[Reading,
         for operation in itertools.islice(cycle, 2_000):
             perform(operation)
         start = read(rust)
-        instance = rust._instance
+        instances = rust._pool.live()
         report(f"start: {start}")
         started = time.perf_counter()
         for done, operation in enumerate(itertools.islice(cycle, calls), 1):
@@ -113,8 +113,8 @@ def soak(calls: int, *, report: Callable[[str], None] = print) -> tuple[Reading,
                 report(f"{done:,} calls: {read(rust)}")
         seconds = time.perf_counter() - started
         end = read(rust)
-        if rust._instance is not instance:
-            raise AssertionError("the instance was replaced: a call trapped")
+        if rust._pool.live() != instances:
+            raise AssertionError("an instance was replaced: a call trapped")
         report(f"end:   {end}")
         report(f"{calls:,} calls in {seconds:.1f} s ({seconds / calls * 1e6:.0f} µs a call)")
         return start, end

@@ -23,7 +23,7 @@ import py_host
 TUTORIAL_JSON = json.dumps(tutorial_input())
 DEEP = 100_000
 INSTANCES: dict[int, object] = {}
-"""The instance each module started the corpus with."""
+"""The instances each module started the corpus with."""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def shared() -> Iterator[py_host.RustModule]:
 def assert_still_works(rust: py_host.RustModule) -> None:
     # Bad input is refused by the models or by the module's own error reply:
     # neither may cost the instance, or counting its buffers would prove nothing.
-    assert rust._instance is INSTANCES.setdefault(id(rust), rust._instance)
+    assert rust._pool.live() == INSTANCES.setdefault(id(rust), rust._pool.live())
     assert rust.live_allocations() == 0
     assert rust.start_procedure(tutorial_input()).job_id == 1
     assert rust.live_allocations() == 0

@@ -1,0 +1,117 @@
+"""Many threads, one module: calls run in parallel on a pool of instances."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+from conftest import tutorial_input
+
+import py_host
+from py_host import Outcome, Round
+
+
+class Gate:
+    """An executor whose rounds wait until the gate opens."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.open = threading.Event()
+
+    def run_round(self, round: Round) -> Sequence[Outcome]:
+        self.entered.set()
+        assert self.open.wait(30)
+        return [Outcome.ok()] * len(round.hosts)
+
+
+def start(target: object) -> threading.Thread:
+    thread = threading.Thread(target=target)  # type: ignore[arg-type]
+    thread.start()
+    return thread
+
+
+def test_a_second_thread_runs_while_the_first_is_busy() -> None:
+    gate = Gate()
+    with py_host.load(executor=gate, max_instances=2) as rust:
+        first = start(lambda: rust.start_procedure(tutorial_input()))
+        assert gate.entered.wait(30)
+        rust.print_int(1)  # on the second instance, while the first waits
+        gate.open.set()
+        first.join()
+
+
+def test_with_one_instance_calls_take_turns() -> None:
+    gate = Gate()
+    finished: list[str] = []
+    with py_host.load(executor=gate, max_instances=1) as rust:
+        first = start(lambda: (rust.start_procedure(tutorial_input()), finished.append("first")))
+        assert gate.entered.wait(30)
+        second = start(lambda: (rust.print_int(1), finished.append("second")))
+        second.join(0.5)
+        assert finished == [], "the second call waits for the only instance"
+        gate.open.set()
+        first.join()
+        second.join()
+    assert finished == ["first", "second"]
+
+
+def test_an_executor_thread_may_call_the_module_on_another_instance() -> None:
+    modules: list[py_host.RustModule] = []
+
+    def calls_back(host: str, action: str, timeout: int) -> bool:
+        modules[0].print_int(7)
+        return True
+
+    with py_host.load(executor=calls_back, max_instances=2) as rust:
+        modules.append(rust)
+        assert rust.start_procedure(tutorial_input(retries=0)).result == "success"
+
+
+def test_reply_buffers_belong_to_their_instance() -> None:
+    gate = Gate()
+    gate.open.set()
+    with py_host.load(executor=gate, max_instances=3) as rust:
+        replies: list[py_host.ReplyBuffer] = []
+        lock = threading.Lock()
+
+        def take() -> None:
+            reply = rust.start_procedure_buffer(
+                '{"timeout":1,"retries":0,"host_list":["a"],"action":"x","job_id":1}'
+            )
+            with lock:
+                replies.append(reply)
+
+        threads = [start(take) for _ in range(6)]
+        for thread in threads:
+            thread.join()
+        for reply in replies:
+            assert b'"job_id":1' in reply.read()
+            reply.free()
+        assert rust.live_allocations() == 0
+
+
+def test_many_threads_share_one_module() -> None:
+    errors: list[BaseException] = []
+    network = py_host.SimulatedNetwork(down={"server1"})
+    with py_host.load(executor=network, max_instances=4) as rust:
+
+        def work(job_id: int) -> None:
+            try:
+                for _ in range(100):
+                    output = rust.start_procedure(tutorial_input(job_id=job_id))
+                    assert (output.job_id, output.failed_hosts) == (job_id, ["server1"])
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [start(lambda i=i: work(i)) for i in range(8)]
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert rust.live_allocations() == 0
+        assert len(rust._pool.live()) <= 4
+
+
+def test_a_pool_needs_room_for_one() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        py_host.load(max_instances=0)
