@@ -27,6 +27,15 @@ test: build build-faults
     # Again through wasmtime-py's public API, the fallback of the fast transport.
     PY_HOST_PUBLIC_API=1 PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest -q
 
+# The same logic three ways (ctypes, naive wasmtime-py, py_host), side by side;
+# writes docs/BENCHMARKS.md and docs/benchmarks.json.
+bench: build build-native
+    {{python}} bench/run.py
+
+# Build the benchmark's native baseline: the same Rust logic as a library for ctypes.
+build-native: setup
+    cargo build --release --manifest-path bench/native/Cargo.toml
+
 # A million mixed calls, valid and invalid: memory must stay flat.
 soak: build
     {{python}} tests/soak.py --calls 1000000

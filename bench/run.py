@@ -1,0 +1,423 @@
+"""`just bench`: the same Rust logic three ways, measured side by side.
+
+Every workload runs for each host in interleaved rounds (host order rotating
+each round), so a drift in the machine's speed touches all of them alike;
+each figure is the median over the rounds, with the fastest and slowest
+round as its spread, and a ratio is the median of the per-round ratios.
+Cold starts and memory are measured in fresh processes. Prints a table,
+writes docs/BENCHMARKS.md and docs/benchmarks.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hosts import Host, NaiveHost, NativeHost, PyHost
+
+import py_host
+
+ROOT = Path(__file__).resolve().parents[1]
+WASM = ROOT / "py_host/rust_lib.wasm"
+NATIVE = ROOT / "bench/native/target/release/librust_lib_native.so"
+TUTORIAL = {"timeout": 10, "retries": 3, "action": "reboot", "job_id": 1}
+TWO_HOSTS = py_host.ProcedureInput(host_list=["server1", "server2"], **TUTORIAL)  # type: ignore[arg-type]
+MANY_HOSTS = py_host.ProcedureInput(host_list=[f"host{i}" for i in range(10_000)], **TUTORIAL)  # type: ignore[arg-type]
+
+
+class NullWriter:
+    """A sys.stdout that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def output_discarded() -> Iterator[None]:
+    """Both Python's sys.stdout and file descriptor 1 (the native library
+    prints there) go nowhere."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        with contextlib.redirect_stdout(NullWriter()):  # type: ignore[type-var]
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+@dataclass
+class Workload:
+    name: str
+    calls: int
+    executor: Callable[[], py_host.Executor | None]
+    run: Callable[[Host], Callable[[], object]]
+    discard_output: bool = False
+
+
+WORKLOADS = [
+    Workload("empty export (the call floor)", 20_000, lambda: None, lambda h: h.empty),
+    Workload(
+        "print_int, output discarded",
+        5_000,
+        lambda: None,
+        lambda h: lambda: h.print_int(2),
+        discard_output=True,
+    ),
+    Workload(
+        "start_procedure, 2 hosts, dry run",
+        5_000,
+        lambda: None,
+        lambda h: lambda: h.start_procedure(TWO_HOSTS),
+    ),
+    Workload(
+        "start_procedure, 2 hosts, simulated network (1 down, 3 retries)",
+        2_000,
+        lambda: py_host.SimulatedNetwork(down={"server1"}),
+        lambda h: lambda: h.start_procedure(TWO_HOSTS),
+    ),
+    Workload(
+        "start_procedure, 10,000 hosts, dry run",
+        20,
+        lambda: None,
+        lambda h: lambda: h.start_procedure(MANY_HOSTS),
+    ),
+]
+HOSTS: list[Callable[[py_host.Executor | None], Host]] = [
+    lambda executor: NativeHost(NATIVE, executor),
+    lambda executor: NaiveHost(WASM, executor),
+    lambda executor: PyHost(WASM, executor),
+]
+
+
+@dataclass
+class Figure:
+    """Microseconds per call (or another unit) over the rounds."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "median": self.median,
+            "min": min(self.samples),
+            "max": max(self.samples),
+            "samples": self.samples,
+        }
+
+
+def per_call(call: Callable[[], object], calls: int) -> float:
+    """Microseconds per call, over ``calls`` calls."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def measure_calls(rounds: int, scale: float) -> dict[str, dict[str, Figure]]:
+    results: dict[str, dict[str, Figure]] = {}
+    for workload in WORKLOADS:
+        hosts = [make(workload.executor()) for make in HOSTS]
+        calls = max(1, int(workload.calls * scale))
+        figures = {host.name: Figure() for host in hosts}
+        discard = output_discarded if workload.discard_output else contextlib.nullcontext
+        with discard():
+            for host in hosts:
+                per_call(workload.run(host), max(1, calls // 5))
+            for round in range(rounds):
+                for host in hosts[round % len(hosts) :] + hosts[: round % len(hosts)]:
+                    figures[host.name].samples.append(per_call(workload.run(host), calls))
+        for host in hosts:
+            host.close()
+        results[workload.name] = figures
+        print(f"  measured: {workload.name}", file=sys.stderr)
+    return results
+
+
+def ratio(results: dict[str, Figure], over: str, under: str) -> Figure:
+    """The per-round ratio ``over / under``."""
+    pairs = zip(results[over].samples, results[under].samples, strict=True)
+    return Figure([a / b for a, b in pairs])
+
+
+def in_fresh_process(source: str, env: dict[str, str] | None = None) -> float:
+    """Run ``source`` in a new interpreter; it prints one number."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+COLD_STARTS = {
+    "ctypes (native)": f"""
+        import ctypes, time
+        started = time.perf_counter()
+        library = ctypes.CDLL({str(NATIVE)!r})
+        library.empty()
+        print((time.perf_counter() - started) * 1e3)
+    """,
+    "naive wasmtime-py": f"""
+        import time, wasmtime
+        started = time.perf_counter()
+        engine = wasmtime.Engine()
+        store = wasmtime.Store(engine)
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        store.set_wasi(wasmtime.WasiConfig())
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        linker.define_func("host", "execute_round", wasmtime.FuncType([i32, i32], [i64]), lambda *a: -1)
+        linker.define_func("host", "report_panic", wasmtime.FuncType([i32, i32], []), lambda *a: None)
+        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, {str(WASM)!r}))
+        instance.exports(store)["live_allocations"](store)
+        print((time.perf_counter() - started) * 1e3)
+    """,
+    "py_host, no cache": f"""
+        import time, py_host
+        started = time.perf_counter()
+        py_host.load({str(WASM)!r}, cache=False).live_allocations()
+        print((time.perf_counter() - started) * 1e3)
+    """,
+    "py_host, cached": f"""
+        import os, time, py_host
+        started = time.perf_counter()
+        py_host.load({str(WASM)!r}, cache=os.environ["BENCH_CACHE"]).live_allocations()
+        print((time.perf_counter() - started) * 1e3)
+    """,
+}
+
+MEMORY = {
+    "ctypes (native)": f"""
+        import ctypes, os
+        def rss(): return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        before = rss()
+        library = ctypes.CDLL({str(NATIVE)!r})
+        library.empty()
+        print((rss() - before) / 2**20)
+    """,
+    "py_host, cached": f"""
+        import os, py_host
+        def rss(): return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        py_host.load({str(WASM)!r}, cache=os.environ["BENCH_CACHE"], max_instances=1).live_allocations()
+        before = rss()
+        modules = [py_host.load({str(WASM)!r}, cache=os.environ["BENCH_CACHE"], max_instances=1) for _ in range(10)]
+        for module in modules:
+            module.start_procedure(dict(timeout=1, retries=0, action="a", host_list=["h"], job_id=1))
+        print((rss() - before) / 2**20 / len(modules))
+    """,
+}
+
+
+def measure_processes(rounds: int) -> tuple[dict[str, Figure], dict[str, Figure]]:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"BENCH_CACHE": cache}
+        in_fresh_process(COLD_STARTS["py_host, cached"], env)
+        cold = {name: Figure() for name in COLD_STARTS}
+        memory = {name: Figure() for name in MEMORY}
+        for _ in range(rounds):
+            for name, source in COLD_STARTS.items():
+                cold[name].samples.append(in_fresh_process(source, env))
+            for name, source in MEMORY.items():
+                memory[name].samples.append(in_fresh_process(source, env))
+    print("  measured: cold starts and memory", file=sys.stderr)
+    return cold, memory
+
+
+def throughput(call: Callable[[], object], threads: int, calls: int) -> float:
+    """Calls per second with ``threads`` threads making ``calls`` calls each."""
+    barrier = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(calls):
+            call()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return threads * calls / (time.perf_counter() - started)
+
+
+def measure_threads(rounds: int, scale: float) -> dict[str, Figure]:
+    module = py_host.load(WASM, max_instances=2)
+    raw = MANY_HOSTS.model_dump_json().encode()
+    paths: dict[str, Callable[[], object]] = {
+        "raw JSON (bytes in, bytes out)": lambda: module.start_procedure_json(raw),
+        "pydantic models": lambda: module.start_procedure(MANY_HOSTS),
+    }
+    calls = max(2, int(40 * scale))
+    results = {name: Figure() for name in paths}
+    for call in paths.values():
+        throughput(call, 2, max(1, calls // 4))
+    for _ in range(rounds):
+        for name, call in paths.items():
+            one = throughput(call, 1, calls)
+            two = throughput(call, 2, calls)
+            results[name].samples.append(two / one)
+    module.close()
+    print("  measured: threads", file=sys.stderr)
+    return results
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "wasmtime": importlib.metadata.version("wasmtime"),
+        "pydantic": importlib.metadata.version("pydantic"),
+        "transport": "fast" if py_host._transport.FAST else "public API",
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def report(
+    calls: dict[str, dict[str, Figure]],
+    cold: dict[str, Figure],
+    memory: dict[str, Figure],
+    threads: dict[str, Figure],
+    rounds: int,
+) -> tuple[str, dict[str, Any], list[str]]:
+    def spread(figure: Figure, digits: int = 1) -> str:
+        return (
+            f"{figure.median:.{digits}f} ({min(figure.samples):.{digits}f}–"
+            f"{max(figure.samples):.{digits}f})"
+        )
+
+    native, naive, ours = (make_name for make_name in ("ctypes (native)", "naive wasmtime-py", "py_host"))
+    lines = [
+        "| workload, µs per call: median (fastest–slowest round) | ctypes (native) | naive wasmtime-py | py_host | py_host ÷ ctypes | naive ÷ py_host |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in calls.items():
+        lines.append(
+            f"| {name} | {spread(figures[native])} | {spread(figures[naive])} | "
+            f"{spread(figures[ours])} | {ratio(figures, ours, native).median:.2f}× | "
+            f"{ratio(figures, naive, ours).median:.1f}× |"
+        )
+    lines += [
+        "",
+        "| cold start: load and first call, ms, fresh process (imports excluded) | median (fastest–slowest) |",
+        "|---|---|",
+        *(f"| {name} | {spread(figure, 2)} |" for name, figure in cold.items()),
+        "",
+        "| memory, MiB of RSS | median (fastest–slowest) |",
+        "|---|---|",
+        "| ctypes: loading the native library | " + spread(memory["ctypes (native)"], 2) + " |",
+        "| py_host: each loaded module (one instance, after a call) | "
+        + spread(memory["py_host, cached"], 2)
+        + " |",
+        "",
+        "| py_host, 2 threads ÷ 1 thread, 10,000-host procedure (throughput) | median (lowest–highest) |",
+        "|---|---|",
+        *(f"| {name} | {spread(figure, 2)}× |" for name, figure in threads.items()),
+    ]
+    two = calls["start_procedure, 2 hosts, dry run"]
+    many = calls["start_procedure, 10,000 hosts, dry run"]
+    targets = [
+        ("2-host dry-run round trip, py_host ÷ ctypes ≤ 2 (stretch)", ratio(two, ours, native).median, "≤", 2.0),
+        ("2-host dry-run round trip, naive ÷ py_host ≥ 10", ratio(two, naive, ours).median, "≥", 10.0),
+        ("10,000-host round trip, py_host ÷ ctypes ≤ 1.25", ratio(many, ours, native).median, "≤", 1.25),
+        ("cold start with the cache, ms < 2", cold["py_host, cached"].median, "<", 2.0),
+        ("2 threads ÷ 1, raw JSON, 10,000 hosts ≥ 1.7", threads["raw JSON (bytes in, bytes out)"].median, "≥", 1.7),
+    ]
+    checks = []
+    for text, value, op, bound in targets:
+        met = {"≤": value <= bound, "≥": value >= bound, "<": value < bound}[op]
+        checks.append(f"- {'met' if met else 'NOT met'}: {text}: {value:.2f}")
+    figures = {
+        "machine": machine(),
+        "rounds": rounds,
+        "calls_us": {w: {h: f.as_json() for h, f in fs.items()} for w, fs in calls.items()},
+        "cold_start_ms": {h: f.as_json() for h, f in cold.items()},
+        "memory_mib": {h: f.as_json() for h, f in memory.items()},
+        "threads_speedup": {h: f.as_json() for h, f in threads.items()},
+        "targets": [
+            {"target": text, "value": value, "bound": bound, "comparison": op}
+            for text, value, op, bound in targets
+        ],
+    }
+    return "\n".join(lines), figures, checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the calls per round")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    calls = measure_calls(args.rounds, args.scale)
+    cold, memory = measure_processes(args.rounds)
+    threads = measure_threads(args.rounds, args.scale)
+    table, figures, checks = report(calls, cold, memory, threads, args.rounds)
+    described = ", ".join(f"{key} {value}" for key, value in figures["machine"].items())
+    markdown = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Written by `just bench` (bench/run.py); do not edit by hand. The same Rust",
+            "logic three ways: the tutorial's native library through ctypes, a naive",
+            "wasmtime-py host, and py_host. Each workload runs for each host in",
+            f"{args.rounds} interleaved rounds; figures are medians with the fastest and",
+            "slowest round, ratios the median of the per-round ratios.",
+            "",
+            f"Machine: {described}.",
+            "",
+            table,
+            "",
+            "Targets:",
+            "",
+            *checks,
+            "",
+        ]
+    )
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "BENCHMARKS.md").write_text(markdown)
+    (args.output / "benchmarks.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(table)
+    print()
+    print("\n".join(checks))
+
+
+if __name__ == "__main__":
+    main()
