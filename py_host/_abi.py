@@ -90,6 +90,8 @@ class Exports:
             funcs[name] = func
         self._transport = transport(store, memory, funcs, i64_results=_I64_RESULTS)
         self.store_context = self._transport.store_context
+        self.set_deadline = self._transport.set_deadline
+        """Trap the module ``ticks`` epochs from now: ``set_deadline(ctx, ticks)``."""
         version = self._transport.call(self.store_context, "abi_version")
         if version != ABI_VERSION:
             raise LoadError(
@@ -119,10 +121,6 @@ class Exports:
 
     def write_u32(self, ctx: Context, ptr: int, value: int) -> None:
         self.write(ctx, ptr, struct.pack("<I", value))
-
-    def set_deadline(self, ctx: Context, ticks: int) -> None:
-        """Trap the module ``ticks`` epochs from now."""
-        self._transport.set_deadline(ctx, ticks)
 
     # Buffers.
 

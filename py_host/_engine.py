@@ -3,6 +3,7 @@ the clock that enforces call deadlines."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import math
@@ -121,27 +122,29 @@ class _EpochClock:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._running_calls = 0
+        self._running: collections.deque[None] = collections.deque()
+        """One entry per call running. A deque's append and pop are atomic, so
+        a call starts and stops without taking a lock."""
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """A call begins: keep the clock going until its :meth:`stop`."""
-        with self._lock:
-            self._running_calls += 1
-            if not self._wake.is_set():
-                self._wake.set()
-            if self._thread is None:
-                thread = threading.Thread(
-                    target=self._tick, name="py_host epoch clock", daemon=True
-                )
-                thread.start()
-                self._thread = thread
+        self._running.append(None)
+        if not self._wake.is_set():
+            self._wake.set()
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._tick, name="py_host epoch clock", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
 
     def stop(self) -> None:
         """A call has ended."""
-        with self._lock:
-            self._running_calls -= 1
+        self._running.pop()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -153,17 +156,18 @@ class _EpochClock:
             self.stop()
 
     def _tick(self) -> None:
-        # Sleeping again is decided under the lock that start() takes, so a
-        # call starting meanwhile always finds the clock awake.
-        lock, wake = self._lock, self._wake
+        running, wake = self._running, self._wake
         while True:
             wake.wait()
             time.sleep(EPOCH_SECONDS)
             for each in _ENGINES.values():
                 each.increment_epoch()
-            with lock:
-                if self._running_calls == 0:
-                    wake.clear()
+            if not running:
+                wake.clear()
+                # A call that started between the check and the clear found
+                # the clock still awake and did not wake it: look again.
+                if running:
+                    wake.set()
 
 
 EPOCH_CLOCK = _EpochClock()

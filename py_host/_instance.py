@@ -268,18 +268,19 @@ class Instance:
         imports = self._imports
         imports.new_call(policy)
         exports = self.exports
-        exports.set_deadline(exports.store_context, self._deadline_ticks)
+        context = exports.store_context
+        exports.set_deadline(context, self._deadline_ticks)
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
         EPOCH_CLOCK.start()
         try:
-            result = run(exports, exports.store_context)
+            result = run(exports, context)
         except BaseException as error:
             raised = imports.raised
             if raised is not None and not isinstance(raised, Exception):
                 raise raised from None
             if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit)):
-                raise imports.explain(error, self.exports.store_context) from None
+                raise imports.explain(error, context) from None
             if imports.fault is not None:
                 raise imports.fault from None
             raise

@@ -31,6 +31,8 @@ class InstancePool:
         self._live: set[Instance] = {first}
         self._count = 1
         """Instances live or being made."""
+        self._waiting = 0
+        """Callers waiting for an instance to come back."""
         self._closed = False
 
     def acquire(self, wanted: Instance | None = None) -> Instance:
@@ -50,13 +52,17 @@ class InstancePool:
                 elif self._count < self._size:
                     self._count += 1
                     break
-                self._returned.wait()
+                self._waiting += 1
+                try:
+                    self._returned.wait()
+                finally:
+                    self._waiting -= 1
         try:
             instance = self._make()
         except BaseException:
             with self._lock:
                 self._count -= 1
-                self._returned.notify_all()
+                self._wake_waiting()
             raise
         with self._lock:
             self._live.add(instance)
@@ -71,9 +77,14 @@ class InstancePool:
             else:
                 self._live.discard(instance)
                 self._count -= 1
-            self._returned.notify_all()
+            self._wake_waiting()
         if not keep:
             instance.close()
+
+    def _wake_waiting(self) -> None:
+        # Callers wait for a particular instance or any: wake them all to look.
+        if self._waiting:
+            self._returned.notify_all()
 
     def live(self) -> list[Instance]:
         """The instances now alive, idle or lent."""
@@ -88,6 +99,6 @@ class InstancePool:
             for instance in idle:
                 self._live.discard(instance)
                 self._count -= 1
-            self._returned.notify_all()
+            self._wake_waiting()
         for instance in idle:
             instance.close()

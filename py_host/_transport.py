@@ -123,24 +123,39 @@ if FAST:
     from wasmtime import _bindings as ffi
     from wasmtime._ffi import dll
 
-    _CALL = ffi._wasmtime_func_call_unchecked
-    _CALLER_CONTEXT = ffi._wasmtime_caller_context
-    _SET_DEADLINE = ffi._wasmtime_context_set_epoch_deadline
-    _DATA_SIZE = ffi._wasmtime_memory_data_size
-    # The binding returns a typed pointer; an address is what memmove wants.
-    _DATA = ctypes.CFUNCTYPE(
-        ctypes.c_void_p,
-        ctypes.POINTER(ffi.wasmtime_context_t),
-        ctypes.POINTER(ffi.wasmtime_memory_t),
-    )(("wasmtime_memory_data", dll))
+    def _raw(name: str, result: Any, *params: Any) -> Any:
+        """The C function ``name`` taking plain addresses: ctypes then skips
+        the typed-pointer checks wasmtime-py's bindings make on every call."""
+        return ctypes.CFUNCTYPE(result, *params)((name, dll))
+
+    _ADDRESS = ctypes.c_void_p
+    _CALL = _raw(
+        "wasmtime_func_call_unchecked",
+        _ADDRESS,
+        _ADDRESS,
+        _ADDRESS,
+        _ADDRESS,
+        ctypes.c_size_t,
+        _ADDRESS,
+    )
+    _SET_DEADLINE = _raw("wasmtime_context_set_epoch_deadline", None, _ADDRESS, ctypes.c_uint64)
+    _DATA = _raw("wasmtime_memory_data", _ADDRESS, _ADDRESS, _ADDRESS)
+    _DATA_SIZE = _raw("wasmtime_memory_data_size", ctypes.c_size_t, _ADDRESS, _ADDRESS)
+    _CALLER_CONTEXT = _raw("wasmtime_caller_context", _ADDRESS, _ADDRESS)
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
+    _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
     _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
 
+def _address(pointer: Any) -> int:
+    return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
+
+
 class FastTransport:
-    """Through the C API's unchecked calls and the memory's base pointer.
-    Every access is bounds-checked against the memory's current size, which
-    is read again each time: memory may grow in any call."""
+    """Through the C API's unchecked calls and the memory's base pointer,
+    with contexts, functions and arrays passed as plain addresses. Every
+    access is bounds-checked against the memory's current size, which is read
+    again each time: memory may grow in any call."""
 
     def __init__(
         self,
@@ -149,26 +164,39 @@ class FastTransport:
         funcs: dict[str, wasmtime.Func],
         i64_results: frozenset[str],
     ) -> None:
-        self.store_context = store._context()
-        self._memory = ctypes.byref(memory._memory)
-        self._funcs = {name: ctypes.byref(func._func) for name, func in funcs.items()}
+        self._store = store
+        """Kept so that the context's address stays valid."""
+        self.store_context = _address(store._context())
+        self._memory_struct = memory._memory
+        self._memory = ctypes.addressof(memory._memory)
+        self._func_structs = [func._func for func in funcs.values()]
+        self._funcs = {name: ctypes.addressof(func._func) for name, func in funcs.items()}
         self._i64_results = i64_results
         # Calls from host functions run inside another call: their own array.
         self._args = (ffi.wasmtime_val_raw_t * 2)()
         self._nested_args = (ffi.wasmtime_val_raw_t * 2)()
+        self._args_address = ctypes.addressof(self._args)
+        self._nested_args_address = ctypes.addressof(self._nested_args)
         self._new_trap()
+        self._view: tuple[int, int] | None = None
+        """Base and size of memory, as of the last call from Python: memory
+        only moves or grows while WebAssembly runs."""
 
     def _new_trap(self) -> None:
         self._trap = _TRAP_POINTER()
-        self._trap_ref = ctypes.byref(self._trap)
+        self._trap_address = ctypes.addressof(self._trap)
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
-        values = self._args if ctx is self.store_context else self._nested_args
+        if ctx == self.store_context:
+            values, address = self._args, self._args_address
+        else:
+            values, address = self._nested_args, self._nested_args_address
         for index, arg in enumerate(args):
-            values[index].i32 = _i32(arg)
-        error = _CALL(ctx, self._funcs[name], values, 2, self._trap_ref)
+            values[index].i32 = arg - (1 << 32) if arg >= 1 << 31 else arg
+        self._view = None
+        error = _CALL(ctx, self._funcs[name], address, 2, self._trap_address)
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
         if self._trap:
             trap = self._trap
             self._new_trap()
@@ -176,15 +204,25 @@ class FastTransport:
         return int(values[0].i64 if name in self._i64_results else values[0].i32)
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
-        check_bounds(_DATA_SIZE(ctx, self._memory), ptr, length)
-        return ctypes.string_at(_DATA(ctx, self._memory) + ptr, length)
+        base, size = self._memory_view(ctx)
+        check_bounds(size, ptr, length)
+        return ctypes.string_at(base + ptr, length)
 
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
-        check_bounds(_DATA_SIZE(ctx, self._memory), ptr, len(data))
-        ctypes.memmove(_DATA(ctx, self._memory) + ptr, data, len(data))
+        base, size = self._memory_view(ctx)
+        check_bounds(size, ptr, len(data))
+        ctypes.memmove(base + ptr, data, len(data))
 
     def memory_size(self, ctx: Context) -> int:
-        return int(_DATA_SIZE(ctx, self._memory))
+        return self._memory_view(ctx)[1]
+
+    def _memory_view(self, ctx: Context) -> tuple[int, int]:
+        if ctx != self.store_context:
+            # Inside a host function, the call in progress may have grown it.
+            return int(_DATA(ctx, self._memory) or 0), int(_DATA_SIZE(ctx, self._memory))
+        if self._view is None:
+            self._view = int(_DATA(ctx, self._memory) or 0), int(_DATA_SIZE(ctx, self._memory))
+        return self._view
 
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         _SET_DEADLINE(ctx, ticks)
@@ -217,7 +255,7 @@ class FastHostFunctions:
 
         def callback(env: int, caller: Any, values: Any, count: int) -> int:
             try:
-                ctx = _CALLER_CONTEXT(caller)
+                ctx = _CALLER_CONTEXT(_address(caller))
                 result = function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(params)))
                 if has_result:
                     if i64_result:

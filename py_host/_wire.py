@@ -52,8 +52,18 @@ def module_error(body: _ErrorBody) -> ModuleError:
     return cls(body.kind, body.message, body.path)
 
 
+_OK = b'{"ok":'
+
+
 def parse_procedure_reply(reply: bytes) -> ProcedureOutput:
     """The output of a ``start_procedure`` reply, or the error it carries."""
+    if reply.startswith(_OK) and reply.endswith(b"}"):
+        # The usual reply, parsed without its envelope: what lies between must
+        # be one whole ProcedureOutput, so a reply with anything else is refused.
+        try:
+            return ProcedureOutput.model_validate_json(reply[len(_OK) : -1])
+        except ValidationError as error:
+            raise AbiViolation(f"start_procedure replied with an invalid output: {error}") from None
     try:
         parsed = _ProcedureReply.model_validate_json(reply)
     except ValidationError as error:
@@ -79,22 +89,21 @@ def check_status(function: str, reply: bytes | None) -> None:
 def encode_input(procedure: ProcedureInput) -> str:
     """The input's fields as JSON, exactly as they are.
 
-    pydantic's serializer is the fast way, but it is not faithful to a model
-    that skipped validation (``model_construct``): it writes a ``True`` in an
-    int field as ``1``, and other wrong types only with a warning. Those go
-    through ``json.dumps`` instead, so the module sees, and refuses, what the
-    model really holds."""
+    A model that skipped validation (``model_construct``) may hold anything.
+    pydantic's serializer writes most wrong values as they are, so the module
+    sees and refuses them, but it writes a ``True`` in an int field as ``1``,
+    and fails on a missing field: those cases go through ``json.dumps``."""
     fields = vars(procedure)
-    if all(type(fields.get(name)) is int for name in ("timeout", "retries", "job_id")):
-        try:
-            return procedure.model_dump_json(warnings="error")
-        except PydanticSerializationError:
-            pass
     try:
+        if fields.keys() == _FIELDS and not any(type(fields[name]) is bool for name in _INT_FIELDS):
+            return procedure.model_dump_json(warnings=False)
         return json.dumps(fields, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as error:
+    except (PydanticSerializationError, TypeError, ValueError, RecursionError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
 
+
+_FIELDS = ProcedureInput.model_fields.keys()
+_INT_FIELDS = ("timeout", "retries", "job_id")
 
 _PYDANTIC_KINDS: dict[str, str] = {
     "missing": "missing_field",
