@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar, get_args
+from typing import NoReturn, TypeVar, get_args
 
 import wasmtime
 
@@ -14,7 +14,7 @@ from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack
 from ._engine import EPOCH_CLOCK, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
 from ._transport import Context, host_functions
-from ._wasi import ModuleExit, OutputOnlyWasi
+from ._wasi import ModuleStopped, OutputOnlyWasi
 from .errors import AbiViolation, DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleTrap
 from .executors import Executor, Outcome, Round, Status
 from .limits import Limits
@@ -85,29 +85,26 @@ class _Imports:
 
     # The call's state, shared with the WASI imports.
 
-    def report(self, fault: Error, ctx: Context) -> None:
+    def report(self, fault: Error, ctx: Context) -> NoReturn:
         """Record the first problem of a call, to raise when the call ends,
-        and stop the module at its next epoch check rather than let it go on."""
+        and stop the module now: the host function that reports it traps."""
         if self.fault is None:
             self.fault = fault
-        if self.exports is not None:
-            self.exports.set_deadline(ctx, 0)
+        raise ModuleStopped
 
     def failed(self, error: BaseException) -> None:
         """A host function raised ``error``: the module traps, and the call
-        raises it again (an exit is not an error: it was recorded)."""
-        if not isinstance(error, ModuleExit) and self.raised is None:
+        raises it again (a stop is not an error: its cause was recorded)."""
+        if not isinstance(error, ModuleStopped) and self.raised is None:
             self.raised = error
 
-    def pause(self, ctx: Context) -> bool:
+    def pause(self, ctx: Context) -> None:
         """The host starts work of its own, which does not count against the
-        module's deadline; False (and the module stopped) when the module is
-        already past its deadline or has broken a rule."""
+        module's deadline; the module is stopped if it is already past it."""
         if self._seconds_left is not None:
             self._seconds_left -= time.monotonic() - self._running_since
             if self._seconds_left <= 0:
                 self.report(self.deadline_exceeded(), ctx)
-        return self.fault is None
 
     def resume(self, ctx: Context) -> None:
         """The host's work is done: the module runs on with what is left of
@@ -160,12 +157,11 @@ class _Imports:
 
     def _execute_round(self, ctx: Context, ptr: int, length: int) -> int:
         exports = self.exports
-        if exports is None or self.fault is not None:
+        if exports is None:
             return ANSWER_REFUSED
         if self.executor is None:
             return NOT_GRANTED
-        if not self.pause(ctx):
-            return ANSWER_REFUSED
+        self.pause(ctx)
         try:
             if self.policy is None:
                 raise AbiViolation("the module asked for a round outside a procedure")
@@ -179,7 +175,6 @@ class _Imports:
             self.report(error, ctx)
         except Exception as error:
             self.report(Error(f"answering execute_round failed: {error!r}"), ctx)
-        return ANSWER_REFUSED
 
     def _report_panic(self, ctx: Context, ptr: int, length: int) -> None:
         exports = self.exports
@@ -252,7 +247,7 @@ class Instance:
         except LoadError:
             self.close()
             raise
-        except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit) as trap:
+        except (wasmtime.Trap, wasmtime.WasmtimeError, ModuleStopped) as trap:
             cause = self._imports.explain(trap, None)
             self.close()
             raise LoadError(f"cannot instantiate the module: {cause}") from None
@@ -279,7 +274,7 @@ class Instance:
             raised = imports.raised
             if raised is not None and not isinstance(raised, Exception):
                 raise raised from None
-            if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError, ModuleExit)):
+            if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError, ModuleStopped)):
                 raise imports.explain(error, context) from None
             if imports.fault is not None:
                 raise imports.fault from None

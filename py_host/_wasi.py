@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import wasmtime
 
@@ -40,11 +40,12 @@ class CallState(Protocol):
 
     exit_code: int | None
 
-    def report(self, fault: Error, ctx: Context) -> None:
+    def report(self, fault: Error, ctx: Context) -> NoReturn:
         """Record a problem and stop the module."""
 
-    def pause(self, ctx: Context) -> bool:
-        """Stop the module's deadline clock for the host's own work."""
+    def pause(self, ctx: Context) -> None:
+        """Stop the module's deadline clock for the host's own work (or stop
+        the module, if it is past its deadline)."""
 
     def resume(self, ctx: Context) -> None:
         """Start it again."""
@@ -55,7 +56,7 @@ class CallState(Protocol):
 
 class OutputOnlyWasi:
     """The WASI imports of one instance. Each answers a problem with an
-    errno and never raises into the module, but for ``proc_exit``."""
+    errno, but for ``proc_exit`` and a broken limit, which stop the module."""
 
     def __init__(
         self,
@@ -111,11 +112,9 @@ class OutputOnlyWasi:
             return _ERRNO_FAULT
         except LimitExceeded as limit:
             self._call.report(limit, ctx)
-            return _ERRNO_FBIG
         except ValueError:
             return _ERRNO_INVAL
-        if not self._call.pause(ctx):
-            return _ERRNO_IO
+        self._call.pause(ctx)
         try:
             sink.write(data)
         except Exception:
@@ -178,14 +177,11 @@ class OutputOnlyWasi:
         return _ERRNO_SUCCESS
 
     def _proc_exit(self, ctx: Context, code: int) -> None:
-        # proc_exit must not return to the module: raising traps it.
+        # proc_exit must not return to the module.
         self._call.exit_code = code
-        raise ModuleExit(code)
+        raise ModuleStopped
 
 
-class ModuleExit(Exception):
-    """Raised through the module when it calls ``proc_exit``."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-        super().__init__(f"the module exited with code {code}")
+class ModuleStopped(Exception):
+    """Raised by a host function to end the module's call at once (it exited,
+    or broke a rule or a limit); why was recorded before."""
