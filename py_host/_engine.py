@@ -12,12 +12,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
 
 from ._cache import ModuleCache
 from .errors import LoadError
+from .limits import Limits
 
 EPOCH_SECONDS = 0.01
 """How often the engines' epoch advances while a call runs: a deadline's
@@ -30,7 +32,25 @@ COMPILED_KEPT = 8
 """How many compiled modules a process keeps for reloading."""
 
 
-def _engine(fuel: bool) -> wasmtime.Engine:
+@dataclass(frozen=True)
+class Flavor:
+    """What an engine compiles into the code, so what modules compiled for it
+    can do: count fuel, and be interrupted by the epoch (for a deadline).
+    Each costs some speed, so a module gets only what its limits use."""
+
+    fuel: bool
+    epochs: bool
+
+    @classmethod
+    def for_limits(cls, limits: Limits) -> Flavor:
+        return cls(fuel=limits.max_fuel is not None, epochs=limits.deadline_seconds is not None)
+
+    @property
+    def name(self) -> str:
+        return f"{'fuel' if self.fuel else 'nofuel'}-{'epochs' if self.epochs else 'noepochs'}"
+
+
+def _engine(flavor: Flavor) -> wasmtime.Engine:
     config = wasmtime.Config()
     # By default wasmtime turns traps into SIGSEGV/SIGILL and catches them in
     # its signal handlers. A handler installed after wasmtime's, like the one
@@ -38,8 +58,8 @@ def _engine(fuel: bool) -> wasmtime.Engine:
     # process on the first trap. Explicit checks instead keep a trap a
     # Python exception whatever else handles signals.
     config.signals_based_traps = False
-    config.epoch_interruption = True
-    config.consume_fuel = fuel
+    config.epoch_interruption = flavor.epochs
+    config.consume_fuel = flavor.fuel
     config.max_wasm_stack = MAX_WASM_STACK
     # One memory, as the ABI says: a module with more is refused at load,
     # rather than each memory getting the whole memory limit.
@@ -49,32 +69,34 @@ def _engine(fuel: bool) -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-_ENGINES = {fuel: _engine(fuel) for fuel in (False, True)}
-_compiled: OrderedDict[tuple[str, bool], wasmtime.Module] = OrderedDict()
+_engines: dict[Flavor, wasmtime.Engine] = {}
+_compiled: OrderedDict[tuple[str, Flavor], wasmtime.Module] = OrderedDict()
 _compiled_lock = threading.Lock()
 
 
-def engine(fuel: bool) -> wasmtime.Engine:
-    """The engine for modules that count fuel, or for those that do not:
-    counting is compiled into the code, so it cannot be switched per call."""
-    return _ENGINES[fuel]
+def engine(flavor: Flavor) -> wasmtime.Engine:
+    """The one engine of this flavor."""
+    with _compiled_lock:
+        if flavor not in _engines:
+            _engines[flavor] = _engine(flavor)
+        return _engines[flavor]
 
 
 def compile_module(
-    wasm: bytes, path: Path, *, fuel: bool, cache: ModuleCache | None
+    wasm: bytes, path: Path, *, flavor: Flavor, cache: ModuleCache | None
 ) -> wasmtime.Module:
     """The compiled module for ``wasm``: from this process's memory, else
     from ``cache`` on disk, else compiled (and kept in both)."""
     sha256 = hashlib.sha256(wasm).hexdigest()
-    key = (sha256, fuel)
+    key = (sha256, flavor)
     with _compiled_lock:
         if key in _compiled:
             _compiled.move_to_end(key)
             return _compiled[key]
-    cache_key = cache.key(sha256, "fuel" if fuel else "plain") if cache else ""
-    module = cache.load(cache_key, engine(fuel)) if cache else None
+    cache_key = cache.key(sha256, flavor.name) if cache else ""
+    module = cache.load(cache_key, engine(flavor)) if cache else None
     if module is None:
-        module = _compile(wasm, path, fuel)
+        module = _compile(wasm, path, flavor)
         if cache:
             cache.store(cache_key, module)
     with _compiled_lock:
@@ -84,9 +106,9 @@ def compile_module(
     return module
 
 
-def _compile(wasm: bytes, path: Path, fuel: bool) -> wasmtime.Module:
+def _compile(wasm: bytes, path: Path, flavor: Flavor) -> wasmtime.Module:
     try:
-        return wasmtime.Module(engine(fuel), wasm)
+        return wasmtime.Module(engine(flavor), wasm)
     except wasmtime.WasmtimeError as error:
         # wasmtime's message is a summary, then "Caused by:" and the detail.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -104,10 +126,8 @@ linked in when there is no executor, it spares a dry run the call out to
 Python and back."""
 
 
-def deadline_ticks(seconds: float | None) -> int:
-    """Epoch ticks for ``seconds``; for no deadline, ticks enough for centuries."""
-    if seconds is None:
-        return 2**62
+def deadline_ticks(seconds: float) -> int:
+    """Epoch ticks for ``seconds``."""
     return max(1, math.ceil(seconds / EPOCH_SECONDS))
 
 
@@ -160,7 +180,7 @@ class _EpochClock:
         while True:
             wake.wait()
             time.sleep(EPOCH_SECONDS)
-            for each in _ENGINES.values():
+            for each in list(_engines.values()):
                 each.increment_epoch()
             if not running:
                 wake.clear()

@@ -11,7 +11,7 @@ from typing import NoReturn, TypeVar, get_args
 import wasmtime
 
 from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack
-from ._engine import EPOCH_CLOCK, deadline_ticks, engine
+from ._engine import EPOCH_CLOCK, Flavor, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
 from ._transport import Context, host_functions
 from ._wasi import ModuleStopped, OutputOnlyWasi
@@ -46,19 +46,24 @@ class _Imports:
         self.exports: Exports | None = None
         self.wasi = OutputOnlyWasi(lambda: self.exports, self, limits.max_output_bytes)
         self._host_functions = host_functions()
+        self.dirty = True
+        """Whether a host function ran in the current call, so its state
+        needs resetting before the next."""
         self.new_call(None)
 
     def new_call(self, policy: RoundPolicy | None) -> None:
         """Forget what the last call left, and start the deadline."""
         self.policy = policy
-        self.panic_message: str | None = None
-        self.exit_code: int | None = None
-        self.fault: Error | None = None
-        self.raised: BaseException | None = None
-        """What a host function raised, to raise again when the call ends."""
-        self.wasi.new_call()
         self._seconds_left = self.limits.deadline_seconds
         self._running_since = time.monotonic()
+        if self.dirty:
+            self.panic_message: str | None = None
+            self.exit_code: int | None = None
+            self.fault: Error | None = None
+            self.raised: BaseException | None = None
+            """What a host function raised, to raise again when the call ends."""
+            self.wasi.new_call()
+            self.dirty = False
 
     def define(
         self, linker: wasmtime.Linker, store: wasmtime.Store, not_granted: wasmtime.Module
@@ -88,6 +93,7 @@ class _Imports:
     def report(self, fault: Error, ctx: Context) -> NoReturn:
         """Record the first problem of a call, to raise when the call ends,
         and stop the module now: the host function that reports it traps."""
+        self.dirty = True
         if self.fault is None:
             self.fault = fault
         raise ModuleStopped
@@ -95,6 +101,7 @@ class _Imports:
     def failed(self, error: BaseException) -> None:
         """A host function raised ``error``: the module traps, and the call
         raises it again (a stop is not an error: its cause was recorded)."""
+        self.dirty = True
         if not isinstance(error, ModuleStopped) and self.raised is None:
             self.raised = error
 
@@ -180,6 +187,7 @@ class _Imports:
         exports = self.exports
         if exports is None:
             return
+        self.dirty = True
         try:
             message = exports.read(ctx, ptr, min(length, _MAX_PANIC_MESSAGE))
         except AbiViolation:
@@ -223,9 +231,10 @@ class Instance:
         """``modules``: the module, and the one that answers for a missing executor."""
         module, not_granted = modules
         self._limits = limits
-        self._deadline_ticks = deadline_ticks(limits.deadline_seconds)
-        fuel = limits.max_fuel is not None
-        self.store = wasmtime.Store(engine(fuel))
+        flavor = Flavor.for_limits(limits)
+        seconds = limits.deadline_seconds
+        self._deadline_ticks = deadline_ticks(seconds) if seconds is not None else 0
+        self.store = wasmtime.Store(engine(flavor))
         self.store.set_limits(
             memory_size=limits.max_memory_bytes,
             table_elements=_MAX_TABLE_ELEMENTS,
@@ -236,7 +245,7 @@ class Instance:
         self._imports = _Imports(executor, limits)
         self.orphans: list[int] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
-        linker = wasmtime.Linker(engine(fuel))
+        linker = wasmtime.Linker(engine(flavor))
         self._imports.define(linker, self.store, not_granted)
         try:
             self._start_limits()
@@ -264,7 +273,8 @@ class Instance:
         imports.new_call(policy)
         exports = self.exports
         context = exports.store_context
-        exports.set_deadline(context, self._deadline_ticks)
+        if self._deadline_ticks:
+            exports.set_deadline(context, self._deadline_ticks)
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
         EPOCH_CLOCK.start()
@@ -289,7 +299,8 @@ class Instance:
         self.store.close()
 
     def _start_limits(self) -> None:
-        self.store.set_epoch_deadline(self._deadline_ticks)
+        if self._deadline_ticks:
+            self.store.set_epoch_deadline(self._deadline_ticks)
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
 

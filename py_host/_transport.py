@@ -170,8 +170,10 @@ class FastTransport:
         self._memory_struct = memory._memory
         self._memory = ctypes.addressof(memory._memory)
         self._func_structs = [func._func for func in funcs.values()]
-        self._funcs = {name: ctypes.addressof(func._func) for name, func in funcs.items()}
-        self._i64_results = i64_results
+        self._funcs = {
+            name: (ctypes.addressof(func._func), name in i64_results)
+            for name, func in funcs.items()
+        }
         # Calls from host functions run inside another call: their own array.
         self._args = (ffi.wasmtime_val_raw_t * 2)()
         self._nested_args = (ffi.wasmtime_val_raw_t * 2)()
@@ -194,14 +196,15 @@ class FastTransport:
         for index, arg in enumerate(args):
             values[index].i32 = arg - (1 << 32) if arg >= 1 << 31 else arg
         self._view = None
-        error = _CALL(ctx, self._funcs[name], address, 2, self._trap_address)
+        func, i64_result = self._funcs[name]
+        error = _CALL(ctx, func, address, 2, self._trap_address)
         if error:
             raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
         if self._trap:
             trap = self._trap
             self._new_trap()
             raise wasmtime.Trap._from_ptr(trap)
-        return int(values[0].i64 if name in self._i64_results else values[0].i32)
+        return int(values[0].i64 if i64_result else values[0].i32)
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
         base, size = self._memory_view(ctx)

@@ -39,6 +39,7 @@ class CallState(Protocol):
     """What the imports of an instance share about its current call."""
 
     exit_code: int | None
+    dirty: bool
 
     def report(self, fault: Error, ctx: Context) -> NoReturn:
         """Record a problem and stop the module."""
@@ -101,6 +102,7 @@ class OutputOnlyWasi:
         )
 
     def _fd_write(self, ctx: Context, fd: int, iovs: int, count: int, written: int) -> int:
+        self._call.dirty = True
         sink = self._sinks.get(fd)
         exports = self._exports()
         if sink is None or exports is None:
@@ -178,6 +180,7 @@ class OutputOnlyWasi:
 
     def _proc_exit(self, ctx: Context, code: int) -> None:
         # proc_exit must not return to the module.
+        self._call.dirty = True
         self._call.exit_code = code
         raise ModuleStopped
 

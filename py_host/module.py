@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports, check_exports
 from ._cache import ModuleCache, default_directory
-from ._engine import NOT_GRANTED_WASM, compile_module
+from ._engine import NOT_GRANTED_WASM, Flavor, compile_module
 from ._instance import Instance
 from ._pool import InstancePool
 from ._rounds import RoundPolicy
@@ -80,12 +80,12 @@ def load(
         hint = " (run `just build`)" if path is None else ""
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
     granted = as_executor(executor) if executor is not None else None
-    fuel = limits.max_fuel is not None
+    flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
-    module = compile_module(wasm, wasm_path, fuel=fuel, cache=kept)
+    module = compile_module(wasm, wasm_path, flavor=flavor, cache=kept)
     check_exports(module)
-    not_granted = compile_module(NOT_GRANTED_WASM, wasm_path, fuel=fuel, cache=kept)
+    not_granted = compile_module(NOT_GRANTED_WASM, wasm_path, flavor=flavor, cache=kept)
     size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
     return RustModule((module, not_granted), granted, limits, size)
 

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 import py_host
 from py_host._cache import ModuleCache
-from py_host._engine import engine
+from py_host._engine import Flavor, engine
 
 LOAD = """
 import sys, py_host
@@ -51,7 +51,7 @@ def test_the_key_names_the_module_wasmtime_and_configuration(tmp_path: Path) -> 
     load_in_a_new_process(tmp_path)
     for entry in entries(tmp_path):
         assert "-wasmtime50." in entry.name
-        assert "-plain-crc" in entry.name
+        assert "-nofuel-epochs-crc" in entry.name
 
 
 @pytest.mark.parametrize(
@@ -77,10 +77,10 @@ def test_an_entry_wasmtime_refuses_is_rebuilt(tmp_path: Path) -> None:
     # another engine configuration.
     cache = ModuleCache(tmp_path)
     wasm = (ROOT / "py_host/rust_lib.wasm").read_bytes()
-    other = py_host._engine._compile(wasm, tmp_path, fuel=True)
+    other = py_host._engine._compile(wasm, tmp_path, Flavor(fuel=True, epochs=True))
     cache.store("stale", other)
     assert len(entries(tmp_path)) == 1
-    assert cache.load("stale", engine(fuel=False)) is None
+    assert cache.load("stale", engine(Flavor(fuel=False, epochs=True))) is None
     assert entries(tmp_path) == []
 
 
