@@ -13,10 +13,20 @@ from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 1
 """The version of docs/ABI.md this host speaks."""
-NOT_GRANTED = -1
+NOT_GRANTED = 0
 """What ``execute_round`` returns when no executor was granted."""
-ANSWER_REFUSED = -2
-"""What ``execute_round`` returns when the request could not be answered."""
+IMPORTS = frozenset(
+    {
+        ("wasi_snapshot_preview1", "fd_write"),
+        ("wasi_snapshot_preview1", "random_get"),
+        ("wasi_snapshot_preview1", "environ_get"),
+        ("wasi_snapshot_preview1", "environ_sizes_get"),
+        ("wasi_snapshot_preview1", "proc_exit"),
+        ("host", "execute_round"),
+        ("host", "report_panic"),
+    }
+)
+"""Everything the host grants; a module importing anything else is refused."""
 
 MAX_INPUT = 2**31 - 1
 """The most bytes one input buffer can hold: lengths are i32."""
@@ -57,9 +67,15 @@ def unpack(packed: int) -> tuple[int, int]:
     return packed >> 32, packed & 0xFFFF_FFFF
 
 
-def check_exports(module: wasmtime.Module) -> None:
-    """Raise :class:`LoadError` unless ``module`` exports what the ABI says,
-    with the ABI's signatures. Checked once per module, not per instance."""
+def check_module(module: wasmtime.Module) -> None:
+    """Raise :class:`LoadError` unless ``module`` imports only what the host
+    grants and exports what the ABI says, with the ABI's signatures.
+    Checked once per module, not per instance."""
+    for wanted in module.imports:
+        if (wanted.module, wanted.name) not in IMPORTS:
+            raise LoadError(
+                f"the module imports {wanted.module}::{wanted.name}, which this host does not grant"
+            )
     types = {export.name: export.type for export in module.exports}
     if not isinstance(types.get("memory"), wasmtime.MemoryType):
         raise LoadError("the module does not export its linear memory as 'memory'")
@@ -150,10 +166,10 @@ class Exports:
         ptr, length = unpack(packed)
         self._check_reply_size(ctx, function, ptr, length)
         try:
-            reply = self.read(ctx, ptr, length)
+            reply, freed = self._transport.read_and_free(ctx, ptr, length)
         except OutOfBounds as error:
             raise AbiViolation(f"{function} returned a reply outside memory: {error}") from None
-        if not self.dealloc(ctx, ptr, length):
+        if not freed:
             raise AbiViolation(f"{function} returned a reply that is not a live buffer")
         return reply
 
@@ -208,8 +224,4 @@ class Exports:
                 self._input = None
             capacity = max(len(data), _FIRST_INPUT_BYTES)
             self._input = (self.lend(ctx, bytes(capacity)), capacity)
-        ptr = self._input[0]
-        self.write(ctx, ptr, data)
-        if function == "print_int":
-            return self._transport.call(ctx, function, ptr)
-        return self._transport.call(ctx, function, ptr, len(data))
+        return self._transport.call_with_input(ctx, function, self._input[0], data)

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +82,21 @@ def engine(flavor: Flavor) -> wasmtime.Engine:
         return _engines[flavor]
 
 
+# The default limits' engine, made at import rather than by the first load().
+engine(Flavor.for_limits(Limits()))
+
+
 def compile_module(
-    wasm: bytes, path: Path, *, flavor: Flavor, cache: ModuleCache | None
+    wasm: bytes,
+    path: Path,
+    *,
+    flavor: Flavor,
+    cache: ModuleCache | None,
+    check: Callable[[wasmtime.Module], None],
 ) -> wasmtime.Module:
     """The compiled module for ``wasm``: from this process's memory, else
-    from ``cache`` on disk, else compiled (and kept in both)."""
+    from ``cache`` on disk, else compiled, passed through ``check`` (which
+    raises to refuse it) and kept in both. So a kept module was checked."""
     sha256 = hashlib.sha256(wasm).hexdigest()
     key = (sha256, flavor)
     with _compiled_lock:
@@ -97,6 +107,7 @@ def compile_module(
     module = cache.load(cache_key, engine(flavor)) if cache else None
     if module is None:
         module = _compile(wasm, path, flavor)
+        check(module)
         if cache:
             cache.store(cache_key, module)
     with _compiled_lock:
@@ -114,16 +125,6 @@ def _compile(wasm: bytes, path: Path, flavor: Flavor) -> wasmtime.Module:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         summary = f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else "".join(lines)
         raise LoadError(f"{str(path)!r} is not a valid module: {summary}") from None
-
-
-NOT_GRANTED_WASM = bytes(
-    wasmtime.wat2wasm(
-        '(module (func (export "execute_round") (param i32 i32) (result i64) i64.const -1))'
-    )
-)
-"""A module whose ``execute_round`` answers "no executor granted" (-1):
-linked in when there is no executor, it spares a dry run the call out to
-Python and back."""
 
 
 def deadline_ticks(seconds: float) -> int:

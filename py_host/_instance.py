@@ -10,7 +10,7 @@ from typing import NoReturn, TypeVar, get_args
 
 import wasmtime
 
-from ._abi import ANSWER_REFUSED, NOT_GRANTED, Exports, pack
+from ._abi import NOT_GRANTED, Exports, pack
 from ._engine import EPOCH_CLOCK, Flavor, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
 from ._transport import Context, host_functions
@@ -66,12 +66,22 @@ class _Imports:
             self.dirty = False
 
     def define(
-        self, linker: wasmtime.Linker, store: wasmtime.Store, not_granted: wasmtime.Module
+        self, linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module
     ) -> None:
         host = self._host_functions
         self.wasi.define(linker, host)
+        host.define(
+            linker,
+            ("host", "report_panic"),
+            self._report_panic,
+            ty=wasmtime.FuncType([_I32, _I32], []),
+            on_error=self.failed,
+        )
         if self.executor is None:
-            linker.define_instance(store, "host", linker.instantiate(store, not_granted))
+            # execute_round, left undefined, answers 0, "no executor granted",
+            # from wasmtime itself: a dry run never calls out to Python. (The
+            # module was checked to import nothing else this host does not define.)
+            linker.define_unknown_imports_as_default_values(store, module)
         else:
             host.define(
                 linker,
@@ -80,13 +90,6 @@ class _Imports:
                 ty=wasmtime.FuncType([_I32, _I32], [_I64]),
                 on_error=self.failed,
             )
-        host.define(
-            linker,
-            ("host", "report_panic"),
-            self._report_panic,
-            ty=wasmtime.FuncType([_I32, _I32], []),
-            on_error=self.failed,
-        )
 
     # The call's state, shared with the WASI imports.
 
@@ -164,9 +167,7 @@ class _Imports:
 
     def _execute_round(self, ctx: Context, ptr: int, length: int) -> int:
         exports = self.exports
-        if exports is None:
-            return ANSWER_REFUSED
-        if self.executor is None:
+        if exports is None or self.executor is None:
             return NOT_GRANTED
         self.pause(ctx)
         try:
@@ -222,14 +223,7 @@ def _utf8_safe(text: str) -> str:
 class Instance:
     """The module instantiated in its own Store, within its limits."""
 
-    def __init__(
-        self,
-        modules: tuple[wasmtime.Module, wasmtime.Module],
-        executor: Executor | None,
-        limits: Limits,
-    ) -> None:
-        """``modules``: the module, and the one that answers for a missing executor."""
-        module, not_granted = modules
+    def __init__(self, module: wasmtime.Module, executor: Executor | None, limits: Limits) -> None:
         self._limits = limits
         flavor = Flavor.for_limits(limits)
         seconds = limits.deadline_seconds
@@ -238,7 +232,7 @@ class Instance:
         self.store.set_limits(
             memory_size=limits.max_memory_bytes,
             table_elements=_MAX_TABLE_ELEMENTS,
-            instances=2,
+            instances=1,
             tables=4,
             memories=1,
         )
@@ -246,7 +240,7 @@ class Instance:
         self.orphans: list[int] = []
         """Replies whose ReplyBuffer was dropped unfreed, to free at the next call."""
         linker = wasmtime.Linker(engine(flavor))
-        self._imports.define(linker, self.store, not_granted)
+        self._imports.define(linker, self.store, module)
         try:
             self._start_limits()
             with EPOCH_CLOCK.running():

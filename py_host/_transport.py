@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+import itertools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import wasmtime
@@ -59,6 +61,14 @@ class Transport(Protocol):
 
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         """Trap the module ``ticks`` epochs from now."""
+
+    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
+        """Copy ``data`` to ``ptr``, then call ``name(ptr, len(data))``
+        (``name(ptr)`` for ``print_int``): the hot path, in one step."""
+
+    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
+        """A copy of ``length`` bytes at ``ptr``, then ``dealloc(ptr, length)``:
+        the bytes, and whether the buffer was live."""
 
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
@@ -118,6 +128,16 @@ class PublicTransport:
         # Store.set_epoch_deadline only needs a context, which a Caller has too.
         wasmtime.Store.set_epoch_deadline(ctx, ticks)
 
+    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
+        self.write(ctx, ptr, data)
+        if name == "print_int":
+            return self.call(ctx, name, ptr)
+        return self.call(ctx, name, ptr, len(data))
+
+    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
+        data = self.read(ctx, ptr, length)
+        return data, self.call(ctx, "dealloc", ptr, length) == 0
+
 
 if FAST:
     from wasmtime import _bindings as ffi
@@ -144,7 +164,6 @@ if FAST:
     _CALLER_CONTEXT = _raw("wasmtime_caller_context", _ADDRESS, _ADDRESS)
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
     _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
-    _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
 
 def _address(pointer: Any) -> int:
@@ -219,6 +238,20 @@ class FastTransport:
     def memory_size(self, ctx: Context) -> int:
         return self._memory_view(ctx)[1]
 
+    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
+        base, size = self._memory_view(ctx)
+        check_bounds(size, ptr, len(data))
+        ctypes.memmove(base + ptr, data, len(data))
+        if name == "print_int":
+            return self.call(ctx, name, ptr)
+        return self.call(ctx, name, ptr, len(data))
+
+    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
+        base, size = self._memory_view(ctx)
+        check_bounds(size, ptr, length)
+        data = ctypes.string_at(base + ptr, length)
+        return data, self.call(ctx, "dealloc", ptr, length) == 0
+
     def _memory_view(self, ctx: Context) -> tuple[int, int]:
         if ctx != self.store_context:
             # Inside a host function, the call in progress may have grown it.
@@ -231,14 +264,76 @@ class FastTransport:
         _SET_DEADLINE(ctx, ticks)
 
 
-class FastHostFunctions:
-    """Host functions as C callbacks on the raw argument array: no
-    wasmtime-py trampoline, and nothing raised through wasmtime-py's one
-    global exception slot, which threads would share."""
+@dataclass(frozen=True)
+class _HostFunction:
+    function: HostFunction
+    on_error: Callable[[BaseException], None]
+    params: int
+    result: str | None
+    """``"i32"``, ``"i64"`` or ``None``."""
+    failure: bytes
+    """The trap's message when the function raises."""
 
-    def __init__(self) -> None:
-        self._callbacks: list[object] = []
-        """The C callbacks, kept alive as long as the instance."""
+
+_host_functions: dict[int, _HostFunction] = {}
+"""Every host function defined, by the number wasmtime hands back to the
+trampoline; removed when wasmtime drops the function."""
+_next_host_function = itertools.count(1)
+
+
+def _trampoline(env: int, caller: int, values: Any, count: int) -> int:
+    """Every host function's entry from WebAssembly: reads the raw arguments,
+    runs the function, writes its result. A Python exception never crosses
+    into wasmtime: it is recorded and the module traps."""
+    entry = _host_functions[env]
+    try:
+        ctx = _CALLER_CONTEXT(caller)
+        result = entry.function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(entry.params)))
+        if entry.result == "i64":
+            values[0].i64 = result
+        elif entry.result == "i32":
+            values[0].i32 = result
+        return 0
+    except BaseException as error:
+        entry.on_error(error)
+        trap = ffi.wasmtime_trap_new(entry.failure, len(entry.failure))
+        return _address(trap)
+
+
+def _forget(env: int) -> None:
+    _host_functions.pop(env, None)
+
+
+if FAST:
+    # One C callback for all host functions, made once: making one per
+    # function would cost a libffi closure each, on every instantiation.
+    _C_TRAMPOLINE = ctypes.CFUNCTYPE(
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        _ADDRESS,
+        ctypes.POINTER(ffi.wasmtime_val_raw_t),
+        ctypes.c_size_t,
+    )(_trampoline)
+    _C_FORGET = ctypes.CFUNCTYPE(None, ctypes.c_size_t)(_forget)
+    _DEFINE = _raw(
+        "wasmtime_linker_define_func_unchecked",
+        _ADDRESS,
+        _ADDRESS,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        _ADDRESS,
+        _ADDRESS,
+        ctypes.c_size_t,
+        _ADDRESS,
+    )
+
+
+class FastHostFunctions:
+    """Host functions reached through one C trampoline on the raw argument
+    array: no wasmtime-py trampoline, and nothing raised through wasmtime-py's
+    one global exception slot, which threads would share."""
 
     def define(
         self,
@@ -251,42 +346,30 @@ class FastHostFunctions:
     ) -> None:
         """Define ``function`` as the import ``name`` (module, field)."""
         module, field = name
-        params = len(ty.params)
-        i64_result = [str(result) for result in ty.results] == ["i64"]
-        has_result = bool(ty.results)
-        message = f"host function {field} failed".encode()
-
-        def callback(env: int, caller: Any, values: Any, count: int) -> int:
-            try:
-                ctx = _CALLER_CONTEXT(_address(caller))
-                result = function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(params)))
-                if has_result:
-                    if i64_result:
-                        values[0].i64 = result
-                    else:
-                        values[0].i32 = result
-                return 0
-            except BaseException as error:
-                on_error(error)
-                trap = ffi.wasmtime_trap_new(message, len(message))
-                return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
-
-        c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
-        self._callbacks.append(c_callback)
+        results = [str(result) for result in ty.results]
+        env = next(_next_host_function)
+        _host_functions[env] = _HostFunction(
+            function,
+            on_error,
+            len(ty.params),
+            results[0] if results else None,
+            f"host function {field} failed".encode(),
+        )
         module_bytes, name_bytes = module.encode(), field.encode()
-        error = ffi.wasmtime_linker_define_func_unchecked(
-            linker.ptr(),
+        error = _DEFINE(
+            _address(linker.ptr()),
             module_bytes,
             len(module_bytes),
             name_bytes,
             len(name_bytes),
-            ty.ptr(),
-            c_callback,
-            None,
-            _NO_FINALIZER,
+            _address(ty.ptr()),
+            _address(_C_TRAMPOLINE),
+            env,
+            _address(_C_FORGET),
         )
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            _host_functions.pop(env, None)
+            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
 
 
 class PublicHostFunctions:

@@ -12,9 +12,9 @@ from typing import Any, Literal, TypeVar, overload
 import wasmtime
 from pydantic import ValidationError
 
-from ._abi import MAX_INPUT, Exports, check_exports
+from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
-from ._engine import NOT_GRANTED_WASM, Flavor, compile_module
+from ._engine import Flavor, compile_module
 from ._instance import Instance
 from ._pool import InstancePool
 from ._rounds import RoundPolicy
@@ -83,11 +83,9 @@ def load(
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
-    module = compile_module(wasm, wasm_path, flavor=flavor, cache=kept)
-    check_exports(module)
-    not_granted = compile_module(NOT_GRANTED_WASM, wasm_path, flavor=flavor, cache=kept)
+    module = compile_module(wasm, wasm_path, flavor=flavor, cache=kept, check=check_module)
     size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
-    return RustModule((module, not_granted), granted, limits, size)
+    return RustModule(module, granted, limits, size)
 
 
 class RustModule:
@@ -102,14 +100,10 @@ class RustModule:
     """
 
     def __init__(
-        self,
-        modules: tuple[wasmtime.Module, wasmtime.Module],
-        executor: Executor | None,
-        limits: Limits,
-        max_instances: int,
+        self, module: wasmtime.Module, executor: Executor | None, limits: Limits, max_instances: int
     ) -> None:
         self._executor = executor
-        self._pool = InstancePool(lambda: Instance(modules, executor, limits), max_instances)
+        self._pool = InstancePool(lambda: Instance(module, executor, limits), max_instances)
         self._in_call = threading.local()
         """Set while this thread is inside a call, to refuse re-entry."""
 

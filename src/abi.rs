@@ -19,8 +19,9 @@ use std::sync::Once;
 
 /// The ABI version; a host refuses a module whose version it does not know.
 const ABI_VERSION: u32 = 1;
-/// What `execute_round` returns when the host granted no executor.
-const NOT_GRANTED: i64 = -1;
+/// What `execute_round` returns when the host granted no executor: never a
+/// packed buffer from `alloc`, whose pointer is never 0.
+const NOT_GRANTED: i64 = 0;
 
 #[link(wasm_import_module = "host")]
 unsafe extern "C" {

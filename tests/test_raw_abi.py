@@ -31,7 +31,7 @@ class RawModule:
 
         def on_round(caller: wasmtime.Caller, ptr: int, length: int) -> int:
             if execute_round is None:
-                return -1
+                return 0
             return execute_round(self, caller, self.memory.read(caller, ptr, ptr + length))
 
         def on_panic(caller: wasmtime.Caller, ptr: int, length: int) -> None:
