@@ -15,13 +15,13 @@ demo: build
     {{python}} examples/tutorial.py
 
 # Every check CI runs: formatting, lints, types, Rust and Python tests.
-test: build build-faults
+test: build build-faults build-native
     cargo fmt --all --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target {{wasm_target}} --features faults -- -D warnings
     cargo test
-    {{venv}}/bin/ruff check py_host tests examples
-    {{venv}}/bin/ruff format --check py_host tests examples
+    {{venv}}/bin/ruff check py_host tests examples bench
+    {{venv}}/bin/ruff format --check py_host tests examples bench
     {{venv}}/bin/mypy --strict py_host
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
     # Again through wasmtime-py's public API, the fallback of the fast transport.
