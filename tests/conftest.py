@@ -4,7 +4,10 @@ tutorial's input."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,18 @@ def module_file(tmp_path: Path, wat: str) -> Path:
     path = tmp_path / "module.wasm"
     path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
     return path
+
+
+def run_python(source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a new interpreter, from the project's root."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def tutorial_input(**changes: Any) -> dict[str, Any]:

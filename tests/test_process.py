@@ -3,12 +3,8 @@ cleanly with its own status, whatever way it ends."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
-from conftest import FAULTS_WASM, ROOT
+from conftest import FAULTS_WASM, run_python
 
 SCRIPT = """
 import sys
@@ -18,17 +14,6 @@ rust = py_host.load()
 rust.print_string("hello from rust")
 {ending}
 """
-
-
-def run_script(source: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
@@ -41,7 +26,7 @@ def run_script(source: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_script_exits_with_its_own_status_and_a_clean_stderr(ending: str, status: int) -> None:
-    done = run_script(SCRIPT.format(ending=ending))
+    done = run_python(SCRIPT.format(ending=ending))
     assert done.returncode == status, done.stderr
     assert done.stdout == "hello from rust\n"
     stderr = done.stderr
@@ -52,7 +37,7 @@ def test_a_script_exits_with_its_own_status_and_a_clean_stderr(ending: str, stat
 
 
 def test_output_keeps_order_with_pythons_when_piped() -> None:
-    done = run_script(
+    done = run_python(
         """
         import py_host
         rust = py_host.load()
@@ -74,7 +59,7 @@ def test_output_keeps_order_with_pythons_when_piped() -> None:
 def test_a_trap_is_an_exception_even_under_faulthandler() -> None:
     # faulthandler's signal handlers, installed after wasmtime's, used to
     # turn the first trap into "Fatal Python error: Illegal instruction".
-    done = run_script(
+    done = run_python(
         f"""
         import faulthandler
         import py_host

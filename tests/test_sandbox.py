@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ABI_FUNCTIONS, FAULTS_WASM, ROOT, module_file
+from conftest import ABI_FUNCTIONS, FAULTS_WASM, module_file, run_python
 
 import py_host
 
@@ -25,17 +22,6 @@ def replace_export(name: str, body: str) -> str:
     """The ABI's exports and version with ``name`` replaced by ``body``."""
     kept = [line for line in ABI_FUNCTIONS.splitlines() if f'(export "{name}")' not in line]
     return "\n".join(kept) + VERSION + body
-
-
-def run_python(source: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def test_a_table_cannot_grow_without_bound(tmp_path: Path) -> None:
