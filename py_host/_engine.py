@@ -61,6 +61,9 @@ def _engine(flavor: Flavor) -> wasmtime.Engine:
     config.epoch_interruption = flavor.epochs
     config.consume_fuel = flavor.fuel
     config.max_wasm_stack = MAX_WASM_STACK
+    # Memory reserves its whole range up front and grows in place, so its base
+    # address never changes: py_host reads it once per instance.
+    config.memory_may_move = False
     # One memory, as the ABI says: a module with more is refused at load,
     # rather than each memory getting the whole memory limit.
     config.wasm_multi_memory = False

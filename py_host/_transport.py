@@ -172,9 +172,12 @@ def _address(pointer: Any) -> int:
 
 class FastTransport:
     """Through the C API's unchecked calls and the memory's base pointer,
-    with contexts, functions and arrays passed as plain addresses. Every
-    access is bounds-checked against the memory's current size, which is read
-    again each time: memory may grow in any call."""
+    with contexts, functions and arrays passed as plain addresses.
+
+    py_host's engines never move memory (``memory_may_move`` is off), so the
+    base address is read once. Every access is bounds-checked against the
+    memory's size as last read, which is read again before refusing: memory
+    only grows."""
 
     def __init__(
         self,
@@ -188,6 +191,8 @@ class FastTransport:
         self.store_context = _address(store._context())
         self._memory_struct = memory._memory
         self._memory = ctypes.addressof(memory._memory)
+        self._base = int(_DATA(self.store_context, self._memory) or 0)
+        self._size = int(_DATA_SIZE(self.store_context, self._memory))
         self._func_structs = [func._func for func in funcs.values()]
         self._funcs = {
             name: (ctypes.addressof(func._func), name in i64_results)
@@ -199,9 +204,6 @@ class FastTransport:
         self._args_address = ctypes.addressof(self._args)
         self._nested_args_address = ctypes.addressof(self._nested_args)
         self._new_trap()
-        self._view: tuple[int, int] | None = None
-        """Base and size of memory, as of the last call from Python: memory
-        only moves or grows while WebAssembly runs."""
 
     def _new_trap(self) -> None:
         self._trap = _TRAP_POINTER()
@@ -214,7 +216,6 @@ class FastTransport:
             values, address = self._nested_args, self._nested_args_address
         for index, arg in enumerate(args):
             values[index].i32 = arg - (1 << 32) if arg >= 1 << 31 else arg
-        self._view = None
         func, i64_result = self._funcs[name]
         error = _CALL(ctx, func, address, 2, self._trap_address)
         if error:
@@ -226,42 +227,33 @@ class FastTransport:
         return int(values[0].i64 if i64_result else values[0].i32)
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
-        base, size = self._memory_view(ctx)
-        check_bounds(size, ptr, length)
-        return ctypes.string_at(base + ptr, length)
+        self._check(ctx, ptr, length)
+        return ctypes.string_at(self._base + ptr, length)
 
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
-        base, size = self._memory_view(ctx)
-        check_bounds(size, ptr, len(data))
-        ctypes.memmove(base + ptr, data, len(data))
+        self._check(ctx, ptr, len(data))
+        ctypes.memmove(self._base + ptr, data, len(data))
 
     def memory_size(self, ctx: Context) -> int:
-        return self._memory_view(ctx)[1]
+        self._size = int(_DATA_SIZE(ctx, self._memory))
+        return self._size
+
+    def set_deadline(self, ctx: Context, ticks: int) -> None:
+        _SET_DEADLINE(ctx, ticks)
 
     def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
-        base, size = self._memory_view(ctx)
-        check_bounds(size, ptr, len(data))
-        ctypes.memmove(base + ptr, data, len(data))
+        self.write(ctx, ptr, data)
         if name == "print_int":
             return self.call(ctx, name, ptr)
         return self.call(ctx, name, ptr, len(data))
 
     def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
-        base, size = self._memory_view(ctx)
-        check_bounds(size, ptr, length)
-        data = ctypes.string_at(base + ptr, length)
+        data = self.read(ctx, ptr, length)
         return data, self.call(ctx, "dealloc", ptr, length) == 0
 
-    def _memory_view(self, ctx: Context) -> tuple[int, int]:
-        if ctx != self.store_context:
-            # Inside a host function, the call in progress may have grown it.
-            return int(_DATA(ctx, self._memory) or 0), int(_DATA_SIZE(ctx, self._memory))
-        if self._view is None:
-            self._view = int(_DATA(ctx, self._memory) or 0), int(_DATA_SIZE(ctx, self._memory))
-        return self._view
-
-    def set_deadline(self, ctx: Context, ticks: int) -> None:
-        _SET_DEADLINE(ctx, ticks)
+    def _check(self, ctx: Context, ptr: int, length: int) -> None:
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            check_bounds(self.memory_size(ctx), ptr, length)
 
 
 @dataclass(frozen=True)

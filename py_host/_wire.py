@@ -61,7 +61,8 @@ def parse_procedure_reply(reply: bytes) -> ProcedureOutput:
         # The usual reply, parsed without its envelope: what lies between must
         # be one whole ProcedureOutput, so a reply with anything else is refused.
         try:
-            return ProcedureOutput.model_validate_json(reply[len(_OK) : -1])
+            output: ProcedureOutput = _OUTPUT.validate_json(reply[len(_OK) : -1])
+            return output
         except ValidationError as error:
             raise AbiViolation(f"start_procedure replied with an invalid output: {error}") from None
     try:
@@ -86,7 +87,7 @@ def check_status(function: str, reply: bytes | None) -> None:
     raise module_error(parsed.error)
 
 
-def encode_input(procedure: ProcedureInput) -> str:
+def encode_input(procedure: ProcedureInput) -> bytes:
     """The input's fields as JSON, exactly as they are.
 
     A model that skipped validation (``model_construct``) may hold anything.
@@ -95,15 +96,23 @@ def encode_input(procedure: ProcedureInput) -> str:
     and fails on a missing field: those cases go through ``json.dumps``."""
     fields = vars(procedure)
     try:
-        if fields.keys() == _FIELDS and not any(type(fields[name]) is bool for name in _INT_FIELDS):
-            return procedure.model_dump_json(warnings=False)
-        return json.dumps(fields, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if (
+            fields.keys() == _FIELDS
+            and type(fields["timeout"]) is not bool
+            and type(fields["retries"]) is not bool
+            and type(fields["job_id"]) is not bool
+        ):
+            return _SERIALIZER.to_json(procedure, warnings=False)
+        return json.dumps(
+            fields, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
     except (PydanticSerializationError, TypeError, ValueError, RecursionError) as error:
         raise InvalidInput("invalid_type", f"cannot encode the input as JSON: {error}") from None
 
 
 _FIELDS = ProcedureInput.model_fields.keys()
-_INT_FIELDS = ("timeout", "retries", "job_id")
+_SERIALIZER = ProcedureInput.__pydantic_serializer__
+_OUTPUT = ProcedureOutput.__pydantic_validator__
 
 _PYDANTIC_KINDS: dict[str, str] = {
     "missing": "missing_field",
