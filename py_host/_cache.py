@@ -74,10 +74,13 @@ class ModuleCache:
             Path(temporary).unlink(missing_ok=True)
 
     def _entries(self, key: str) -> list[Path]:
+        prefix = f"{key}-crc"
         try:
-            return sorted(self.directory.glob(f"{key}-crc*.cwasm"))
+            with os.scandir(self.directory) as entries:
+                names = [e.name for e in entries if e.name.startswith(prefix)]
         except OSError:
             return []
+        return [self.directory / name for name in sorted(names) if name.endswith(".cwasm")]
 
 
 def _checksum(entry: Path) -> str:
