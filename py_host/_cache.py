@@ -7,13 +7,18 @@ wasmtime or another configuration never loads an old entry. Each entry's
 name also carries the CRC-32 of its contents: a truncated or corrupted entry
 is detected and rebuilt, never handed to wasmtime, which would trust it as
 native code. The file itself is exactly what wasmtime serialized, so wasmtime
-maps it instead of Python copying it. The directory is private to its user.
+maps it instead of Python copying it.
+
+A compiled module is native code that wasmtime runs without checking it, so
+the cache is used only when the directory and the entry belong to the user
+and nobody else can write the directory; otherwise modules are compiled.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import stat
 import tempfile
 import zlib
 from pathlib import Path
@@ -45,8 +50,12 @@ class ModuleCache:
     def load(self, key: str, engine: wasmtime.Engine) -> wasmtime.Module | None:
         """The module kept under ``key``, or ``None`` when there is none or it
         is damaged or stale (a damaged or stale entry is removed)."""
+        if not self._private():
+            return None
         for entry in self._entries(key):
             try:
+                if not _owned(entry.stat()):
+                    continue
                 if _checksum(entry) == entry.stem.rsplit("-crc", 1)[1]:
                     return wasmtime.Module.deserialize_file(engine, str(entry))
             except (OSError, ValueError, IndexError, wasmtime.WasmtimeError):
@@ -60,6 +69,8 @@ class ModuleCache:
         body = module.serialize()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self._private():
+                return
             descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         except OSError:
             return
@@ -73,6 +84,14 @@ class ModuleCache:
         except OSError:
             Path(temporary).unlink(missing_ok=True)
 
+    def _private(self) -> bool:
+        """Whether the directory is the user's and only the user's to write."""
+        try:
+            status = self.directory.stat()
+        except OSError:
+            return False
+        return _owned(status) and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
     def _entries(self, key: str) -> list[Path]:
         prefix = f"{key}-crc"
         try:
@@ -81,6 +100,10 @@ class ModuleCache:
         except OSError:
             return []
         return [self.directory / name for name in sorted(names) if name.endswith(".cwasm")]
+
+
+def _owned(status: os.stat_result) -> bool:
+    return status.st_uid == os.getuid()
 
 
 def _checksum(entry: Path) -> str:

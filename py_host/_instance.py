@@ -10,6 +10,7 @@ from typing import NoReturn, TypeVar, get_args
 
 import wasmtime
 
+from . import _interrupts as interrupts
 from ._abi import NOT_GRANTED, Exports, pack
 from ._engine import EPOCH_CLOCK, Flavor, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
@@ -272,6 +273,7 @@ class Instance:
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
         EPOCH_CLOCK.start()
+        main_thread = interrupts.enter()
         try:
             result = run(exports, context)
         except BaseException as error:
@@ -285,6 +287,8 @@ class Instance:
             raise
         finally:
             EPOCH_CLOCK.stop()
+            if main_thread:
+                interrupts.leave()
         if imports.fault is not None:
             raise imports.fault
         return result

@@ -8,7 +8,9 @@ while the pool is below its size, or waits for one to come back.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 
 from ._instance import Instance
@@ -34,6 +36,7 @@ class InstancePool:
         self._waiting = 0
         """Callers waiting for an instance to come back."""
         self._closed = False
+        _POOLS.add(self)
 
     def acquire(self, wanted: Instance | None = None) -> Instance:
         """An idle instance (``wanted``, if given, once it is idle)."""
@@ -86,6 +89,15 @@ class InstancePool:
         if self._waiting:
             self._returned.notify_all()
 
+    def _after_fork(self) -> None:
+        # The threads that had instances lent are gone in the child: forget
+        # those instances rather than wait for them forever.
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+        self._waiting = 0
+        self._live = set(self._idle)
+        self._count = len(self._idle)
+
     def live(self) -> list[Instance]:
         """The instances now alive, idle or lent."""
         with self._lock:
@@ -102,3 +114,14 @@ class InstancePool:
             self._wake_waiting()
         for instance in idle:
             instance.close()
+
+
+_POOLS: weakref.WeakSet[InstancePool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

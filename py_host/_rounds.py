@@ -64,7 +64,7 @@ class RoundPolicy:
                 (str(host) for host in fields["host_list"]),
                 len(data),
             )
-        except (ValueError, TypeError, KeyError, RecursionError):
+        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError):
             return None
 
     def admit(self, request: bytes) -> Round:

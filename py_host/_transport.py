@@ -17,12 +17,14 @@ import ctypes
 import importlib.metadata
 import itertools
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import wasmtime
 
+from ._interrupts import take_pending
 from .errors import AbiViolation
 
 Context = Any
@@ -104,7 +106,9 @@ class PublicTransport:
         funcs: dict[str, wasmtime.Func],
         i64_results: frozenset[str],
     ) -> None:
-        self.store_context = store
+        # A proxy, not the Store: wasmtime-py's global table of host functions
+        # reaches this object, and a reference from here would keep the Store.
+        self.store_context = weakref.proxy(store)
         self._memory = memory
         self._funcs = funcs
 
@@ -170,6 +174,25 @@ def _address(pointer: Any) -> int:
     return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
 
 
+class _CallSlot:
+    """Where one call's arguments, results and trap go."""
+
+    def __init__(self) -> None:
+        self.values = (ffi.wasmtime_val_raw_t * 2)()
+        self.values_address = ctypes.addressof(self.values)
+        self._new_trap()
+
+    def _new_trap(self) -> None:
+        self.trap = _TRAP_POINTER()
+        self.trap_address = ctypes.addressof(self.trap)
+
+    def take_trap(self) -> Any:
+        """The trap a call left here, now the caller's; the slot is empty again."""
+        trap = self.trap
+        self._new_trap()
+        return trap
+
+
 class FastTransport:
     """Through the C API's unchecked calls and the memory's base pointer,
     with contexts, functions and arrays passed as plain addresses.
@@ -186,8 +209,8 @@ class FastTransport:
         funcs: dict[str, wasmtime.Func],
         i64_results: frozenset[str],
     ) -> None:
-        self._store = store
-        """Kept so that the context's address stays valid."""
+        # No reference to the Store, which the instance owns: one here would be
+        # reachable from the registry of host functions, and never freed.
         self.store_context = _address(store._context())
         self._memory_struct = memory._memory
         self._memory = ctypes.addressof(memory._memory)
@@ -198,32 +221,29 @@ class FastTransport:
             name: (ctypes.addressof(func._func), name in i64_results)
             for name, func in funcs.items()
         }
-        # Calls from host functions run inside another call: their own array.
-        self._args = (ffi.wasmtime_val_raw_t * 2)()
-        self._nested_args = (ffi.wasmtime_val_raw_t * 2)()
-        self._args_address = ctypes.addressof(self._args)
-        self._nested_args_address = ctypes.addressof(self._nested_args)
-        self._new_trap()
-
-    def _new_trap(self) -> None:
-        self._trap = _TRAP_POINTER()
-        self._trap_address = ctypes.addressof(self._trap)
+        self._slots: list[_CallSlot] = []
+        """An argument array and a trap slot for each depth of calls: a host
+        function may call an export while the outer call is still running."""
+        self._depth = 0
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
-        if ctx == self.store_context:
-            values, address = self._args, self._args_address
-        else:
-            values, address = self._nested_args, self._nested_args_address
+        depth = self._depth
+        if depth == len(self._slots):
+            self._slots.append(_CallSlot())
+        slot = self._slots[depth]
+        values = slot.values
         for index, arg in enumerate(args):
             values[index].i32 = arg - (1 << 32) if arg >= 1 << 31 else arg
         func, i64_result = self._funcs[name]
-        error = _CALL(ctx, func, address, 2, self._trap_address)
+        self._depth = depth + 1
+        try:
+            error = _CALL(ctx, func, slot.values_address, 2, slot.trap_address)
+        finally:
+            self._depth = depth
         if error:
             raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
-        if self._trap:
-            trap = self._trap
-            self._new_trap()
-            raise wasmtime.Trap._from_ptr(trap)
+        if slot.trap:
+            raise wasmtime.Trap._from_ptr(slot.take_trap())
         return int(values[0].i64 if i64_result else values[0].i32)
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
@@ -277,8 +297,12 @@ def _trampoline(env: int, caller: int, values: Any, count: int) -> int:
     """Every host function's entry from WebAssembly: reads the raw arguments,
     runs the function, writes its result. A Python exception never crosses
     into wasmtime: it is recorded and the module traps."""
-    entry = _host_functions[env]
+    # ctypes cannot pass an exception that escapes here on to wasmtime: it
+    # would leave the returned trap pointer undefined. So nothing may.
     try:
+        if take_pending():
+            raise KeyboardInterrupt
+        entry = _host_functions[env]
         ctx = _CALLER_CONTEXT(caller)
         result = entry.function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(entry.params)))
         if entry.result == "i64":
@@ -287,9 +311,14 @@ def _trampoline(env: int, caller: int, values: Any, count: int) -> int:
             values[0].i32 = result
         return 0
     except BaseException as error:
-        entry.on_error(error)
-        trap = ffi.wasmtime_trap_new(entry.failure, len(entry.failure))
-        return _address(trap)
+        failure = b"host function failed"
+        try:
+            entry = _host_functions[env]
+            failure = entry.failure
+            entry.on_error(error)
+        except BaseException:  # the trap below still stops the module
+            pass
+        return _address(ffi.wasmtime_trap_new(failure, len(failure)))
 
 
 def _forget(env: int) -> None:
@@ -380,6 +409,8 @@ class PublicHostFunctions:
 
         def host(caller: wasmtime.Caller, *args: int) -> int | None:
             try:
+                if take_pending():
+                    raise KeyboardInterrupt
                 return function(caller, *(arg & 0xFFFF_FFFF for arg in args))
             except BaseException as error:
                 on_error(error)

@@ -174,10 +174,7 @@ class RustModule:
     @property
     def memory_size(self) -> int:
         """The size of the linear memory of the module's instances, in bytes."""
-        return sum(
-            self._run(lambda exports, ctx: exports.memory_size(ctx), on=instance)
-            for instance in self._pool.live()
-        )
+        return sum(self._each_instance(lambda exports, ctx: exports.memory_size(ctx)))
 
     @property
     def memory_pages(self) -> int:
@@ -187,10 +184,7 @@ class RustModule:
     def live_allocations(self) -> int:
         """How many buffers the module's instances hold for the host: 0
         between calls, unless a :class:`ReplyBuffer` is still unfreed."""
-        return sum(
-            self._run(lambda exports, ctx: exports.live_allocations(ctx), on=instance)
-            for instance in self._pool.live()
-        )
+        return sum(self._each_instance(lambda exports, ctx: exports.live_allocations(ctx)))
 
     def close(self) -> None:
         """Free the module's instances now. Further calls raise :class:`ClosedError`."""
@@ -202,6 +196,17 @@ class RustModule:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _each_instance(self, run: Callable[[Exports, Context], T]) -> list[T]:
+        """``run`` on every live instance; one discarded meanwhile (another
+        thread's call trapped) is skipped."""
+        results = []
+        for instance in self._pool.live():
+            try:
+                results.append(self._run(run, on=instance))
+            except BufferFreed:
+                continue
+        return results
 
     def _policy_for_json(self, raw: bytes) -> RoundPolicy | None:
         return RoundPolicy.for_json(raw) if self._executor else None
@@ -239,10 +244,11 @@ class RustModule:
         anything but a :class:`ModuleError`, the module's own well-formed
         refusal, or a :class:`BufferFreed`."""
         self._refuse_reentry()
-        instance = self._pool.acquire(on)
-        self._in_call.active = True
+        instance = None
         discard = True
         try:
+            instance = self._pool.acquire(on)
+            self._in_call.active = True
             while instance.orphans:
                 instance.call(partial(Exports.free_mem, ptr=instance.orphans.pop()))
             result = instance.call(run, policy)
@@ -256,7 +262,8 @@ class RustModule:
             raise Error(f"the call failed unexpectedly: {error!r}") from error
         finally:
             self._in_call.active = False
-            self._pool.release(instance, discard=discard)
+            if instance is not None:
+                self._pool.release(instance, discard=discard)
         return (instance, result) if with_instance else result
 
     def _refuse_reentry(self) -> None:

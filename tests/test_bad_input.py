@@ -349,6 +349,14 @@ def test_a_model_nested_deeper_than_json_can_encode_is_refused(shared: py_host.R
         shared.start_procedure(unchecked)
 
 
+def test_a_number_too_big_for_a_float_is_invalid_input_with_an_executor_too() -> None:
+    with (
+        py_host.load(executor=py_host.SimulatedNetwork()) as rust,
+        pytest.raises(py_host.InvalidInput),
+    ):
+        rust.start_procedure_json(TUTORIAL_JSON.replace('"timeout": 10', '"timeout": 1e999'))
+
+
 def test_invalid_input_names_the_field_in_its_message(shared: py_host.RustModule) -> None:
     with pytest.raises(py_host.InvalidInput, match=r"^host_list\[1\]: .*bad_host"):
         shared.start_procedure_json(json.dumps(tutorial_input(host_list=["a", "bad_host"])))

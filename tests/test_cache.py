@@ -96,3 +96,13 @@ def test_no_cache_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with py_host.load(cache=False) as rust:
         rust.print_int(1)
     assert entries(tmp_path) == []
+
+
+def test_a_cache_others_can_write_is_not_used(tmp_path: Path) -> None:
+    # An entry is native code wasmtime runs unchecked: a directory anyone can
+    # write could hold someone else's.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    load_in_a_new_process(shared)
+    assert entries(shared) == []

@@ -75,3 +75,41 @@ def test_a_trap_is_an_exception_even_under_faulthandler() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "caught: injected panic: the host asked for it\nstill here\n"
     assert done.stderr == ""
+
+
+def test_ctrl_c_during_calls_never_crashes_the_process() -> None:
+    # Interrupts every millisecond while the module prints: each call
+    # succeeds or raises KeyboardInterrupt; none escapes a host function's
+    # C callback, where it would leave wasmtime a garbage trap pointer.
+    done = run_python(
+        """
+        import _thread, collections, io, signal, sys, threading, time, py_host
+        rust = py_host.load(max_instances=1)
+        sys.stdout = io.StringIO()
+        stop = threading.Event()
+        def interrupt():
+            while not stop.is_set():
+                time.sleep(0.001)
+                _thread.interrupt_main()
+        threading.Thread(target=interrupt, daemon=True).start()
+        seen = collections.Counter()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            try:
+                try:
+                    rust.print_string("hello " * 50)
+                    seen["ok"] += 1
+                except KeyboardInterrupt:
+                    seen["interrupted"] += 1
+            except KeyboardInterrupt:
+                pass
+        stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        time.sleep(0.05)
+        sys.stdout = sys.__stdout__
+        print(sorted(seen))
+        """
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['interrupted', 'ok']"
+    assert "ctypes callback" not in done.stderr

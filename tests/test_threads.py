@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
+import weakref
 from collections.abc import Sequence
 
 import pytest
-from conftest import tutorial_input
+from conftest import run_python, tutorial_input
 
 import py_host
 from py_host import Outcome, Round
@@ -115,3 +118,60 @@ def test_many_threads_share_one_module() -> None:
 def test_a_pool_needs_room_for_one() -> None:
     with pytest.raises(ValueError, match="at least one"):
         py_host.load(max_instances=0)
+
+
+def test_a_module_dropped_without_close_is_freed() -> None:
+    rust = py_host.load(executor=py_host.SimulatedNetwork())
+    rust.start_procedure(tutorial_input())
+    stores = [weakref.ref(instance.store) for instance in rust._pool.live()]
+    del rust
+    gc.collect()
+    assert [store() for store in stores] == [None] * len(stores)
+
+
+def test_totals_skip_an_instance_another_thread_discards(faulty: py_host.RustModule) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def trap_repeatedly() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(py_host.ModuleTrap):
+                faulty.print_string("fault:panic")
+
+    trapper = start(trap_repeatedly)
+    try:
+        for _ in range(300):
+            try:
+                assert faulty.memory_size >= 0
+                faulty.live_allocations()
+            except BaseException as error:
+                errors.append(error)
+    finally:
+        stop.set()
+        trapper.join()
+    assert errors == []
+
+
+def test_a_forked_child_gets_instances_its_parent_had_lent() -> None:
+    done = run_python(
+        """
+        import os, threading, py_host
+        class Gate:
+            entered, open = threading.Event(), threading.Event()
+            def run_round(self, round):
+                self.entered.set(); self.open.wait(30)
+                return [py_host.Outcome.ok()] * len(round.hosts)
+        gate = Gate()
+        rust = py_host.load(executor=gate, max_instances=1)
+        worker = threading.Thread(target=lambda: rust.start_procedure(dict(timeout=1, retries=0, action="a", host_list=["h"], job_id=1)))
+        worker.start(); gate.entered.wait(30)
+        child = os.fork()
+        if child == 0:
+            rust.print_int(42)
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+        gate.open.set(); worker.join()
+        print(os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert done.stdout.splitlines()[-1] == "0", done.stdout + done.stderr
