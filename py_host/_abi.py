@@ -166,10 +166,10 @@ class Exports:
         ptr, length = unpack(packed)
         self._check_reply_size(ctx, function, ptr, length)
         try:
-            reply, freed = self._transport.read_and_free(ctx, ptr, length)
+            reply = self.read(ctx, ptr, length)
         except OutOfBounds as error:
             raise AbiViolation(f"{function} returned a reply outside memory: {error}") from None
-        if not freed:
+        if not self.dealloc(ctx, ptr, length):
             raise AbiViolation(f"{function} returned a reply that is not a live buffer")
         return reply
 
@@ -224,4 +224,8 @@ class Exports:
                 self._input = None
             capacity = max(len(data), _FIRST_INPUT_BYTES)
             self._input = (self.lend(ctx, bytes(capacity)), capacity)
-        return self._transport.call_with_input(ctx, function, self._input[0], data)
+        ptr = self._input[0]
+        self.write(ctx, ptr, data)
+        if function == "print_int":
+            return self._transport.call(ctx, function, ptr)
+        return self._transport.call(ctx, function, ptr, len(data))

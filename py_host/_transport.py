@@ -64,14 +64,6 @@ class Transport(Protocol):
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         """Trap the module ``ticks`` epochs from now."""
 
-    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
-        """Copy ``data`` to ``ptr``, then call ``name(ptr, len(data))``
-        (``name(ptr)`` for ``print_int``): the hot path, in one step."""
-
-    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
-        """A copy of ``length`` bytes at ``ptr``, then ``dealloc(ptr, length)``:
-        the bytes, and whether the buffer was live."""
-
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
@@ -131,16 +123,6 @@ class PublicTransport:
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         # Store.set_epoch_deadline only needs a context, which a Caller has too.
         wasmtime.Store.set_epoch_deadline(ctx, ticks)
-
-    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
-        self.write(ctx, ptr, data)
-        if name == "print_int":
-            return self.call(ctx, name, ptr)
-        return self.call(ctx, name, ptr, len(data))
-
-    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
-        data = self.read(ctx, ptr, length)
-        return data, self.call(ctx, "dealloc", ptr, length) == 0
 
 
 if FAST:
@@ -260,16 +242,6 @@ class FastTransport:
 
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         _SET_DEADLINE(ctx, ticks)
-
-    def call_with_input(self, ctx: Context, name: str, ptr: int, data: bytes) -> int:
-        self.write(ctx, ptr, data)
-        if name == "print_int":
-            return self.call(ctx, name, ptr)
-        return self.call(ctx, name, ptr, len(data))
-
-    def read_and_free(self, ctx: Context, ptr: int, length: int) -> tuple[bytes, bool]:
-        data = self.read(ctx, ptr, length)
-        return data, self.call(ctx, "dealloc", ptr, length) == 0
 
     def _check(self, ctx: Context, ptr: int, length: int) -> None:
         if ptr < 0 or length < 0 or ptr + length > self._size:
