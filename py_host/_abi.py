@@ -11,7 +11,7 @@ import wasmtime
 from ._transport import Context, OutOfBounds, check_bounds, transport
 from .errors import AbiViolation, LimitExceeded, LoadError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 """The version of docs/ABI.md this host speaks."""
 NOT_GRANTED = 0
 """What ``execute_round`` returns when no executor was granted."""
@@ -36,7 +36,7 @@ _KEPT_INPUT_BYTES = 64 * 1024
 """Inputs up to this size reuse one buffer; larger ones get their own, so a
 huge input does not leave a huge buffer behind."""
 
-_I64_RESULTS = frozenset({"print_string", "print_int", "start_procedure"})
+_I64_RESULTS = frozenset({"print_string", "print_int", "start_procedure", "start_procedure_into"})
 _FUNCTIONS = {
     "alloc": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
     "dealloc": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i32()]),
@@ -46,6 +46,7 @@ _FUNCTIONS = {
     "print_string": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
     "print_int": ([wasmtime.ValType.i32()], [wasmtime.ValType.i64()]),
     "start_procedure": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
+    "start_procedure_into": ([wasmtime.ValType.i32()] * 4, [wasmtime.ValType.i64()]),
 }
 
 
@@ -81,12 +82,13 @@ def check_module(module: wasmtime.Module) -> None:
         raise LoadError("the module does not export its linear memory as 'memory'")
     for name, (params, results) in _FUNCTIONS.items():
         ty = types.get(name)
+        speaks = f"ABI version {ABI_VERSION}, which this py_host speaks"
         if not isinstance(ty, wasmtime.FuncType):
-            raise LoadError(f"the module does not export the function {name!r}")
+            raise LoadError(f"the module does not export the function {name!r} of {speaks}")
         if [str(p) for p in ty.params] != [str(p) for p in params] or [
             str(r) for r in ty.results
         ] != [str(r) for r in results]:
-            raise LoadError(f"the module's {name!r} does not have the ABI's signature")
+            raise LoadError(f"the module's {name!r} does not have the signature of {speaks}")
 
 
 class Exports:
@@ -187,8 +189,26 @@ class Exports:
         return self.take_reply(ctx, "print_int", packed) if packed else None
 
     def start_procedure(self, ctx: Context, data: bytes) -> bytes:
-        """The reply document (``ok`` or ``error``) for UTF-8 JSON input."""
-        return self.take_reply(ctx, "start_procedure", self._start(ctx, data))
+        """The reply document (``ok`` or ``error``) for UTF-8 JSON input.
+
+        The module writes the reply over the input's buffer when it fits, so
+        most calls cross into the module once and free nothing."""
+        ptr, capacity = self._hold_input(ctx, data)
+        packed = self._transport.call(ctx, "start_procedure_into", ptr, len(data), ptr, capacity)
+        if packed == 0:
+            raise AbiViolation("start_procedure_into returned no reply")
+        reply_ptr, length = unpack(packed)
+        if reply_ptr:
+            reply = self.take_reply(ctx, "start_procedure_into", packed)
+        elif length > capacity:
+            raise AbiViolation(
+                f"start_procedure_into wrote {length} bytes into a buffer of {capacity}"
+            )
+        else:
+            self._check_reply_size(ctx, "start_procedure_into", 0, length)
+            reply = self.read(ctx, ptr, length)
+        self._drop_input(ctx, ptr, capacity)
+        return reply
 
     def start_procedure_unread(self, ctx: Context, data: bytes) -> tuple[int, int]:
         """Run a procedure and leave its reply in memory: ``(ptr, length)``."""
@@ -199,7 +219,8 @@ class Exports:
 
     def _check_reply_size(self, ctx: Context, function: str, ptr: int, length: int) -> None:
         if length > self._max_reply_bytes:
-            self.dealloc(ctx, ptr, length)
+            if ptr:
+                self.dealloc(ctx, ptr, length)
             raise LimitExceeded(
                 "reply", f"{function} returned {length} bytes, more than {self._max_reply_bytes}"
             )
@@ -211,21 +232,31 @@ class Exports:
         return packed
 
     def _call_with_input(self, ctx: Context, function: str, data: bytes) -> int:
-        """Call ``function`` with ``data`` in a buffer from ``alloc``: the kept
-        input buffer when it fits, else one made and freed for this call."""
-        if len(data) > _KEPT_INPUT_BYTES:
-            ptr = self.lend(ctx, data)
+        """Call ``function`` with ``data`` in a buffer from ``alloc``."""
+        ptr, capacity = self._hold_input(ctx, data)
+        if function == "print_int":
+            packed = self._transport.call(ctx, function, ptr)
+        else:
             packed = self._transport.call(ctx, function, ptr, len(data))
-            self.dealloc(ctx, ptr, len(data))
-            return packed
+        self._drop_input(ctx, ptr, capacity)
+        return packed
+
+    def _hold_input(self, ctx: Context, data: bytes) -> tuple[int, int]:
+        """A buffer from ``alloc`` holding ``data``, ``(ptr, capacity)``: the
+        kept input buffer when it fits, else one made for this call, which
+        :meth:`_drop_input` frees."""
+        if len(data) > _KEPT_INPUT_BYTES:
+            return self.lend(ctx, data), len(data)
         if self._input is None or self._input[1] < len(data):
             if self._input is not None:
                 self.dealloc(ctx, *self._input)
                 self._input = None
             capacity = max(len(data), _FIRST_INPUT_BYTES)
             self._input = (self.lend(ctx, bytes(capacity)), capacity)
-        ptr = self._input[0]
+        ptr, capacity = self._input
         self.write(ctx, ptr, data)
-        if function == "print_int":
-            return self._transport.call(ctx, function, ptr)
-        return self._transport.call(ctx, function, ptr, len(data))
+        return ptr, capacity
+
+    def _drop_input(self, ctx: Context, ptr: int, capacity: int) -> None:
+        if self._input is None or ptr != self._input[0]:
+            self.dealloc(ctx, ptr, capacity)

@@ -14,7 +14,7 @@ from . import _interrupts as interrupts
 from ._abi import NOT_GRANTED, Exports, pack
 from ._engine import EPOCH_CLOCK, Flavor, deadline_ticks, engine
 from ._rounds import RoundPolicy, encode_outcomes
-from ._transport import Context, host_functions
+from ._transport import Context, Signature, host_functions
 from ._wasi import ModuleStopped, OutputOnlyWasi
 from .errors import AbiViolation, DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleTrap
 from .executors import Executor, Outcome, Round, Status
@@ -22,11 +22,11 @@ from .limits import Limits
 
 T = TypeVar("T")
 
-_I32 = wasmtime.ValType.i32()
-_I64 = wasmtime.ValType.i64()
 _MAX_PANIC_MESSAGE = 64 * 1024
 _STATUSES = frozenset(get_args(Status))
 _MAX_TABLE_ELEMENTS = 100_000
+_REPORT_PANIC = Signature(2, None)
+_EXECUTE_ROUND = Signature(2, "i64")
 """Function-table entries a module may grow to: ours needs a few hundred."""
 _OUT_OF_MEMORY = re.compile(r"memory allocation of (\d+) bytes failed")
 
@@ -50,6 +50,9 @@ class _Imports:
         self.dirty = True
         """Whether a host function ran in the current call, so its state
         needs resetting before the next."""
+        self.whole_deadline_at: int | None = None
+        """The epoch clock's tick count when the whole deadline was last set,
+        or None once what was left of one was set instead."""
         self.new_call(None)
 
     def new_call(self, policy: RoundPolicy | None) -> None:
@@ -75,7 +78,7 @@ class _Imports:
             linker,
             ("host", "report_panic"),
             self._report_panic,
-            ty=wasmtime.FuncType([_I32, _I32], []),
+            _REPORT_PANIC,
             on_error=self.failed,
         )
         if self.executor is None:
@@ -88,7 +91,7 @@ class _Imports:
                 linker,
                 ("host", "execute_round"),
                 self._execute_round,
-                ty=wasmtime.FuncType([_I32, _I32], [_I64]),
+                _EXECUTE_ROUND,
                 on_error=self.failed,
             )
 
@@ -123,6 +126,7 @@ class _Imports:
         self._running_since = time.monotonic()
         if self.fault is None and self._seconds_left is not None and self.exports is not None:
             self.exports.set_deadline(ctx, deadline_ticks(self._seconds_left))
+            self.whole_deadline_at = None
 
     def deadline_exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(
@@ -269,7 +273,12 @@ class Instance:
         exports = self.exports
         context = exports.store_context
         if self._deadline_ticks:
-            exports.set_deadline(context, self._deadline_ticks)
+            # Setting a deadline is a call into wasmtime; while the clock has
+            # not ticked, the one set for the last call is still whole.
+            ticks = EPOCH_CLOCK.ticks
+            if imports.whole_deadline_at != ticks:
+                exports.set_deadline(context, self._deadline_ticks)
+                imports.whole_deadline_at = ticks
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
         EPOCH_CLOCK.start()

@@ -20,7 +20,7 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import wasmtime
 
@@ -34,6 +34,9 @@ Python, the caller's inside a host function. Opaque outside this file."""
 HostFunction = Callable[..., int | None]
 """A host function: ``(ctx, *i32_params) -> result``. It must not raise;
 whatever it raises is recorded through ``on_error`` and traps the module."""
+
+ResultType = Literal["i32", "i64"] | None
+"""A host function's result: one i32, one i64, or none."""
 
 TESTED_WASMTIME = ("50.",)
 """The wasmtime versions whose internals the fast transport was written for."""
@@ -156,11 +159,15 @@ def _address(pointer: Any) -> int:
     return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
 
 
+_MAX_VALUES = 4
+"""The most parameters (or results) an export of the ABI has."""
+
+
 class _CallSlot:
     """Where one call's arguments, results and trap go."""
 
     def __init__(self) -> None:
-        self.values = (ffi.wasmtime_val_raw_t * 2)()
+        self.values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
         self.values_address = ctypes.addressof(self.values)
         self._new_trap()
 
@@ -219,7 +226,7 @@ class FastTransport:
         func, i64_result = self._funcs[name]
         self._depth = depth + 1
         try:
-            error = _CALL(ctx, func, slot.values_address, 2, slot.trap_address)
+            error = _CALL(ctx, func, slot.values_address, _MAX_VALUES, slot.trap_address)
         finally:
             self._depth = depth
         if error:
@@ -248,13 +255,35 @@ class FastTransport:
             check_bounds(self.memory_size(ctx), ptr, length)
 
 
+class Signature:
+    """A host function's type: ``params`` i32s in, one i32 or i64 or nothing
+    out."""
+
+    def __init__(self, params: int, result: ResultType) -> None:
+        self.params = params
+        self.result = result
+        self._func_types: dict[wasmtime.Engine, wasmtime.FuncType] = {}
+
+    def func_type(self, engine: wasmtime.Engine) -> wasmtime.FuncType:
+        """The wasmtime type, made once for each engine: making one costs
+        more than defining a function with it, and wasmtime ties a type to
+        the first engine that uses it (another engine aborts the process)."""
+        func_type = self._func_types.get(engine)
+        if func_type is None:
+            i32 = wasmtime.ValType.i32()
+            results = [] if self.result is None else [getattr(wasmtime.ValType, self.result)()]
+            func_type = self._func_types.setdefault(
+                engine, wasmtime.FuncType([i32] * self.params, results)
+            )
+        return func_type
+
+
 @dataclass(frozen=True)
 class _HostFunction:
     function: HostFunction
     on_error: Callable[[BaseException], None]
     params: int
-    result: str | None
-    """``"i32"``, ``"i64"`` or ``None``."""
+    result: ResultType
     failure: bytes
     """The trap's message when the function raises."""
 
@@ -333,19 +362,18 @@ class FastHostFunctions:
         linker: wasmtime.Linker,
         name: tuple[str, str],
         function: HostFunction,
+        signature: Signature,
         *,
-        ty: wasmtime.FuncType,
         on_error: Callable[[BaseException], None],
     ) -> None:
         """Define ``function`` as the import ``name`` (module, field)."""
         module, field = name
-        results = [str(result) for result in ty.results]
         env = next(_next_host_function)
         _host_functions[env] = _HostFunction(
             function,
             on_error,
-            len(ty.params),
-            results[0] if results else None,
+            signature.params,
+            signature.result,
             f"host function {field} failed".encode(),
         )
         module_bytes, name_bytes = module.encode(), field.encode()
@@ -355,7 +383,7 @@ class FastHostFunctions:
             len(module_bytes),
             name_bytes,
             len(name_bytes),
-            _address(ty.ptr()),
+            _address(signature.func_type(linker.engine).ptr()),
             _address(_C_TRAMPOLINE),
             env,
             _address(_C_FORGET),
@@ -373,8 +401,8 @@ class PublicHostFunctions:
         linker: wasmtime.Linker,
         name: tuple[str, str],
         function: HostFunction,
+        signature: Signature,
         *,
-        ty: wasmtime.FuncType,
         on_error: Callable[[BaseException], None],
     ) -> None:
         """Define ``function`` as the import ``name`` (module, field)."""
@@ -388,7 +416,7 @@ class PublicHostFunctions:
                 on_error(error)
                 raise
 
-        linker.define_func(*name, ty, host, access_caller=True)
+        linker.define_func(*name, signature.func_type(linker.engine), host, access_caller=True)
 
 
 def transport(

@@ -18,7 +18,13 @@ import wasmtime
 
 from ._abi import Exports
 from ._output import TextSink
-from ._transport import Context, FastHostFunctions, OutOfBounds, PublicHostFunctions
+from ._transport import (
+    Context,
+    FastHostFunctions,
+    OutOfBounds,
+    PublicHostFunctions,
+    Signature,
+)
 from .errors import Error, LimitExceeded
 
 _MODULE = "wasi_snapshot_preview1"
@@ -31,8 +37,9 @@ _ERRNO_IO = 29
 _MAX_RANDOM = 1 << 16
 _MAX_IOVECS = 1024
 _KEPT_WHEN_OVER = 4096
-
-_I32 = wasmtime.ValType.i32()
+_TWO_ARGS = Signature(2, "i32")
+_FOUR_ARGS = Signature(4, "i32")
+_PROC_EXIT = Signature(1, None)
 
 
 class CallState(Protocol):
@@ -83,23 +90,15 @@ class OutputOnlyWasi:
         self, linker: wasmtime.Linker, host: FastHostFunctions | PublicHostFunctions
     ) -> None:
         """Define the imports in ``linker``."""
-        functions: list[tuple[str, int, Callable[..., int | None]]] = [
-            ("fd_write", 4, self._fd_write),
-            ("random_get", 2, self._random_get),
-            ("environ_get", 2, self._environ_get),
-            ("environ_sizes_get", 2, self._environ_sizes_get),
+        functions: list[tuple[str, Callable[..., int | None], Signature]] = [
+            ("fd_write", self._fd_write, _FOUR_ARGS),
+            ("random_get", self._random_get, _TWO_ARGS),
+            ("environ_get", self._environ_get, _TWO_ARGS),
+            ("environ_sizes_get", self._environ_sizes_get, _TWO_ARGS),
+            ("proc_exit", self._proc_exit, _PROC_EXIT),
         ]
-        for name, arity, func in functions:
-            ty = wasmtime.FuncType([_I32] * arity, [_I32])
-            host.define(linker, (_MODULE, name), func, ty=ty, on_error=self._call.failed)
-        exit_type = wasmtime.FuncType([_I32], [])
-        host.define(
-            linker,
-            (_MODULE, "proc_exit"),
-            self._proc_exit,
-            ty=exit_type,
-            on_error=self._call.failed,
-        )
+        for name, func, signature in functions:
+            host.define(linker, (_MODULE, name), func, signature, on_error=self._call.failed)
 
     def _fd_write(self, ctx: Context, fd: int, iovs: int, count: int, written: int) -> int:
         self._call.dirty = True

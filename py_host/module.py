@@ -104,8 +104,7 @@ class RustModule:
     ) -> None:
         self._executor = executor
         self._pool = InstancePool(lambda: Instance(module, executor, limits), max_instances)
-        self._in_call = threading.local()
-        """Set while this thread is inside a call, to refuse re-entry."""
+        self._in_call = _InCall()
 
     def print_string(self, text: str | Buffer) -> None:
         """Print ``text`` and a newline from Rust, to ``sys.stdout``.
@@ -267,11 +266,17 @@ class RustModule:
         return (instance, result) if with_instance else result
 
     def _refuse_reentry(self) -> None:
-        if getattr(self._in_call, "active", False):
+        if self._in_call.active:
             raise ReentrancyError(
                 "the module was called from inside one of its own calls "
                 "(from an executor, or from sys.stdout while it printed)"
             )
+
+
+class _InCall(threading.local):
+    """Whether this thread is inside a call, to refuse re-entry."""
+
+    active = False
 
 
 class ReplyBuffer:

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::sync::Once;
 
 /// The ABI version; a host refuses a module whose version it does not know.
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 /// What `execute_round` returns when the host granted no executor: never a
 /// packed buffer from `alloc`, whose pointer is never 0.
 const NOT_GRANTED: i64 = 0;
@@ -80,7 +80,7 @@ pub extern "C" fn abi_version() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn print_string(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
-    let text = match copy_host_bytes(ptr, len) {
+    let text = match copy_host_bytes("the text", ptr, len) {
         Ok(text) => text,
         Err(error) => return error_reply(error),
     };
@@ -96,7 +96,7 @@ pub extern "C" fn print_string(ptr: *const u8, len: usize) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn print_int(ptr: *const u8) -> u64 {
     install_panic_hook();
-    let le_bytes = match copy_host_bytes(ptr, 4) {
+    let le_bytes = match copy_host_bytes("the int", ptr, 4) {
         Ok(bytes) => bytes
             .try_into()
             .expect("copy_host_bytes copies exactly 4 bytes"),
@@ -109,7 +109,7 @@ pub extern "C" fn print_int(ptr: *const u8) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn start_procedure(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
-    let input = match copy_host_bytes(ptr, len) {
+    let input = match copy_host_bytes("the input", ptr, len) {
         Ok(input) => input,
         Err(error) => return error_reply(error),
     };
@@ -118,6 +118,38 @@ pub extern "C" fn start_procedure(ptr: *const u8, len: usize) -> u64 {
         return fault;
     }
     hand_over(&calls::start_procedure(&input, &mut HostExecutor))
+}
+
+/// Runs a procedure like `start_procedure`, but writes the reply into the
+/// host's buffer `[out_ptr, out_ptr + out_cap)`, which may be the input's,
+/// and returns its length: a packed value whose pointer half is 0, so the
+/// host has nothing to free. A reply that does not fit, or whose buffer the
+/// host freed during the call, comes packed in a new buffer instead.
+#[unsafe(no_mangle)]
+pub extern "C" fn start_procedure_into(
+    ptr: *const u8,
+    len: usize,
+    out_ptr: *mut u8,
+    out_cap: usize,
+) -> u64 {
+    install_panic_hook();
+    if !holds_host_range(out_ptr, out_cap) {
+        return error_reply(outside_buffers("the reply buffer", out_ptr, out_cap));
+    }
+    let input = match copy_host_bytes("the input", ptr, len) {
+        Ok(input) => input,
+        Err(error) => return error_reply(error),
+    };
+    #[cfg(feature = "faults")]
+    if let Some(fault) = inject_fault(&input) {
+        return fault;
+    }
+    let reply = calls::start_procedure(&input, &mut HostExecutor);
+    if write_host_bytes(&reply, out_ptr, out_cap) {
+        reply.len() as u64
+    } else {
+        hand_over(&reply)
+    }
 }
 
 /// The executor the host grants through the `execute_round` import.
@@ -148,14 +180,11 @@ fn ask_host(request: &[u8]) -> Option<Result<Vec<u8>, Error>> {
     Some(take_host_buffer(ptr as *mut u8, len))
 }
 
-/// Copies the host's bytes at `[ptr, ptr + len)`, if they lie inside one live
+/// Copies the host's bytes at `[ptr, ptr + len)` (`what`, for an error), if they lie inside one live
 /// buffer from `alloc`.
-fn copy_host_bytes(ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
-    if !LIVE.with_borrow(|live| live.holds_host_range(ptr as usize, len)) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("{len} bytes at {ptr:?} are not inside a live buffer from alloc"),
-        ));
+fn copy_host_bytes(what: &str, ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
+    if !holds_host_range(ptr, len) {
+        return Err(outside_buffers(what, ptr, len));
     }
     // SAFETY: the range lies inside a live allocation that `alloc` zeroed, so
     // it is allocated and initialized. The slice lives only for the copy,
@@ -163,10 +192,36 @@ fn copy_host_bytes(ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
 }
 
+/// Copies `bytes` into the host's `[ptr, ptr + cap)` if they fit and the
+/// range lies inside one live buffer from `alloc`; false, writing nothing,
+/// otherwise. Checked here, at the last moment, because the host may have
+/// freed the buffer from an import since the call began.
+fn write_host_bytes(bytes: &[u8], ptr: *mut u8, cap: usize) -> bool {
+    if bytes.len() > cap || !holds_host_range(ptr, cap) {
+        return false;
+    }
+    // SAFETY: the range lies inside a live buffer from `alloc`, checked just
+    // now with no host code run since, and `bytes` is the module's own,
+    // which cannot overlap a buffer it lent the host.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+    true
+}
+
+fn holds_host_range(ptr: *const u8, len: usize) -> bool {
+    LIVE.with_borrow(|live| live.holds_host_range(ptr as usize, len))
+}
+
+fn outside_buffers(what: &str, ptr: *const u8, len: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!("{what}: {len} bytes at {ptr:?} are not inside a live buffer from alloc"),
+    )
+}
+
 /// Takes ownership of the host's buffer `(ptr, len)` from `alloc`: copies it
 /// and frees it. Anything else is refused and left alone.
 fn take_host_buffer(ptr: *mut u8, len: usize) -> Result<Vec<u8>, Error> {
-    let bytes = copy_host_bytes(ptr, len)?;
+    let bytes = copy_host_bytes("the answer", ptr, len)?;
     match free_live(ptr, Some(len), Some(Owner::Host)) {
         Some(_) => Ok(bytes),
         None => Err(Error::new(

@@ -69,6 +69,8 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         },
         b"fault:reply-out-of-bounds" => Fault::Return(0xffff_0000_0000_0100),
         b"fault:reply-not-live" => Fault::Return((8 << 32) | 16),
+        // From start_procedure_into: "1 MiB written into your buffer".
+        b"fault:reply-in-place-too-long" => Fault::Return(1 << 20),
         b"fault:reply-2mib" => Fault::Reply(vec![b' '; 2 << 20]),
         b"fault:reply-garbage" => Fault::Reply(b"not json".to_vec()),
         b"fault:reply-ok-not-output" => Fault::Reply(br#"{"ok":1}"#.to_vec()),

@@ -36,9 +36,13 @@ ABI_FUNCTIONS = """
   (func (export "print_string") (param i32 i32) (result i64) i64.const 0)
   (func (export "print_int") (param i32) (result i64) i64.const 0)
   (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
+  (func (export "start_procedure_into") (param i32 i32 i32 i32) (result i64) i64.const 0)
 """
 """The ABI's exports, doing nothing, for modules written in WAT by tests:
 replace one to make it misbehave."""
+ABI_VERSION = 2
+ABI_VERSION_FUNCTION = f'(func (export "abi_version") (result i32) i32.const {ABI_VERSION})'
+"""The ABI version export, saying the version py_host speaks."""
 
 
 def module_file(tmp_path: Path, wat: str) -> Path:

@@ -35,6 +35,16 @@ def test_a_bad_reply_raises_abi_violation(faulty: py_host.RustModule, fault: str
 
 
 @pytest.mark.parametrize(
+    "fault", ["fault:reply-out-of-bounds", "fault:reply-not-live", "fault:reply-in-place-too-long"]
+)
+def test_a_bad_procedure_reply_raises_abi_violation(faulty: py_host.RustModule, fault: str) -> None:
+    with pytest.raises(py_host.AbiViolation):
+        faulty.start_procedure_json(fault)
+    assert faulty.start_procedure(tutorial_input()).dry_run
+    assert faulty.live_allocations() == 0
+
+
+@pytest.mark.parametrize(
     "fault", ["fault:reply-garbage", "fault:reply-ok-not-output", "fault:reply-duplicate-ok"]
 )
 def test_a_reply_that_is_not_the_documented_json_raises_abi_violation(

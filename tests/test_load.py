@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ABI_FUNCTIONS, module_file, tutorial_input
+from conftest import ABI_FUNCTIONS, ABI_VERSION, ABI_VERSION_FUNCTION, module_file, tutorial_input
 
 import py_host
 
@@ -31,20 +31,26 @@ def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("wat", "problem"),
     [
-        (ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 2)', "ABI version 2"),
+        (ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 3)', "ABI version 3"),
+        (
+            # A module of ABI version 1, which had no start_procedure_into.
+            ABI_FUNCTIONS.replace('(export "start_procedure_into")', "")
+            + '(func (export "abi_version") (result i32) i32.const 1)',
+            "'start_procedure_into' of ABI version 2",
+        ),
         (ABI_FUNCTIONS, "'abi_version'"),
         (ABI_FUNCTIONS.replace('(export "memory")', ""), "'memory'"),
         (
             ABI_FUNCTIONS.replace(
                 "(param i32) (result i32) i32.const 8", "(result i32) i32.const 8"
             )
-            + '(func (export "abi_version") (result i32) i32.const 1)',
-            "'alloc' does not have the ABI's signature",
+            + ABI_VERSION_FUNCTION,
+            "'alloc' does not have the signature of ABI version 2",
         ),
         (
             '(import "wasi_snapshot_preview1" "path_open" (func (param i32)))'
             + ABI_FUNCTIONS
-            + '(func (export "abi_version") (result i32) i32.const 1)',
+            + ABI_VERSION_FUNCTION,
             "path_open",
         ),
     ],
@@ -56,7 +62,7 @@ def test_a_module_that_does_not_speak_the_abi_is_refused(
         py_host.load(module_file(tmp_path, wat))
 
 
-WITH_VERSION = ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 1)'
+WITH_VERSION = ABI_FUNCTIONS + ABI_VERSION_FUNCTION
 WASI_EXIT = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
 WASI_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))'
 
@@ -143,7 +149,7 @@ def test_the_module_is_granted_no_file(tmp_path: Path) -> None:
         + (
             '(func (export "abi_version") (result i32)'
             " (if (i32.ne (call $write (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 8)) (then unreachable))"
-            " i32.const 1)"
+            f" i32.const {ABI_VERSION})"
         )
     )
     with py_host.load(module_file(tmp_path, wat)) as rust:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import wasmtime
-from conftest import ROOT, tutorial_input
+from conftest import ABI_VERSION, ROOT, tutorial_input
 
 WASM = ROOT / "py_host/rust_lib.wasm"
 I32, I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
@@ -79,8 +79,8 @@ def raw() -> RawModule:
     return RawModule()
 
 
-def test_abi_version_is_1(raw: RawModule) -> None:
-    assert raw.call("abi_version") == 1
+def test_abi_version_is_the_one_py_host_speaks(raw: RawModule) -> None:
+    assert raw.call("abi_version") == ABI_VERSION
 
 
 def test_a_traced_start_procedure_call(raw: RawModule) -> None:
@@ -93,6 +93,70 @@ def test_a_traced_start_procedure_call(raw: RawModule) -> None:
     assert document["ok"]["dry_run"] is True
     assert raw.live() == 1
     assert raw.call("dealloc", reply_ptr, length) == 0
+    assert raw.live() == 0
+
+
+def test_start_procedure_into_writes_the_reply_over_its_input(raw: RawModule) -> None:
+    data = json.dumps(tutorial_input()).encode()
+    capacity = 4096
+    ptr = raw.lend(data + bytes(capacity - len(data)))
+    packed = raw.call("start_procedure_into", ptr, len(data), ptr, capacity)
+    assert packed >> 32 == 0, "the pointer half is 0: the reply is in the host's buffer"
+    reply = raw.memory.read(raw.store, ptr, ptr + packed)
+    assert json.loads(reply)["ok"]["dry_run"] is True
+    assert raw.live() == 1, "no reply buffer was made"
+    assert raw.call("dealloc", ptr, capacity) == 0
+
+
+def test_start_procedure_into_a_buffer_too_small_returns_a_new_one(raw: RawModule) -> None:
+    data = json.dumps(tutorial_input()).encode()
+    ptr = raw.lend(data)
+    out = raw.lend(b"untouched")
+    reply_ptr, length, document = raw.reply(
+        raw.call("start_procedure_into", ptr, len(data), out, 9)
+    )
+    assert reply_ptr not in (0, ptr, out)
+    assert document["ok"]["dry_run"] is True
+    assert raw.memory.read(raw.store, out, out + 9) == b"untouched"
+    for buffer, size in ((ptr, len(data)), (out, 9), (reply_ptr, length)):
+        assert raw.call("dealloc", buffer, size) == 0
+    assert raw.live() == 0
+
+
+def test_start_procedure_into_refuses_a_reply_buffer_not_from_alloc() -> None:
+    rounds: list[bytes] = []
+    raw = RawModule(lambda raw, caller, request: rounds.append(request) or 0)
+    data = json.dumps(tutorial_input()).encode()
+    ptr = raw.lend(data)
+    reply_ptr, length, document = raw.reply(
+        raw.call("start_procedure_into", ptr, len(data), ptr, len(data) + 1)
+    )
+    assert document["error"]["kind"] == "invalid_argument"
+    assert "the reply buffer" in document["error"]["message"]
+    assert rounds == [], "nothing ran"
+    raw.call("dealloc", reply_ptr, length)
+    raw.call("dealloc", ptr, len(data))
+    assert raw.live() == 0
+
+
+def test_start_procedure_into_a_buffer_freed_during_the_call_returns_a_new_one() -> None:
+    out: list[int] = []
+
+    def free_the_reply_buffer(raw: RawModule, caller: wasmtime.Caller, request: bytes) -> int:
+        assert raw.call("dealloc", out[0], 4096, ctx=caller) == 0
+        return 0
+
+    raw = RawModule(free_the_reply_buffer)
+    data = json.dumps(tutorial_input()).encode()
+    ptr = raw.lend(data)
+    out.append(raw.lend(bytes(4096)))
+    reply_ptr, length, document = raw.reply(
+        raw.call("start_procedure_into", ptr, len(data), out[0], 4096)
+    )
+    assert reply_ptr != 0
+    assert document["ok"]["dry_run"] is True
+    raw.call("dealloc", reply_ptr, length)
+    raw.call("dealloc", ptr, len(data))
     assert raw.live() == 0
 
 
@@ -112,7 +176,7 @@ def test_free_mem_frees_a_reply_once_and_then_refuses(raw: RawModule) -> None:
 def test_free_mem_ignores_pointers_that_are_not_replies(raw: RawModule, ptr: int) -> None:
     wasmtime_ptr = ptr - 2**32 if ptr >= 2**31 else ptr
     assert raw.call("free_mem", wasmtime_ptr) == 1
-    assert raw.call("abi_version") == 1
+    assert raw.call("abi_version") == ABI_VERSION
 
 
 def test_dealloc_needs_the_exact_start_and_length(raw: RawModule) -> None:
@@ -141,6 +205,7 @@ def test_alloc_refuses_absurd_sizes_and_serves_empty_ones(raw: RawModule) -> Non
         ("print_int", (4,)),
         ("start_procedure", (1024, 10)),
         ("start_procedure", (-1, 1)),
+        ("start_procedure_into", (1024, 10, 1024, 10)),
     ],
 )
 def test_buffers_not_from_alloc_are_refused(

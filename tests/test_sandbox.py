@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ABI_FUNCTIONS, FAULTS_WASM, module_file, run_python
+from conftest import ABI_FUNCTIONS, ABI_VERSION_FUNCTION, FAULTS_WASM, module_file, run_python
 
 import py_host
 
-VERSION = '(func (export "abi_version") (result i32) i32.const 1)'
 FD_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))'
 
 
 def replace_export(name: str, body: str) -> str:
     """The ABI's exports and version with ``name`` replaced by ``body``."""
     kept = [line for line in ABI_FUNCTIONS.splitlines() if f'(export "{name}")' not in line]
-    return "\n".join(kept) + VERSION + body
+    return "\n".join(kept) + ABI_VERSION_FUNCTION + body
 
 
 def test_a_table_cannot_grow_without_bound(tmp_path: Path) -> None:
@@ -38,7 +37,7 @@ def test_a_table_cannot_grow_without_bound(tmp_path: Path) -> None:
 
 
 def test_a_module_with_a_second_memory_is_refused(tmp_path: Path) -> None:
-    wat = ABI_FUNCTIONS + VERSION + "(memory 1)"
+    wat = ABI_FUNCTIONS + ABI_VERSION_FUNCTION + "(memory 1)"
     with pytest.raises(py_host.LoadError, match="multi"):
         py_host.load(module_file(tmp_path, wat))
 
@@ -65,7 +64,11 @@ def test_iovecs_claiming_gigabytes_are_refused_before_any_copy(tmp_path: Path) -
 
 
 def test_a_limit_hit_while_loading_is_named(tmp_path: Path) -> None:
-    wat = ABI_FUNCTIONS + VERSION + "(func $start (loop $forever (br $forever))) (start $start)"
+    wat = (
+        ABI_FUNCTIONS
+        + ABI_VERSION_FUNCTION
+        + "(func $start (loop $forever (br $forever))) (start $start)"
+    )
     limits = py_host.Limits(deadline_seconds=0.2)
     with pytest.raises(py_host.LoadError, match="deadline"):
         py_host.load(module_file(tmp_path, wat), limits=limits)
