@@ -32,6 +32,7 @@ class Host(Protocol):
     def empty(self) -> None: ...
     def print_int(self, value: int) -> None: ...
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput: ...
+    def start_procedure_json(self, data: bytes) -> bytes: ...
     def close(self) -> None: ...
 
 
@@ -83,12 +84,16 @@ class NativeHost:
         self._lib.print_int(ctypes.byref(ctypes.c_int32(value)))
 
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput:
-        data = procedure.model_dump_json().encode()
+        return parse_procedure_reply(
+            self.start_procedure_json(procedure.model_dump_json().encode())
+        )
+
+    def start_procedure_json(self, data: bytes) -> bytes:
         reply_len = self._reply_len
         reply = self._lib.start_procedure(data, len(data), self._callback, ctypes.byref(reply_len))
         copied = ctypes.string_at(reply, reply_len.value)
         self._lib.free_reply(reply, reply_len.value)
-        return parse_procedure_reply(copied)
+        return copied
 
     def close(self) -> None:
         pass
@@ -155,14 +160,18 @@ class NaiveHost:
         self._func("dealloc")(self._store, ptr, 4)
 
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput:
-        data = procedure.model_dump_json().encode()
+        return parse_procedure_reply(
+            self.start_procedure_json(procedure.model_dump_json().encode())
+        )
+
+    def start_procedure_json(self, data: bytes) -> bytes:
         ptr = self._lend(data)
         packed = self._func("start_procedure")(self._store, ptr, len(data)) & (2**64 - 1)
         self._func("dealloc")(self._store, ptr, len(data))
         reply_ptr, reply_len = packed >> 32, packed & 0xFFFF_FFFF
         reply = bytes(self._memory.read(self._store, reply_ptr, reply_ptr + reply_len))
         self._func("dealloc")(self._store, reply_ptr, reply_len)
-        return parse_procedure_reply(reply)
+        return reply
 
     def close(self) -> None:
         self._store.close()
@@ -173,8 +182,10 @@ class PyHost:
 
     name = "py_host"
 
-    def __init__(self, wasm: Path, executor: py_host.Executor | None) -> None:
-        self.module = py_host.load(wasm, executor=executor)
+    def __init__(
+        self, wasm: Path, executor: py_host.Executor | None, limits: py_host.Limits | None = None
+    ) -> None:
+        self.module = py_host.load(wasm, executor=executor, limits=limits)
 
     def empty(self) -> None:
         self.module.live_allocations()
@@ -184,6 +195,9 @@ class PyHost:
 
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput:
         return self.module.start_procedure(procedure)
+
+    def start_procedure_json(self, data: bytes) -> bytes:
+        return self.module.start_procedure_json(data)
 
     def close(self) -> None:
         self.module.close()

@@ -159,6 +159,40 @@ def measure_calls(rounds: int, scale: float) -> dict[str, dict[str, Figure]]:
     return results
 
 
+CONFIGURATIONS: dict[str, Callable[[], Host]] = {
+    "ctypes (native)": lambda: NativeHost(NATIVE, None),
+    "wasmtime's defaults: traps by signal, no deadline (the naive host)": lambda: NaiveHost(
+        WASM, None
+    ),
+    "py_host without a deadline: Limits(deadline_seconds=None)": lambda: PyHost(
+        WASM, None, py_host.Limits(deadline_seconds=None)
+    ),
+    "py_host, default limits": lambda: PyHost(WASM, None),
+}
+"""Ways to run the 10,000-host procedure from raw JSON, to show what the
+module's own time costs in each configuration."""
+
+
+def measure_configurations(rounds: int, scale: float) -> dict[str, Figure]:
+    """Microseconds per 10,000-host dry run from raw JSON, in each of
+    :data:`CONFIGURATIONS`, in interleaved rounds."""
+    data = MANY_HOSTS.model_dump_json().encode()
+    hosts = {name: make() for name, make in CONFIGURATIONS.items()}
+    calls = max(1, int(20 * scale))
+    figures = {name: Figure() for name in hosts}
+    for host in hosts.values():
+        per_call(lambda host=host: host.start_procedure_json(data), max(1, calls // 5))
+    for _ in range(rounds):
+        for name, host in hosts.items():
+            figures[name].samples.append(
+                per_call(lambda host=host: host.start_procedure_json(data), calls)
+            )
+    for host in hosts.values():
+        host.close()
+    print("  measured: configurations", file=sys.stderr)
+    return figures
+
+
 def ratio(results: dict[str, Figure], over: str, under: str) -> Figure:
     """The per-round ratio ``over / under``."""
     pairs = zip(results[over].samples, results[under].samples, strict=True)
@@ -316,6 +350,8 @@ def report(
     cold: dict[str, Figure],
     memory: dict[str, Figure],
     threads: dict[str, Figure],
+    configurations: dict[str, Figure],
+    *,
     rounds: int,
 ) -> tuple[str, dict[str, Any], list[str]]:
     def spread(figure: Figure, digits: int = 1) -> str:
@@ -353,6 +389,13 @@ def report(
         "| py_host, 2 threads ÷ 1 thread, 10,000-host procedure (throughput) | median (lowest–highest) |",
         "|---|---|",
         *(f"| {name} | {spread(figure, 2)}× |" for name, figure in threads.items()),
+        "",
+        "| 10,000-host dry run from raw JSON (no pydantic): the module's own time, µs | median (fastest–slowest) | ÷ ctypes |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {spread(figure)} | {ratio(configurations, name, native).median:.2f}× |"
+            for name, figure in configurations.items()
+        ),
     ]
     two = calls["start_procedure, 2 hosts, dry run"]
     many = calls["start_procedure, 10,000 hosts, dry run"]
@@ -394,6 +437,7 @@ def report(
         "cold_start_ms": {h: f.as_json() for h, f in cold.items()},
         "memory_mib": {h: f.as_json() for h, f in memory.items()},
         "threads_speedup": {h: f.as_json() for h, f in threads.items()},
+        "configurations_us": {h: f.as_json() for h, f in configurations.items()},
         "targets": [
             {"target": text, "value": value, "bound": bound, "comparison": op}
             for text, value, op, bound in targets
@@ -411,7 +455,10 @@ def main() -> None:
     calls = measure_calls(args.rounds, args.scale)
     cold, memory = measure_processes(args.rounds)
     threads = measure_threads(args.rounds, args.scale)
-    table, figures, checks = report(calls, cold, memory, threads, args.rounds)
+    configurations = measure_configurations(args.rounds, args.scale)
+    table, figures, checks = report(
+        calls, cold, memory, threads, configurations, rounds=args.rounds
+    )
     described = ", ".join(f"{key} {value}" for key, value in figures["machine"].items())
     markdown = "\n".join(
         [

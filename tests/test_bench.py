@@ -42,3 +42,4 @@ def test_the_benchmark_runs_and_writes_its_report(tmp_path: Path) -> None:
         "py_host",
     }
     assert "| start_procedure, 10,000 hosts, dry run |" in (tmp_path / "BENCHMARKS.md").read_text()
+    assert "py_host, default limits" in figures["configurations_us"]
