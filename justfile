@@ -9,16 +9,23 @@ python := venv / "bin/python"
 wasm_target := "wasm32-wasip1"
 module := "target" / wasm_target / "release/rust_lib.wasm"
 faults_module := "target/faults" / wasm_target / "release/rust_lib.wasm"
+web_target := "wasm32-unknown-unknown"
+web_module := "wasm/target" / web_target / "release/rust_lib_web.wasm"
+tools := ".tools"
+# The wasm-bindgen CLI must be the very version of the crate wasm/ pins.
+wasm_bindgen_version := `sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' wasm/Cargo.toml`
 
 # Run the tutorial's three scenes through the WebAssembly module.
 demo: build
     {{python}} examples/tutorial.py
 
 # Every check CI runs: formatting, lints, types, Rust and Python tests.
-test: build build-faults build-native
+test: build build-faults build-native build-web setup-browser
     cargo fmt --all --check
+    cargo fmt --manifest-path wasm/Cargo.toml --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target {{wasm_target}} --features faults -- -D warnings
+    cargo clippy --manifest-path wasm/Cargo.toml --target {{web_target}} -- -D warnings
     cargo test
     {{venv}}/bin/ruff check py_host tests examples bench
     {{venv}}/bin/ruff format --check py_host tests examples bench
@@ -26,6 +33,16 @@ test: build build-faults build-native
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
     # Again through wasmtime-py's public API, the fallback of the fast transport.
     PY_HOST_PUBLIC_API=1 PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest -q
+
+# Build the browser demo and serve it on 127.0.0.1 (any static server would do).
+serve port="8000": build-web
+    @echo "The demo: http://127.0.0.1:{{port}}/"
+    {{python}} -m http.server --bind 127.0.0.1 --directory wasm/www {{port}}
+
+# Build the browser build (wasm/, through wasm-bindgen) into wasm/www/pkg, beside the page.
+build-web: setup setup-web
+    cargo build --release --manifest-path wasm/Cargo.toml --target {{web_target}}
+    {{tools}}/bin/wasm-bindgen --target web --no-typescript --out-dir wasm/www/pkg {{web_module}}
 
 # The same logic three ways (ctypes, naive wasmtime-py, py_host), side by side;
 # writes docs/BENCHMARKS.md and docs/benchmarks.json.
@@ -74,7 +91,29 @@ setup:
         echo "$want" > "$stamp"
     fi
 
-# Remove build outputs and the virtualenv.
+# Install the browser build's target and the wasm-bindgen CLI it needs, if missing.
+setup-web:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup target list --installed | grep -qx {{web_target}} || rustup target add {{web_target}}
+    if [ "$({{tools}}/bin/wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen {{wasm_bindgen_version}}" ]; then
+        cargo install --root {{tools}} wasm-bindgen-cli --version ={{wasm_bindgen_version}}
+    fi
+
+# Install Debian's Chromium for the browser test, and fonts for the page's
+# Chinese and emoji, if missing.
+setup-browser:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    packages="chromium fonts-wqy-microhei fonts-noto-color-emoji"
+    if ! dpkg -s $packages >/dev/null 2>&1; then
+        sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages
+    fi
+
+# Remove build outputs, installed tools and the virtualenv.
 clean:
     cargo clean
-    rm -rf {{venv}} py_host/rust_lib.wasm
+    cargo clean --manifest-path wasm/Cargo.toml
+    rm -rf {{venv}} {{tools}} py_host/rust_lib.wasm wasm/www/pkg

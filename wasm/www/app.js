@@ -1,0 +1,156 @@
+// The page: a form for ProcedureInput, a simulated network, and the reply
+// rendered. Every rule about the input lives in Rust: the page sends what
+// the user typed and shows the module's errors next to the field they name.
+
+import init, { print_int, print_string, start_procedure } from "./pkg/rust_lib_web.js";
+import { simulatedNetwork } from "./network.js";
+
+const FIELDS = ["host_list", "action", "timeout", "retries", "job_id"];
+const STATES = ["up", "down", "flaky"];
+const $ = (id) => document.getElementById(id);
+
+/** The hosts as typed: one a line, blank lines skipped. */
+function hostsTyped() {
+  return $("host_list").value.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+}
+
+/** An integer when the text is one; otherwise the text, for the module to refuse by name. */
+function integerOrText(text) {
+  return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+}
+
+function procedureInput() {
+  return {
+    host_list: hostsTyped(),
+    action: $("action").value,
+    timeout: integerOrText($("timeout").value),
+    retries: integerOrText($("retries").value),
+    job_id: integerOrText($("job_id").value),
+  };
+}
+
+/** Rows of the network table follow the host list, keeping each host's state. */
+function renderNetwork() {
+  const body = $("network").querySelector("tbody");
+  const states = new Map([...body.querySelectorAll("select")].map((s) => [s.dataset.host, s.value]));
+  body.replaceChildren(
+    ...hostsTyped().map((host) => {
+      const select = document.createElement("select");
+      select.dataset.host = host;
+      select.setAttribute("aria-label", `State of ${host}`);
+      select.append(...STATES.map((state) => new Option(state, state)));
+      select.value = states.get(host) ?? "up";
+      const row = document.createElement("tr");
+      const name = document.createElement("td");
+      name.textContent = host;
+      const state = document.createElement("td");
+      state.append(select);
+      row.append(name, state);
+      return row;
+    }),
+  );
+}
+
+function network() {
+  const down = [];
+  const flaky = {};
+  for (const select of $("network").querySelectorAll("select")) {
+    if (select.value === "down") down.push(select.dataset.host);
+    if (select.value === "flaky") flaky[select.dataset.host] = 1;
+  }
+  return simulatedNetwork({ down, flaky });
+}
+
+function clearErrors() {
+  for (const field of FIELDS) {
+    $(`${field}-error`).textContent = "";
+    $(field).removeAttribute("aria-invalid");
+  }
+  $("form-error").textContent = "";
+}
+
+/** Shows the module's error next to the field its path names. */
+function showError({ message, path }) {
+  const [field, index] = path;
+  if (!FIELDS.includes(field)) {
+    $("form-error").textContent = message;
+    return;
+  }
+  const which = field === "host_list" && index !== undefined ? `host ${index + 1}: ` : "";
+  $(`${field}-error`).textContent = which + message;
+  $(field).setAttribute("aria-invalid", "true");
+}
+
+function renderOutput(reply) {
+  const output = reply.ok;
+  $("result-result").textContent = output.result;
+  $("result-result").className = output.result;
+  $("result-message").textContent = output.message;
+  $("result-dry-run").textContent = output.dry_run ? "yes: no executor granted, nothing ran" : "no";
+  const rows = output.failures.map(({ host, attempts, reason }) => {
+    const row = document.createElement("tr");
+    for (const value of [host, attempts, reason]) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value);
+      row.append(cell);
+    }
+    return row;
+  });
+  $("failures").querySelector("tbody").replaceChildren(...rows);
+  $("failures").hidden = rows.length === 0;
+}
+
+function run(event) {
+  event.preventDefault();
+  clearErrors();
+  const executor = $("use-network").checked ? network() : undefined;
+  const reply = JSON.parse(start_procedure(JSON.stringify(procedureInput()), executor));
+  $("raw").textContent = JSON.stringify(reply, null, 2);
+  $("result").hidden = false;
+  if (reply.error) {
+    showError(reply.error);
+    $("result").querySelector("dl").hidden = true;
+    $("failures").hidden = true;
+  } else {
+    $("result").querySelector("dl").hidden = false;
+    renderOutput(reply);
+  }
+}
+
+/** Shows what a print call printed, or its error. */
+function printed(reply) {
+  $("print-error").textContent = reply.error ? reply.error.message : "";
+  if (reply.ok !== undefined) $("output").textContent += `${reply.ok}\n`;
+}
+
+function numberOrText(text) {
+  return text.trim() !== "" && !Number.isNaN(Number(text)) ? Number(text) : text;
+}
+
+/** For tests: one input vector (docs: tests/vectors.json) run as the Python host runs it. */
+function runVector({ input, network: spec }) {
+  return JSON.parse(start_procedure(input, spec ? simulatedNetwork(spec) : undefined));
+}
+
+async function main() {
+  await init();
+  renderNetwork();
+  $("host_list").addEventListener("input", renderNetwork);
+  $("procedure").addEventListener("submit", run);
+  $("print-string").addEventListener("submit", (event) => {
+    event.preventDefault();
+    printed(JSON.parse(print_string($("text").value)));
+  });
+  $("print-int").addEventListener("submit", (event) => {
+    event.preventDefault();
+    printed(JSON.parse(print_int(numberOrText($("number").value))));
+  });
+  $("run").disabled = false;
+  $("status").textContent = "Ready: the module runs in this page.";
+  window.demo = { runVector };
+}
+
+main().catch((error) => {
+  $("status").textContent = `The module failed to load: ${error}`;
+  $("status").className = "error";
+});
