@@ -20,3 +20,5 @@ pub mod validate;
 pub mod abi;
 #[cfg(feature = "faults")]
 pub mod faults;
+#[cfg(feature = "schema")]
+pub mod schema;

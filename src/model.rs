@@ -4,31 +4,52 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::ops::Deref;
 
+/// The host names [`crate::validate::host_name_problem`] accepts, as a
+/// pattern for the schema: RFC 1123 labels of letters, digits and inner
+/// hyphens, at most 63 bytes each, joined by dots.
+pub const HOST_NAME_PATTERN: &str = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
+/// The action names [`crate::validate::action_problem`] accepts.
+pub const ACTION_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+
 /// What the host asks for: run `action` on every host of `host_list`.
-///
-/// Deserializing checks types and ranges only; [`crate::validate`] checks the
-/// rules that serde cannot express (host names, duplicates, a zero timeout).
-/// Strings borrow from the input where they can: a procedure may name
-/// 100,000 hosts, and a copy of each would cost more than the parse.
+//
+// Deserializing checks types and ranges only; `crate::validate` checks the
+// rules that serde cannot express (host names, duplicates, a zero timeout),
+// which the schema attributes below restate. Strings borrow from the input
+// where they can: a procedure may name 100,000 hosts, and a copy of each
+// would cost more than the parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProcedureInput<'a> {
     /// Seconds each attempt may take, 1 to 255.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub timeout: u8,
     /// Attempts after the first for a host that failed, 0 to 255.
     pub retries: u8,
     /// Host names (RFC 1123), unique ignoring case, in the order to report them.
     #[serde(borrow)]
+    #[cfg_attr(feature = "schema", schemars(
+        length(min = 1, max = crate::validate::MAX_HOSTS),
+        inner(length(min = 1, max = crate::validate::MAX_HOST_NAME_LEN), regex(pattern = HOST_NAME_PATTERN))
+    ))]
     pub host_list: Vec<Text<'a>>,
     /// The action's name, as the host's executor knows it.
     #[serde(borrow)]
+    #[cfg_attr(feature = "schema", schemars(
+        length(min = 1, max = crate::validate::MAX_ACTION_LEN),
+        regex(pattern = ACTION_PATTERN)
+    ))]
     pub action: Text<'a>,
+    // JSON Schema validators treat "format": "int32" as a note only.
+    #[cfg_attr(feature = "schema", schemars(range(min = i32::MIN, max = i32::MAX)))]
     pub job_id: i32,
 }
 
-/// A string from the input: borrowed from it unless JSON escapes made a copy
-/// necessary.
+// A string from the input: borrowed from it unless JSON escapes made a copy
+// necessary. (A comment, not a doc comment: the schema would show it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
 #[serde(transparent)]
 pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
 
@@ -48,6 +69,7 @@ impl<'a> From<&'a str> for Text<'a> {
 
 /// Overall result: every host succeeded, some failed, or all failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ProcedureResult {
     Success,
@@ -57,9 +79,12 @@ pub enum ProcedureResult {
 
 /// Why one host failed, after how many attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HostFailure {
     pub host: String,
+    /// 1 to 256: the first attempt and up to 255 retries.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 256)))]
     pub attempts: u16,
     /// The reason the executor gave for the last failed attempt.
     pub reason: String,
@@ -67,8 +92,10 @@ pub struct HostFailure {
 
 /// What the procedure did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProcedureOutput {
+    #[cfg_attr(feature = "schema", schemars(range(min = i32::MIN, max = i32::MAX)))]
     pub job_id: i32,
     pub result: ProcedureResult,
     /// For people: how many hosts failed, or that nothing ran.
