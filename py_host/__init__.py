@@ -10,6 +10,7 @@ module, from Python::
         timeout=10, retries=3, action="reboot", host_list=["server1", "server2"], job_id=1))
 """
 
+from ._abi import ABI_VERSION
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -37,6 +38,7 @@ from .models import HostFailure, ProcedureInput, ProcedureOutput
 from .module import ReplyBuffer, RustModule, load
 
 __all__ = [
+    "ABI_VERSION",
     "AbiViolation",
     "BufferFreed",
     "ClosedError",

@@ -31,18 +31,22 @@ IMPORTS = frozenset(
 MAX_INPUT = 2**31 - 1
 """The most bytes one input buffer can hold: lengths are i32."""
 
+_MAX_VERSION_BYTES = 256
 _FIRST_INPUT_BYTES = 4096
 _KEPT_INPUT_BYTES = 64 * 1024
 """Inputs up to this size reuse one buffer; larger ones get their own, so a
 huge input does not leave a huge buffer behind."""
 
-_I64_RESULTS = frozenset({"print_string", "print_int", "start_procedure", "start_procedure_into"})
+_I64_RESULTS = frozenset(
+    {"crate_version", "print_string", "print_int", "start_procedure", "start_procedure_into"}
+)
 _FUNCTIONS = {
     "alloc": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
     "dealloc": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i32()]),
     "free_mem": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
     "live_allocations": ([], [wasmtime.ValType.i32()]),
     "abi_version": ([], [wasmtime.ValType.i32()]),
+    "crate_version": ([], [wasmtime.ValType.i64()]),
     "print_string": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
     "print_int": ([wasmtime.ValType.i32()], [wasmtime.ValType.i64()]),
     "start_procedure": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
@@ -115,9 +119,20 @@ class Exports:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
+        self.crate_version = self._crate_version()
+        """The module's own version, from its ``crate_version`` export."""
         self._input: tuple[int, int] | None = None
         """A buffer from alloc kept for small inputs, ``(ptr, capacity)``, so a
         call needs no alloc and dealloc of its own."""
+
+    def _crate_version(self) -> str:
+        ptr, length = unpack(self._transport.call(self.store_context, "crate_version"))
+        try:
+            if length > _MAX_VERSION_BYTES:
+                raise ValueError(f"{length} bytes long")
+            return self.read(self.store_context, ptr, length).decode()
+        except (OutOfBounds, ValueError) as error:
+            raise LoadError(f"the module's crate_version is not a version: {error}") from None
 
     # Linear memory.
 

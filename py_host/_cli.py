@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._abi import ABI_VERSION
+from ._transport import WASMTIME_VERSION
 from .errors import Error, InvalidInput
 from .executors import CommandExecutor, Executor, SimulatedNetwork
 from .module import load
@@ -72,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         "--wasm", metavar="PATH", help="the module to load (default: the built one)"
     )
     parser.add_argument("--indent", type=int, default=2, help="JSON indent (default: 2)")
+    parser.add_argument(
+        "--version", action="store_true", help="print the versions of py_host and the module"
+    )
     return parser
 
 
@@ -79,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.version:
+        return _print_versions(args.wasm)
     try:
         executor = _executor(args)
         data = _input(args)
@@ -97,6 +105,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parsed = json.loads(output)
     print(json.dumps(parsed, indent=args.indent, ensure_ascii=False))
     return EXIT_SUCCESS if parsed["result"] == "success" else EXIT_HOSTS_FAILED
+
+
+def _print_versions(wasm: str | None) -> int:
+    try:
+        ours = importlib.metadata.version("py_host")
+    except importlib.metadata.PackageNotFoundError:
+        ours = "(not installed)"
+    try:
+        with load(wasm) as rust:
+            module = f"module {rust.crate_version}, ABI version {ABI_VERSION}"
+    except Error as error:
+        print(f"py_host {ours}\nerror: {error}", file=sys.stderr)
+        return EXIT_MODULE
+    print(f"py_host {ours}, wasmtime {WASMTIME_VERSION}, {module}")
+    return EXIT_SUCCESS
 
 
 def _executor(args: argparse.Namespace) -> Executor | None:

@@ -105,6 +105,9 @@ class RustModule:
         self._executor = executor
         self._pool = InstancePool(lambda: Instance(module, executor, limits), max_instances)
         self._in_call = _InCall()
+        self.crate_version: str = self._run(lambda exports, ctx: exports.crate_version)
+        """The module's own version (its Rust crate's). It speaks ABI version
+        :data:`ABI_VERSION`, or it would not have loaded."""
 
     def print_string(self, text: str | Buffer) -> None:
         """Print ``text`` and a newline from Rust, to ``sys.stdout``.

@@ -75,6 +75,14 @@ pub extern "C" fn abi_version() -> u32 {
     ABI_VERSION
 }
 
+/// The crate's version, UTF-8, packed: static text for the host to copy,
+/// never to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn crate_version() -> u64 {
+    const VERSION: &str = env!("CARGO_PKG_VERSION");
+    pack(VERSION.as_ptr() as usize, VERSION.len())
+}
+
 /// Prints UTF-8 text and a newline to stdout: 0 when printed, otherwise a
 /// packed error reply.
 #[unsafe(no_mangle)]

@@ -38,6 +38,8 @@ ABI_FUNCTIONS = """
   (func (export "print_int") (param i32) (result i64) i64.const 0)
   (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
   (func (export "start_procedure_into") (param i32 i32 i32 i32) (result i64) i64.const 0)
+  (data (i32.const 16) "0.0.0")
+  (func (export "crate_version") (result i64) i64.const 0x0000001000000005)
 """
 """The ABI's exports, doing nothing, for modules written in WAT by tests:
 replace one to make it misbehave."""

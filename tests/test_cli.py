@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,15 @@ def test_help_documents_the_exit_statuses() -> None:
     assert "exit status:" in done.stdout
     for status in "0123":
         assert f"  {status}  " in done.stdout
+
+
+def test_version_names_py_host_the_module_and_the_abi() -> None:
+    done = cli("--version")
+    assert done.returncode == 0, done.stderr
+    crate = re.search(r'^version = "(.+)"$', (ROOT / "Cargo.toml").read_text(), re.MULTILINE)
+    assert crate is not None
+    assert done.stdout.startswith("py_host 0.1.0, wasmtime 50.")
+    assert done.stdout.endswith(f"module {crate[1]}, ABI version 2\n")
 
 
 def test_flags_on_a_simulated_network_with_server1_down() -> None:

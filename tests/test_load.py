@@ -33,6 +33,23 @@ def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
     [
         (ABI_FUNCTIONS + '(func (export "abi_version") (result i32) i32.const 3)', "ABI version 3"),
         (
+            ABI_FUNCTIONS.replace("i64.const 0x0000001000000005", "i64.const 0x00ff000000000005")
+            + ABI_VERSION_FUNCTION,
+            "crate_version is not a version: .*outside",
+        ),
+        (
+            ABI_FUNCTIONS.replace("i64.const 0x0000001000000005", "i64.const 0x0000001000001000")
+            + ABI_VERSION_FUNCTION,
+            "crate_version is not a version: 4096 bytes long",
+        ),
+        (
+            ABI_FUNCTIONS.replace(
+                '(data (i32.const 16) "0.0.0")', '(data (i32.const 16) "\\ff0.0.")'
+            )
+            + ABI_VERSION_FUNCTION,
+            "crate_version is not a version: 'utf-8' codec",
+        ),
+        (
             # A module of ABI version 1, which had no start_procedure_into.
             ABI_FUNCTIONS.replace('(export "start_procedure_into")', "")
             + '(func (export "abi_version") (result i32) i32.const 1)',

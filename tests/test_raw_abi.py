@@ -83,6 +83,16 @@ def test_abi_version_is_the_one_py_host_speaks(raw: RawModule) -> None:
     assert raw.call("abi_version") == ABI_VERSION
 
 
+def test_crate_version_is_static_text_that_is_not_a_buffer(raw: RawModule) -> None:
+    packed = raw.call("crate_version") & (2**64 - 1)
+    ptr, length = packed >> 32, packed & 0xFFFF_FFFF
+    version = bytes(raw.memory.read(raw.store, ptr, ptr + length)).decode()
+    cargo = (ROOT / "Cargo.toml").read_text()
+    assert f'\nversion = "{version}"\n' in cargo
+    assert raw.call("dealloc", ptr, length) == 1, "static text is not a live buffer"
+    assert raw.call("free_mem", ptr) == 1
+
+
 def test_a_traced_start_procedure_call(raw: RawModule) -> None:
     data = json.dumps(tutorial_input()).encode()
     ptr = raw.lend(data)
