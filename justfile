@@ -20,13 +20,13 @@ demo: build
     {{python}} examples/tutorial.py
 
 # Every check CI runs: formatting, lints, types, Rust and Python tests.
-test: build build-faults build-native build-web setup-browser
+test: build build-faults build-native build-web setup-browser setup-node
     cargo fmt --all --check
     cargo fmt --manifest-path wasm/Cargo.toml --check
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --all-targets --features schema -- -D warnings
     cargo clippy --target {{wasm_target}} --features faults -- -D warnings
     cargo clippy --manifest-path wasm/Cargo.toml --target {{web_target}} -- -D warnings
-    cargo test
+    cargo test --features schema
     {{venv}}/bin/ruff check py_host tests examples bench
     {{venv}}/bin/ruff format --check py_host tests examples bench
     {{venv}}/bin/mypy --strict py_host
@@ -62,6 +62,17 @@ fuzz seconds="300":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
     mkdir -p fuzz/corpus/start_procedure
     cd fuzz && cargo fuzz run --sanitizer none start_procedure corpus/start_procedure seeds/start_procedure -- -max_total_time={{seconds}}
+
+# Build a pure-Python wheel of py_host with the module inside, into dist/:
+# installing it needs no Rust toolchain.
+wheel: build
+    rm -rf build dist
+    {{python}} -m pip wheel --quiet --no-deps --wheel-dir dist .
+    @ls dist/*.whl
+
+# Write the JSON Schemas of the input and output, from the Rust types, into docs/schemas/.
+schemas:
+    cargo run --quiet --features schema --bin schemas -- docs/schemas
 
 # Build the module and put it beside py_host, where py_host.load() finds it.
 build: setup
@@ -110,6 +121,16 @@ setup-browser:
         sudo=$([ "$(id -u)" = 0 ] || echo sudo)
         $sudo apt-get update -qq
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages
+    fi
+
+# Install Node.js for the second host (tests/node_host), if missing.
+setup-node:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v node >/dev/null; then
+        sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
     fi
 
 # Remove build outputs, installed tools and the virtualenv.

@@ -1,0 +1,98 @@
+"""`just wheel`'s wheel: pure Python with the module inside, installed into a
+fresh virtualenv and run from there with no Rust toolchain on the PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+WHEEL_COMMAND = ["just", "wheel"]
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env, check=False
+    )
+    assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    run(WHEEL_COMMAND, ROOT)
+    (built,) = (ROOT / "dist").glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtualenv with the wheel installed: its python."""
+    home = tmp_path_factory.mktemp("wheel-venv")
+    venv.create(home / "venv", with_pip=True)
+    python = home / "venv/bin/python"
+    run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], home)
+    return python
+
+
+def in_venv(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the virtualenv's python outside the source tree, with only system
+    directories and the virtualenv on the PATH: no cargo, no rustc."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PY_HOST_")}
+    env["PATH"] = f"{python.parent}:/usr/bin:/bin"
+    return subprocess.run(
+        [str(python), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=python.parents[2],
+        env=env,
+        check=False,
+    )
+
+
+def test_the_wheel_is_pure_python_and_carries_the_module(wheel: Path) -> None:
+    assert wheel.name.endswith("-py3-none-any.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "py_host/rust_lib.wasm" in names
+    assert "py_host/py.typed" in names
+    assert (
+        zipfile.ZipFile(wheel).read("py_host/rust_lib.wasm")
+        == (ROOT / "py_host/rust_lib.wasm").read_bytes()
+    )
+
+
+def test_the_installed_command_line_runs_a_procedure(installed: Path) -> None:
+    help = in_venv(installed, "-m", "py_host", "--help")
+    assert help.returncode == 0, help.stderr
+    assert "exit status:" in help.stdout
+    done = in_venv(
+        installed, "-m", "py_host", "--host", "server1", "--host", "server2", "--down", "server1"
+    )
+    assert done.returncode == 1, done.stderr
+    output = json.loads(done.stdout)
+    assert output["result"] == "partial"
+    assert output["failed_hosts"] == ["server1"]
+
+
+def test_load_finds_the_module_inside_the_installed_package(installed: Path) -> None:
+    done = in_venv(
+        installed,
+        "-c",
+        "import py_host; from py_host.module import DEFAULT_WASM;"
+        "rust = py_host.load(); rust.print_string('from the wheel');"
+        "print(py_host.__file__); print(DEFAULT_WASM); print(rust.crate_version)",
+    )
+    assert done.returncode == 0, done.stderr
+    printed, package, module, version = done.stdout.splitlines()
+    assert printed == "from the wheel"
+    site_packages = installed.parents[1] / "lib"
+    assert Path(package).is_relative_to(site_packages)
+    assert Path(module).is_relative_to(site_packages)
+    assert f'\nversion = "{version}"\n' in (ROOT / "Cargo.toml").read_text()
