@@ -117,15 +117,10 @@ pub extern "C" fn print_int(ptr: *const u8) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn start_procedure(ptr: *const u8, len: usize) -> u64 {
     install_panic_hook();
-    let input = match copy_host_bytes("the input", ptr, len) {
-        Ok(input) => input,
-        Err(error) => return error_reply(error),
-    };
-    #[cfg(feature = "faults")]
-    if let Some(fault) = inject_fault(&input) {
-        return fault;
+    match procedure_reply(ptr, len) {
+        Ok(reply) => hand_over(&reply),
+        Err(packed) => packed,
     }
-    hand_over(&calls::start_procedure(&input, &mut HostExecutor))
 }
 
 /// Runs a procedure like `start_procedure`, but writes the reply into the
@@ -144,20 +139,22 @@ pub extern "C" fn start_procedure_into(
     if !holds_host_range(out_ptr, out_cap) {
         return error_reply(outside_buffers("the reply buffer", out_ptr, out_cap));
     }
-    let input = match copy_host_bytes("the input", ptr, len) {
-        Ok(input) => input,
-        Err(error) => return error_reply(error),
-    };
+    match procedure_reply(ptr, len) {
+        Ok(reply) if write_host_bytes(&reply, out_ptr, out_cap) => reply.len() as u64,
+        Ok(reply) => hand_over(&reply),
+        Err(packed) => packed,
+    }
+}
+
+/// The reply document for the input at `[ptr, ptr + len)`, or what to
+/// return at once instead: an error reply, or (in the test build) a fault.
+fn procedure_reply(ptr: *const u8, len: usize) -> Result<Vec<u8>, u64> {
+    let input = copy_host_bytes("the input", ptr, len).map_err(error_reply)?;
     #[cfg(feature = "faults")]
     if let Some(fault) = inject_fault(&input) {
-        return fault;
+        return Err(fault);
     }
-    let reply = calls::start_procedure(&input, &mut HostExecutor);
-    if write_host_bytes(&reply, out_ptr, out_cap) {
-        reply.len() as u64
-    } else {
-        hand_over(&reply)
-    }
+    Ok(calls::start_procedure(&input, &mut HostExecutor))
 }
 
 /// The executor the host grants through the `execute_round` import.
