@@ -136,11 +136,11 @@ pub extern "C" fn start_procedure_into(
     out_cap: usize,
 ) -> u64 {
     install_panic_hook();
-    if !holds_host_range(out_ptr, out_cap) {
+    let Some(out_buffer) = host_buffer_of(out_ptr, out_cap) else {
         return error_reply(outside_buffers("the reply buffer", out_ptr, out_cap));
-    }
+    };
     match procedure_reply(ptr, len) {
-        Ok(reply) if write_host_bytes(&reply, out_ptr, out_cap) => reply.len() as u64,
+        Ok(reply) if write_host_bytes(&reply, out_ptr, out_cap, out_buffer) => reply.len() as u64,
         Ok(reply) => hand_over(&reply),
         Err(packed) => packed,
     }
@@ -188,7 +188,7 @@ fn ask_host(request: &[u8]) -> Option<Result<Vec<u8>, Error>> {
 /// Copies the host's bytes at `[ptr, ptr + len)` (`what`, for an error), if they lie inside one live
 /// buffer from `alloc`.
 fn copy_host_bytes(what: &str, ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
-    if !holds_host_range(ptr, len) {
+    if host_buffer_of(ptr, len).is_none() {
         return Err(outside_buffers(what, ptr, len));
     }
     // SAFETY: the range lies inside a live allocation that `alloc` zeroed, so
@@ -198,11 +198,12 @@ fn copy_host_bytes(what: &str, ptr: *const u8, len: usize) -> Result<Vec<u8>, Er
 }
 
 /// Copies `bytes` into the host's `[ptr, ptr + cap)` if they fit and the
-/// range lies inside one live buffer from `alloc`; false, writing nothing,
-/// otherwise. Checked here, at the last moment, because the host may have
-/// freed the buffer from an import since the call began.
-fn write_host_bytes(bytes: &[u8], ptr: *mut u8, cap: usize) -> bool {
-    if bytes.len() > cap || !holds_host_range(ptr, cap) {
+/// range still lies inside the live buffer from `alloc` with id `buffer`;
+/// false, writing nothing, otherwise. Checked here, at the last moment,
+/// because the host may have freed that buffer from an import since the
+/// call began, and even made another at the same address.
+fn write_host_bytes(bytes: &[u8], ptr: *mut u8, cap: usize, buffer: u64) -> bool {
+    if bytes.len() > cap || host_buffer_of(ptr, cap) != Some(buffer) {
         return false;
     }
     // SAFETY: the range lies inside a live buffer from `alloc`, checked just
@@ -212,8 +213,8 @@ fn write_host_bytes(bytes: &[u8], ptr: *mut u8, cap: usize) -> bool {
     true
 }
 
-fn holds_host_range(ptr: *const u8, len: usize) -> bool {
-    LIVE.with_borrow(|live| live.holds_host_range(ptr as usize, len))
+fn host_buffer_of(ptr: *const u8, len: usize) -> Option<u64> {
+    LIVE.with_borrow(|live| live.host_buffer_of(ptr as usize, len))
 }
 
 fn outside_buffers(what: &str, ptr: *const u8, len: usize) -> Error {

@@ -16,17 +16,23 @@ pub enum Owner {
 struct Entry {
     len: usize,
     owner: Owner,
+    id: u64,
 }
 
 /// The live buffers, by start address.
 #[derive(Debug, Default)]
 pub struct Allocations {
     live: BTreeMap<usize, Entry>,
+    /// Ids given so far: a buffer freed and another made at its address get
+    /// different ids, so a range can be checked to be still in the same one.
+    made: u64,
 }
 
 impl Allocations {
     pub fn insert(&mut self, ptr: usize, len: usize, owner: Owner) {
-        self.live.insert(ptr, Entry { len, owner });
+        self.made += 1;
+        let id = self.made;
+        self.live.insert(ptr, Entry { len, owner, id });
     }
 
     /// Forgets the buffer that starts at `ptr` and returns its length, if
@@ -48,15 +54,12 @@ impl Allocations {
         Some(entry.len)
     }
 
-    /// Whether `[ptr, ptr + len)` lies inside one live host buffer.
-    pub fn holds_host_range(&self, ptr: usize, len: usize) -> bool {
-        let Some(end) = ptr.checked_add(len) else {
-            return false;
-        };
-        self.live
-            .range(..=ptr)
-            .next_back()
-            .is_some_and(|(&start, entry)| entry.owner == Owner::Host && end <= start + entry.len)
+    /// The id of the live host buffer that `[ptr, ptr + len)` lies inside,
+    /// if there is one.
+    pub fn host_buffer_of(&self, ptr: usize, len: usize) -> Option<u64> {
+        let end = ptr.checked_add(len)?;
+        let (&start, entry) = self.live.range(..=ptr).next_back()?;
+        (entry.owner == Owner::Host && end <= start + entry.len).then_some(entry.id)
     }
 
     pub fn len(&self) -> usize {
@@ -77,14 +80,29 @@ mod tests {
         let mut live = Allocations::default();
         live.insert(100, 10, Owner::Host);
         live.insert(110, 5, Owner::Reply);
-        assert!(live.holds_host_range(100, 10));
-        assert!(live.holds_host_range(105, 5));
-        assert!(live.holds_host_range(105, 0));
-        assert!(!live.holds_host_range(100, 11));
-        assert!(!live.holds_host_range(99, 1));
-        assert!(!live.holds_host_range(111, 1), "replies are not inputs");
-        assert!(!live.holds_host_range(usize::MAX, 2));
-        assert!(!Allocations::default().holds_host_range(0, 0));
+        assert!(live.host_buffer_of(100, 10).is_some());
+        assert!(live.host_buffer_of(105, 5).is_some());
+        assert!(live.host_buffer_of(105, 0).is_some());
+        assert!(live.host_buffer_of(100, 11).is_none());
+        assert!(live.host_buffer_of(99, 1).is_none());
+        assert!(
+            live.host_buffer_of(111, 1).is_none(),
+            "replies are not inputs"
+        );
+        assert!(live.host_buffer_of(usize::MAX, 2).is_none());
+        assert!(Allocations::default().host_buffer_of(0, 0).is_none());
+    }
+
+    #[test]
+    fn a_buffer_made_again_at_the_same_address_is_another_buffer() {
+        let mut live = Allocations::default();
+        live.insert(100, 10, Owner::Host);
+        let first = live.host_buffer_of(102, 4).unwrap();
+        assert_eq!(live.host_buffer_of(100, 10), Some(first));
+        live.remove(100, Some(10), None).unwrap();
+        assert_eq!(live.host_buffer_of(102, 4), None);
+        live.insert(100, 10, Owner::Host);
+        assert_ne!(live.host_buffer_of(102, 4), Some(first));
     }
 
     #[test]

@@ -170,6 +170,32 @@ def test_start_procedure_into_a_buffer_freed_during_the_call_returns_a_new_one()
     assert raw.live() == 0
 
 
+def test_start_procedure_into_a_buffer_freed_and_made_again_returns_a_new_one() -> None:
+    out: list[int] = []
+    remade: list[int] = []
+    next_input = b"the host's next input".ljust(4096, b".")
+
+    def free_and_make_again(raw: RawModule, caller: wasmtime.Caller, request: bytes) -> int:
+        assert raw.call("dealloc", out[0], 4096, ctx=caller) == 0
+        remade.append(raw.lend(next_input, ctx=caller))
+        return 0
+
+    raw = RawModule(free_and_make_again)
+    data = json.dumps(tutorial_input()).encode()
+    ptr = raw.lend(data)
+    out.append(raw.lend(bytes(4096)))
+    reply_ptr, length, document = raw.reply(
+        raw.call("start_procedure_into", ptr, len(data), out[0], 4096)
+    )
+    assert remade == out, "the allocator made the new buffer where the old one was"
+    assert reply_ptr != 0, "the reply came in a buffer of its own"
+    assert document["ok"]["dry_run"] is True
+    assert raw.memory.read(raw.store, remade[0], remade[0] + 4096) == next_input
+    for buffer, size in ((reply_ptr, length), (ptr, len(data)), (remade[0], 4096)):
+        assert raw.call("dealloc", buffer, size) == 0
+    assert raw.live() == 0
+
+
 def test_free_mem_frees_a_reply_once_and_then_refuses(raw: RawModule) -> None:
     data = b"{}"
     ptr = raw.lend(data)
