@@ -178,9 +178,13 @@ class Exports:
         live = self._transport.call(ctx, "live_allocations")
         return live - (self._input is not None)
 
-    def take_reply(self, ctx: Context, function: str, packed: int) -> bytes:
-        """Copy out and free the reply a call returned."""
+    def take_reply(
+        self, ctx: Context, function: str, packed: int, held: tuple[int, int] | None = None
+    ) -> bytes:
+        """Copy out and free the reply a call returned; ``held`` is the input
+        buffer the call was given, if the host still holds it."""
         ptr, length = unpack(packed)
+        self._refuse_input_as_reply(function, ptr, length, held)
         self._check_reply_size(ctx, function, ptr, length)
         try:
             reply = self.read(ctx, ptr, length)
@@ -214,7 +218,7 @@ class Exports:
             raise AbiViolation("start_procedure_into returned no reply")
         reply_ptr, length = unpack(packed)
         if reply_ptr:
-            reply = self.take_reply(ctx, "start_procedure_into", packed)
+            reply = self.take_reply(ctx, "start_procedure_into", packed, held=(ptr, capacity))
         elif length > capacity:
             raise AbiViolation(
                 f"start_procedure_into wrote {length} bytes into a buffer of {capacity}"
@@ -228,9 +232,19 @@ class Exports:
     def start_procedure_unread(self, ctx: Context, data: bytes) -> tuple[int, int]:
         """Run a procedure and leave its reply in memory: ``(ptr, length)``."""
         ptr, length = unpack(self._start(ctx, data))
+        self._refuse_input_as_reply("start_procedure", ptr, length, None)
         self._check_reply_size(ctx, "start_procedure", ptr, length)
         check_bounds(self.memory_size(ctx), ptr, length)
         return ptr, length
+
+    def _refuse_input_as_reply(
+        self, function: str, ptr: int, length: int, held: tuple[int, int] | None
+    ) -> None:
+        # Freeing such a "reply" would free the host's own buffer, which it
+        # then writes the next input into.
+        for buffer in (self._input, held):
+            if buffer is not None and ptr < buffer[0] + buffer[1] and buffer[0] < ptr + length:
+                raise AbiViolation(f"{function} returned a reply inside the host's input buffer")
 
     def _check_reply_size(self, ctx: Context, function: str, ptr: int, length: int) -> None:
         if length > self._max_reply_bytes:
@@ -264,7 +278,7 @@ class Exports:
             return self.lend(ctx, data), len(data)
         if self._input is None or self._input[1] < len(data):
             if self._input is not None:
-                self.dealloc(ctx, *self._input)
+                self._free_input(ctx, *self._input)
                 self._input = None
             capacity = max(len(data), _FIRST_INPUT_BYTES)
             self._input = (self.lend(ctx, bytes(capacity)), capacity)
@@ -274,4 +288,10 @@ class Exports:
 
     def _drop_input(self, ctx: Context, ptr: int, capacity: int) -> None:
         if self._input is None or ptr != self._input[0]:
-            self.dealloc(ctx, ptr, capacity)
+            self._free_input(ctx, ptr, capacity)
+
+    def _free_input(self, ctx: Context, ptr: int, capacity: int) -> None:
+        if not self.dealloc(ctx, ptr, capacity):
+            raise AbiViolation(
+                f"the module lost the host's input buffer ({capacity} bytes at {ptr})"
+            )

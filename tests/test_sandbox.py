@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ABI_FUNCTIONS, ABI_VERSION_FUNCTION, FAULTS_WASM, module_file, run_python
+from conftest import (
+    ABI_FUNCTIONS,
+    ABI_VERSION_FUNCTION,
+    FAULTS_WASM,
+    module_file,
+    run_python,
+    tutorial_input,
+)
 
 import py_host
 
@@ -34,6 +41,22 @@ def test_a_table_cannot_grow_without_bound(tmp_path: Path) -> None:
     )
     with py_host.load(module_file(tmp_path, wat)) as rust:
         rust.print_string("x")
+
+
+def test_a_reply_inside_the_hosts_own_input_buffer_is_refused(tmp_path: Path) -> None:
+    # Freeing such a reply would free the buffer py_host keeps for its inputs.
+    wat = replace_export(
+        "start_procedure_into",
+        '(func (export "start_procedure_into")'
+        " (param $p i32) (param $l i32) (param $out i32) (param $cap i32) (result i64)"
+        " (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))"
+        " (i64.extend_i32_u (local.get $cap))))",
+    )
+    with (
+        py_host.load(module_file(tmp_path, wat)) as rust,
+        pytest.raises(py_host.AbiViolation, match="inside the host's input buffer"),
+    ):
+        rust.start_procedure(tutorial_input())
 
 
 def test_a_module_with_a_second_memory_is_refused(tmp_path: Path) -> None:
