@@ -142,9 +142,9 @@ class _EpochClock:
 
     def __init__(self) -> None:
         self.ticks = 0
-        """How many times the clock has ticked, counting on in a forked
-        child: a deadline set when the count was the same still has all its
-        ticks but at most one."""
+        """Twice the times the clock has ticked, counting on in a forked
+        child; odd while the engines' epochs are moving. A deadline set when
+        the count was even, and that reads the same now, has all its ticks."""
         self._reset()
         # A forked child has none of its parent's threads: start afresh.
         os.register_at_fork(after_in_child=self._reset)
@@ -188,11 +188,10 @@ class _EpochClock:
         while True:
             wake.wait()
             time.sleep(EPOCH_SECONDS)
-            # Counted before the engines move, so a caller that sees the same
-            # count as when it set a deadline knows at most one tick was lost.
             self.ticks += 1
             for each in list(_engines.values()):
                 each.increment_epoch()
+            self.ticks += 1
             if not running:
                 wake.clear()
                 # A call that started between the check and the clear found

@@ -52,7 +52,8 @@ class _Imports:
         needs resetting before the next."""
         self.whole_deadline_at: int | None = None
         """The epoch clock's tick count when the whole deadline was last set,
-        or None once what was left of one was set instead."""
+        or None when the clock was moving then, or once what was left of a
+        deadline was set instead."""
         self.new_call(None)
 
     def new_call(self, policy: RoundPolicy | None) -> None:
@@ -278,7 +279,7 @@ class Instance:
             ticks = EPOCH_CLOCK.ticks
             if imports.whole_deadline_at != ticks:
                 exports.set_deadline(context, self._deadline_ticks)
-                imports.whole_deadline_at = ticks
+                imports.whole_deadline_at = None if ticks % 2 else ticks
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
         EPOCH_CLOCK.start()

@@ -145,6 +145,46 @@ def test_an_endless_loop_is_stopped_at_the_deadline() -> None:
         assert_recovers(rust)
 
 
+def test_each_call_gets_its_whole_deadline_after_the_clock_ran_for_another() -> None:
+    # py_host sets a deadline again only when the epoch clock has ticked: here
+    # it ticks about 30 times for another module's slow executor in between.
+    slow = py_host.load(executor=lambda host, action, timeout: time.sleep(0.3) is None)
+    with slow, load_faulty(deadline_seconds=0.05) as rust:
+        assert rust.start_procedure(tutorial_input()).dry_run
+        assert slow.start_procedure(tutorial_input(host_list=["a"], retries=0)).result == "success"
+        assert rust.start_procedure(tutorial_input()).dry_run
+        started = time.monotonic()
+        with pytest.raises(py_host.DeadlineExceeded):
+            rust.print_string("fault:loop")
+        assert time.monotonic() - started >= 0.04
+
+
+def test_what_was_left_of_a_deadline_does_not_carry_over_to_the_next_call() -> None:
+    with py_host.load(
+        FAULTS_WASM,
+        executor=lambda host, action, timeout: True,
+        limits=py_host.Limits(deadline_seconds=0.1),
+        max_instances=1,
+    ) as rust:
+        imports = rust._pool.live()[0]._imports
+        really_pause = imports.pause
+
+        def pause_after_most_of_the_deadline(ctx: Any) -> None:
+            really_pause(ctx)
+            imports._seconds_left = 0.001
+
+        # The first call's round finds its module almost out of time, so
+        # what is left of the deadline is set when the round returns.
+        imports.pause = pause_after_most_of_the_deadline  # type: ignore[method-assign]
+        time.sleep(0.05)  # the clock stops when no call runs: its count stays
+        rust.start_procedure(tutorial_input(host_list=["a"], retries=0))
+        imports.pause = really_pause  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(py_host.DeadlineExceeded):
+            rust.print_string("fault:loop")
+        assert time.monotonic() - started >= 0.08, "the loop got less than its whole 0.1 s"
+
+
 def test_an_endless_loop_is_stopped_by_fuel() -> None:
     with load_faulty(max_fuel=10_000_000, deadline_seconds=None) as rust:
         with pytest.raises(py_host.LimitExceeded) as raised:
