@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, VECTORS, python_answer
+from conftest import ROOT, VECTORS, python_answer, tutorial_input
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -126,6 +127,7 @@ def test_the_network_follows_the_host_list(page: Page) -> None:
         ("#timeout", "0", "must be between 1 and 255, got 0"),
         ("#timeout", "ten", 'invalid type: string "ten", expected u8'),
         ("#retries", "-1", "invalid value: integer `-1`, expected u8"),
+        ("#job_id", "9007199254740993", "invalid value: integer `9007199254740993`, expected i32"),
         ("#job_id", "", 'invalid type: string "", expected i32'),
         ("#action", "rm -rf", "' ' is not allowed (letters, digits, '_', '-', '.')"),
         (
@@ -176,6 +178,45 @@ def test_print_int_prints_an_i32_and_refuses_anything_else(page: Page) -> None:
         page.get_by_role("button", name="print_int").click()
         expect(page.locator("#print-error")).to_have_text(error)
     expect(page.locator("#output")).to_have_text("Python gave us number -2147483648\n")
+
+
+def test_wrong_types_get_error_replies_and_never_wear_the_module_out(page: Page) -> None:
+    # Each call that threw through the module would leak one of wasm-bindgen's
+    # 1,024 slots for JS values: 1,100 rounds of them would break it.
+    answers = page.evaluate(
+        """input => {
+            const {print_int, print_string, start_procedure} = window.demo.rust;
+            const messageThatThrows = {get message() { throw new Error("no"); }};
+            const seen = new Set();
+            const see = (reply) => seen.add(JSON.stringify(JSON.parse(reply).error ?? "ok"));
+            for (let i = 0; i < 1100; i++) {
+                see(start_procedure(123));
+                see(start_procedure(new String(input)));
+                see(print_string({}));
+                see(print_int("2"));
+                see(start_procedure(input, 42));
+                see(start_procedure(input, () => { throw messageThatThrows; }));
+                see(start_procedure(input, () => { throw "down"; }));
+                see(start_procedure(input, () => 7));
+            }
+            return {seen: [...seen].map((text) => JSON.parse(text)),
+                    after: JSON.parse(start_procedure(input, () => '[{"status":"ok"}]')).ok};
+        }""",
+        json.dumps(tutorial_input(host_list=["a"], retries=0)),
+    )
+    assert answers["after"]["result"] == "success"
+    messages = {error["message"] for error in answers["seen"] if error != "ok"}
+    assert messages == {
+        "expected a string, got number",
+        "expected a string, got object",
+        "expected a number, got string",
+        "the executor must be a function, got number",
+    }
+    output = page.evaluate(
+        """input => JSON.parse(window.demo.rust.start_procedure(input, () => { throw "down"; }))""",
+        json.dumps(tutorial_input(host_list=["a"], retries=0)),
+    )
+    assert output["ok"]["failures"][0]["reason"] == "the executor threw down"
 
 
 def test_a_lone_surrogate_is_refused_not_replaced(page: Page) -> None:

@@ -5,8 +5,11 @@
 //! Every function returns the reply document of docs/ABI.md as a string,
 //! `{"ok": ...}` or `{"error": {"kind", "message", "path"}}`, and throws
 //! only if the module itself breaks (a panic traps and is logged first).
+//! Arguments arrive as plain `JsValue`s and are checked here: a value that
+//! wasm-bindgen converted itself could throw through the module instead,
+//! and each such throw leaks one of wasm-bindgen's slots for JS values.
 
-use js_sys::{Function, JsString};
+use js_sys::{Function, JsString, Reflect};
 use rust_lib::calls;
 use rust_lib::engine::{Execution, Executor, Outcome, Round};
 use rust_lib::error::{Error, ErrorKind};
@@ -24,7 +27,7 @@ extern "C" {
 /// Prints `text` and a newline as the tutorial does, to the console; the
 /// reply's `ok` is the printed line, for the page to show.
 #[wasm_bindgen]
-pub fn print_string(text: &JsString) -> String {
+pub fn print_string(text: &JsValue) -> String {
     install_panic_hook();
     reply(utf8(text).and_then(|text| print(|out| calls::print_string(text.as_bytes(), out))))
 }
@@ -38,10 +41,7 @@ pub fn print_int(value: &JsValue) -> String {
     let Some(number) = value.as_f64() else {
         return reply(Err(Error::new(
             ErrorKind::InvalidType,
-            format!(
-                "expected a number, got {}",
-                value.js_typeof().as_string().unwrap_or_default()
-            ),
+            format!("expected a number, got {}", type_of(value)),
         )));
     };
     if number.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&number) {
@@ -60,22 +60,37 @@ pub fn print_int(value: &JsValue) -> String {
 /// outcomes (JSON), as docs/ABI.md's `execute_round` does. Without it,
 /// the procedure is a dry run.
 #[wasm_bindgen]
-pub fn start_procedure(input: &JsString, execute_round: Option<Function>) -> String {
+pub fn start_procedure(input: &JsValue, execute_round: &JsValue) -> String {
     install_panic_hook();
     let input = match utf8(input) {
         Ok(input) => input,
         Err(error) => return reply(Err(error)),
     };
-    let reply = match execute_round {
-        Some(function) => calls::start_procedure(input.as_bytes(), &mut JsExecutor(function)),
-        None => calls::start_procedure(input.as_bytes(), &mut NoExecutor),
+    let reply = if execute_round.is_undefined() || execute_round.is_null() {
+        calls::start_procedure(input.as_bytes(), &mut NoExecutor)
+    } else if let Some(function) = execute_round.dyn_ref::<Function>() {
+        calls::start_procedure(input.as_bytes(), &mut JsExecutor(function))
+    } else {
+        return reply(Err(Error::new(
+            ErrorKind::InvalidType,
+            format!(
+                "the executor must be a function, got {}",
+                type_of(execute_round)
+            ),
+        )));
     };
     String::from_utf8(reply).expect("reply documents are JSON, so UTF-8")
 }
 
-/// `text` in UTF-8. A JS string may hold lone surrogates, which UTF-8
-/// cannot carry: they are refused rather than replaced unseen.
-fn utf8(text: &JsString) -> Result<String, Error> {
+/// `text` in UTF-8: it must be a string, and one without lone surrogates,
+/// which UTF-8 cannot carry (they are refused rather than replaced unseen).
+fn utf8(text: &JsValue) -> Result<String, Error> {
+    let Some(text) = text.dyn_ref::<JsString>() else {
+        return Err(Error::new(
+            ErrorKind::InvalidType,
+            format!("expected a string, got {}", type_of(text)),
+        ));
+    };
     if text.is_valid_utf16() {
         Ok(String::from(text))
     } else {
@@ -84,6 +99,10 @@ fn utf8(text: &JsString) -> Result<String, Error> {
             "the text holds a lone surrogate, which UTF-8 cannot encode",
         ))
     }
+}
+
+fn type_of(value: &JsValue) -> String {
+    value.js_typeof().as_string().unwrap_or_default()
 }
 
 /// Runs `print` into a buffer and logs what it printed: the printed line
@@ -111,9 +130,9 @@ impl Executor for NoExecutor {
 
 /// A JavaScript function as the executor: whatever it throws or returns
 /// that is not outcomes fails the round, with the reason.
-struct JsExecutor(Function);
+struct JsExecutor<'a>(&'a Function);
 
-impl Executor for JsExecutor {
+impl Executor for JsExecutor<'_> {
     fn execute(&mut self, round: &Round<'_>) -> Execution {
         let request = String::from_utf8(calls::round_request(round))
             .expect("round requests are JSON, so UTF-8");
@@ -134,13 +153,15 @@ impl Executor for JsExecutor {
     }
 }
 
-/// What a thrown JavaScript value says: an Error's message, else its text.
+/// What a thrown JavaScript value says: its `message`, else its text. The
+/// message is read through `Reflect.get`, which catches: a getter that
+/// throws must not throw through the module.
 fn describe(thrown: &JsValue) -> String {
-    thrown
-        .dyn_ref::<js_sys::Error>()
-        .map(|error| String::from(error.message()))
+    Reflect::get(thrown, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|message| message.as_string())
         .or_else(|| thrown.as_string())
-        .unwrap_or_else(|| "a value that is not an Error".to_owned())
+        .unwrap_or_else(|| format!("a {} without a message", type_of(thrown)))
 }
 
 fn install_panic_hook() {

@@ -14,19 +14,24 @@ function hostsTyped() {
   return $("host_list").value.split("\n").map((line) => line.trim()).filter((line) => line !== "");
 }
 
-/** An integer when the text is one; otherwise the text, for the module to refuse by name. */
+/**
+ * A number field as JSON: an integer exactly as typed (a JS number would
+ * round it past 2^53), anything else as a string for the module to refuse.
+ */
 function integerOrText(text) {
-  return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+  return /^-?(0|[1-9]\d*)$/.test(text.trim()) ? text.trim() : JSON.stringify(text);
 }
 
-function procedureInput() {
-  return {
-    host_list: hostsTyped(),
-    action: $("action").value,
-    timeout: integerOrText($("timeout").value),
-    retries: integerOrText($("retries").value),
-    job_id: integerOrText($("job_id").value),
-  };
+/** ProcedureInput as JSON text, built from what the user typed. */
+function procedureJson() {
+  const fields = [
+    ["host_list", JSON.stringify(hostsTyped())],
+    ["action", JSON.stringify($("action").value)],
+    ["timeout", integerOrText($("timeout").value)],
+    ["retries", integerOrText($("retries").value)],
+    ["job_id", integerOrText($("job_id").value)],
+  ];
+  return `{${fields.map(([name, json]) => `"${name}":${json}`).join(",")}}`;
 }
 
 /** Rows of the network table follow the host list, keeping each host's state. */
@@ -104,7 +109,7 @@ function run(event) {
   event.preventDefault();
   clearErrors();
   const executor = $("use-network").checked ? network() : undefined;
-  const reply = JSON.parse(start_procedure(JSON.stringify(procedureInput()), executor));
+  const reply = JSON.parse(start_procedure(procedureJson(), executor));
   $("raw").textContent = JSON.stringify(reply, null, 2);
   $("result").hidden = false;
   if (reply.error) {
@@ -127,7 +132,7 @@ function numberOrText(text) {
   return text.trim() !== "" && !Number.isNaN(Number(text)) ? Number(text) : text;
 }
 
-/** For tests: one input vector (docs: tests/vectors.json) run as the Python host runs it. */
+/** For tests: one input vector (tests/vectors.json) run as the Python host runs it. */
 function runVector({ input, network: spec }) {
   return JSON.parse(start_procedure(input, spec ? simulatedNetwork(spec) : undefined));
 }
@@ -147,7 +152,8 @@ async function main() {
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
-  window.demo = { runVector };
+  // For tests: the vectors, and the module's functions themselves.
+  window.demo = { runVector, rust: { print_int, print_string, start_procedure } };
 }
 
 main().catch((error) => {
