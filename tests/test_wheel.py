@@ -44,7 +44,11 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def in_venv(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the virtualenv's python outside the source tree, with only system
     directories and the virtualenv on the PATH: no cargo, no rustc."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PY_HOST_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PY_HOST_") and key not in ("PYTHONPATH", "PYTHONHOME")
+    }
     env["PATH"] = f"{python.parent}:/usr/bin:/bin"
     return subprocess.run(
         [str(python), *args],

@@ -23,7 +23,7 @@
 // this process's stderr. A refused module, a trap or a broken contract: a
 // message on stderr and exit status 1; a wrong command line: status 2.
 // Node prints an ExperimentalWarning for node:wasi on stderr; silence it with
-// `node --disable-warning=ExperimentalWarning`.
+// NODE_NO_WARNINGS=1.
 
 import fs from "node:fs";
 import os from "node:os";
