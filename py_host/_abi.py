@@ -119,18 +119,17 @@ class Exports:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
-        self.crate_version = self._crate_version()
-        """The module's own version, from its ``crate_version`` export."""
         self._input: tuple[int, int] | None = None
         """A buffer from alloc kept for small inputs, ``(ptr, capacity)``, so a
         call needs no alloc and dealloc of its own."""
 
-    def _crate_version(self) -> str:
-        ptr, length = unpack(self._transport.call(self.store_context, "crate_version"))
+    def crate_version(self, ctx: Context) -> str:
+        """The module's own version, from its ``crate_version`` export."""
+        ptr, length = unpack(self._transport.call(ctx, "crate_version"))
         try:
             if length > _MAX_VERSION_BYTES:
                 raise ValueError(f"{length} bytes long")
-            return self.read(self.store_context, ptr, length).decode()
+            return self.read(ctx, ptr, length).decode()
         except (OutOfBounds, ValueError) as error:
             raise LoadError(f"the module's crate_version is not a version: {error}") from None
 

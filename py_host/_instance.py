@@ -25,9 +25,9 @@ T = TypeVar("T")
 _MAX_PANIC_MESSAGE = 64 * 1024
 _STATUSES = frozenset(get_args(Status))
 _MAX_TABLE_ELEMENTS = 100_000
+"""Function-table entries a module may grow to: ours needs a few hundred."""
 _REPORT_PANIC = Signature(2, None)
 _EXECUTE_ROUND = Signature(2, "i64")
-"""Function-table entries a module may grow to: ours needs a few hundred."""
 _OUT_OF_MEMORY = re.compile(r"memory allocation of (\d+) bytes failed")
 
 

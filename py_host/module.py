@@ -105,7 +105,7 @@ class RustModule:
         self._executor = executor
         self._pool = InstancePool(lambda: Instance(module, executor, limits), max_instances)
         self._in_call = _InCall()
-        self.crate_version: str = self._run(lambda exports, ctx: exports.crate_version)
+        self.crate_version: str = self._run(Exports.crate_version)
         """The module's own version (its Rust crate's). It speaks ABI version
         :data:`ABI_VERSION`, or it would not have loaded."""
 
