@@ -1,20 +1,27 @@
 //! The tutorial's functions over plain bytes, and the JSON that crosses the
-//! boundary. Adapters such as the WASI ABI in `abi.rs` call these, so the
-//! behaviour is defined and tested once.
+//! boundary. Adapters such as the WASI ABI in `abi.rs` and the browser build
+//! call these, so the behaviour is defined and tested once.
+//!
+//! A procedure runs in steps the host drives: [`Procedures::start`] answers
+//! with the output, an error, or the first round for the host's executor;
+//! the host runs it and hands its outcomes to [`Procedures::resume`], again
+//! and again until the output comes. No host code runs inside a step.
 
-use crate::engine::{Executor, Outcome, Round, run_procedure};
+use crate::engine::{Execution, Outcome, Procedure, Round, Step, dry_run};
 use crate::error::{Error, ErrorKind};
 use crate::validate::{parse_input, utf8};
 use serde::Serialize;
 use std::io::Write;
 
 /// The JSON document every call that returns a buffer returns: exactly one of
-/// `{"ok": <value>}` or `{"error": {"kind", "message", "path"}}`.
+/// `{"ok": <value>}`, `{"error": {"kind", "message", "path"}}`, or, from a
+/// procedure's step, `{"round": <Round>}`.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Reply<'a, T: Serialize> {
     Ok(&'a T),
     Error(&'a Error),
+    Round(&'a Round<'a>),
 }
 
 /// The reply document for `result`.
@@ -25,9 +32,56 @@ pub fn reply<T: Serialize>(result: &Result<T, Error>) -> Vec<u8> {
     }
 }
 
-/// Runs a procedure from UTF-8 JSON input and returns the reply document.
-pub fn start_procedure(input: &[u8], executor: &mut dyn Executor) -> Vec<u8> {
-    reply(&parse_input(input).map(|input| run_procedure(&input, executor)))
+/// The procedure an adapter holds between the steps its host drives: at
+/// most one at a time.
+#[derive(Debug, Default)]
+pub struct Procedures {
+    current: Option<Procedure<'static>>,
+}
+
+impl Procedures {
+    /// Starts a procedure from UTF-8 JSON input, abandoning any still in
+    /// progress, and returns its first step's reply: the output (at once
+    /// when no executor is granted: a dry run), an error, or a round.
+    pub fn start(&mut self, input: &[u8], executor_granted: bool) -> Vec<u8> {
+        self.current = None;
+        match parse_input(input) {
+            Err(error) => reply::<()>(&Err(error)),
+            Ok(input) if !executor_granted => reply::<_>(&Ok(dry_run(&input))),
+            Ok(input) => self.settle(Step::Round(Procedure::start(input.into_owned()))),
+        }
+    }
+
+    /// Takes the executor's answer to the round now due (UTF-8 JSON: one
+    /// outcome per host, or `null` when the executor cannot answer) and
+    /// returns the next step's reply. An answer that is not one outcome per
+    /// host fails every host of the round, with the reason.
+    pub fn resume(&mut self, answer: &[u8]) -> Vec<u8> {
+        let Some(procedure) = self.current.take() else {
+            return reply::<()>(&Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "no procedure is in progress: start_procedure starts one",
+            )));
+        };
+        let execution = execution_from_answer(answer, procedure.round().hosts.len());
+        self.settle(procedure.record(execution))
+    }
+
+    /// Abandons the procedure in progress; false when there was none.
+    pub fn cancel(&mut self) -> bool {
+        self.current.take().is_some()
+    }
+
+    fn settle(&mut self, step: Step<'static>) -> Vec<u8> {
+        match step {
+            Step::Round(procedure) => {
+                let document = to_json(&Reply::<()>::Round(&procedure.round()));
+                self.current = Some(procedure);
+                document
+            }
+            Step::Done(output) => reply::<_>(&Ok(output)),
+        }
+    }
 }
 
 /// Prints UTF-8 `text` and a newline to `out`, as the tutorial's `println!`.
@@ -41,9 +95,8 @@ pub fn print_int(le_bytes: [u8; 4], out: &mut dyn Write) -> Result<(), Error> {
     print_line(format_args!("Python gave us number {number}"), out)
 }
 
-/// Writes the line in one piece: std's line-buffered stdout then passes it
-/// straight through, so a failed write leaves nothing buffered to come out
-/// with a later call.
+/// Writes the line in one piece, so a failed write leaves nothing behind
+/// to come out with a later call.
 fn print_line(line: std::fmt::Arguments<'_>, out: &mut dyn Write) -> Result<(), Error> {
     let line = format!("{line}\n");
     out.write_all(line.as_bytes())
@@ -51,25 +104,16 @@ fn print_line(line: std::fmt::Arguments<'_>, out: &mut dyn Write) -> Result<(), 
         .map_err(io_error)
 }
 
-/// The JSON request an executor receives for a round.
-pub fn round_request(round: &Round<'_>) -> Vec<u8> {
-    to_json(round)
-}
-
-/// Parses an executor's JSON answer: one outcome object per host of the round.
-pub fn parse_outcomes(answer: &[u8]) -> Result<Vec<Outcome>, String> {
-    serde_json::from_slice(answer).map_err(|e| e.to_string())
-}
-
-/// The outcomes of a round of `hosts` hosts from the executor's answer, or,
-/// when the answer is unusable, a failure for each host saying why.
-pub fn outcomes_from_answer(answer: Result<Vec<u8>, String>, hosts: usize) -> Vec<Outcome> {
-    answer
-        .and_then(|answer| parse_outcomes(&answer))
-        .unwrap_or_else(|problem| {
+/// What the executor did, from its JSON answer to a round of `hosts` hosts.
+fn execution_from_answer(answer: &[u8], hosts: usize) -> Execution {
+    match serde_json::from_slice::<Option<Vec<Outcome>>>(answer) {
+        Ok(None) => Execution::NotGranted,
+        Ok(Some(outcomes)) => Execution::Ran(outcomes),
+        Err(problem) => {
             let reason = format!("the executor's answer was unusable: {problem}");
-            vec![Outcome::Failed { reason }; hosts]
-        })
+            Execution::Ran(vec![Outcome::Failed { reason }; hosts])
+        }
+    }
 }
 
 fn io_error(error: std::io::Error) -> Error {
@@ -84,40 +128,162 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Execution;
     use serde_json::{Value, json};
 
-    struct AllOk;
-    impl Executor for AllOk {
-        fn execute(&mut self, round: &Round<'_>) -> Execution {
-            Execution::Ran(vec![Outcome::Ok {}; round.hosts.len()])
-        }
+    fn json(document: &[u8]) -> Value {
+        serde_json::from_slice(document).unwrap()
     }
 
-    fn reply(input: &str) -> Value {
-        serde_json::from_slice(&start_procedure(input.as_bytes(), &mut AllOk)).unwrap()
-    }
+    const TUTORIAL: &str =
+        r#"{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}"#;
 
     #[test]
     fn an_ok_reply_wraps_the_output() {
-        let reply =
-            reply(r#"{"timeout":1,"retries":0,"host_list":["h"],"action":"ping","job_id":-4}"#);
+        let mut procedures = Procedures::default();
+        let input = r#"{"timeout":1,"retries":0,"host_list":["h"],"action":"ping","job_id":-4}"#;
         assert_eq!(
-            reply,
+            json(&procedures.start(input.as_bytes(), true)),
+            json!({"round": {"action": "ping", "timeout": 1, "attempt": 1, "hosts": ["h"]}})
+        );
+        assert_eq!(
+            json(&procedures.resume(br#"[{"status":"ok"}]"#)),
             json!({"ok": {"job_id": -4, "result": "success", "message": "0 hosts failed",
                           "failed_hosts": [], "failures": [], "dry_run": false}})
         );
+        assert!(!procedures.cancel(), "the procedure is over");
     }
 
     #[test]
     fn an_error_reply_carries_kind_message_and_path() {
-        let reply =
-            reply(r#"{"timeout":0,"retries":0,"host_list":["h"],"action":"ping","job_id":1}"#);
+        let input = r#"{"timeout":0,"retries":0,"host_list":["h"],"action":"ping","job_id":1}"#;
         assert_eq!(
-            reply,
+            json(&Procedures::default().start(input.as_bytes(), true)),
             json!({"error": {"kind": "out_of_range", "message": "must be between 1 and 255, got 0",
                              "path": ["timeout"]}})
         );
+    }
+
+    #[test]
+    fn without_an_executor_a_procedure_is_a_dry_run_in_one_step() {
+        let mut procedures = Procedures::default();
+        let reply = json(&procedures.start(TUTORIAL.as_bytes(), false));
+        assert_eq!(reply["ok"]["dry_run"], json!(true));
+        assert_eq!(
+            reply["ok"]["message"],
+            json!(r#"dry run: no executor granted, "reboot" not run on 2 hosts"#)
+        );
+        assert!(!procedures.cancel());
+    }
+
+    #[test]
+    fn the_tutorial_traced_round_by_round() {
+        // docs/ABI.md's traced example: server1 down, retries 3.
+        let mut procedures = Procedures::default();
+        let round = |attempt: u16, hosts: &[&str]| {
+            json!({"round": {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": hosts}})
+        };
+        assert_eq!(
+            json(&procedures.start(TUTORIAL.as_bytes(), true)),
+            round(1, &["server1", "server2"])
+        );
+        let down = br#"[{"status":"failed","reason":"host is down"}]"#;
+        assert_eq!(
+            json(&procedures.resume(
+                br#"[{"status":"failed","reason":"host is down"},{"status":"ok"}]"#
+            )),
+            round(2, &["server1"])
+        );
+        assert_eq!(json(&procedures.resume(down)), round(3, &["server1"]));
+        assert_eq!(json(&procedures.resume(down)), round(4, &["server1"]));
+        assert_eq!(
+            json(&procedures.resume(down)),
+            json!({"ok": {"job_id": 1, "result": "partial", "message": "1 host failed",
+                          "failed_hosts": ["server1"],
+                          "failures": [{"host": "server1", "attempts": 4, "reason": "host is down"}],
+                          "dry_run": false}})
+        );
+    }
+
+    #[test]
+    fn resuming_with_no_procedure_is_an_error() {
+        let mut procedures = Procedures::default();
+        let reply = json(&procedures.resume(b"[]"));
+        assert_eq!(reply["error"]["kind"], json!("invalid_argument"));
+        procedures.start(TUTORIAL.as_bytes(), true);
+        assert!(procedures.cancel());
+        assert_eq!(
+            json(&procedures.resume(br#"[{"status":"ok"},{"status":"ok"}]"#))["error"]["kind"],
+            json!("invalid_argument"),
+            "a cancelled procedure cannot be resumed"
+        );
+    }
+
+    #[test]
+    fn a_new_procedure_abandons_the_one_in_progress() {
+        let mut procedures = Procedures::default();
+        procedures.start(TUTORIAL.as_bytes(), true);
+        let other = r#"{"timeout":2,"retries":0,"host_list":["x"],"action":"ping","job_id":9}"#;
+        assert_eq!(
+            json(&procedures.start(other.as_bytes(), true))["round"]["hosts"],
+            json!(["x"])
+        );
+        assert_eq!(json(&procedures.resume(br#"[{"status":"ok"}]"#))["ok"]["job_id"], json!(9));
+    }
+
+    #[test]
+    fn an_invalid_input_abandons_the_one_in_progress_too() {
+        let mut procedures = Procedures::default();
+        procedures.start(TUTORIAL.as_bytes(), true);
+        assert!(json(&procedures.start(b"{}", true))["error"].is_object());
+        assert!(!procedures.cancel());
+    }
+
+    #[test]
+    fn every_outcome_status_is_read_and_null_means_no_executor() {
+        let outcomes = execution_from_answer(
+            br#"[{"status":"ok"},{"status":"failed","reason":"down"},
+                 {"status":"timeout","reason":"slow"},{"status":"refused","reason":"no"}]"#,
+            4,
+        );
+        assert_eq!(
+            outcomes,
+            Execution::Ran(vec![
+                Outcome::Ok {},
+                Outcome::Failed {
+                    reason: "down".into()
+                },
+                Outcome::Timeout {
+                    reason: "slow".into()
+                },
+                Outcome::Refused {
+                    reason: "no".into()
+                },
+            ])
+        );
+        assert_eq!(execution_from_answer(b" null ", 2), Execution::NotGranted);
+    }
+
+    #[test]
+    fn an_unusable_answer_fails_every_host_of_the_round() {
+        for bad in [
+            &b"{}"[..],
+            b"[{\"status\":\"maybe\"}]",
+            b"[{\"status\":\"failed\"}]",
+            b"[{\"status\":\"ok\",\"extra\":1}]",
+            b"\xff",
+            b"",
+        ] {
+            let Execution::Ran(outcomes) = execution_from_answer(bad, 2) else {
+                panic!("{bad:?} was read as no executor");
+            };
+            assert_eq!(outcomes.len(), 2);
+            for outcome in outcomes {
+                let Outcome::Failed { reason } = outcome else {
+                    panic!("{bad:?} did not fail the host");
+                };
+                assert!(reason.starts_with("the executor's answer was unusable: "), "{reason}");
+            }
+        }
     }
 
     #[test]
@@ -161,47 +327,5 @@ mod tests {
             print_int([0; 4], &mut Broken).unwrap_err().kind,
             ErrorKind::Io
         );
-    }
-
-    #[test]
-    fn round_request_and_outcomes_wire_format() {
-        let round = Round {
-            action: "reboot",
-            timeout: 10,
-            attempt: 2,
-            hosts: vec!["server1"],
-        };
-        assert_eq!(
-            serde_json::from_slice::<Value>(&round_request(&round)).unwrap(),
-            json!({"action": "reboot", "timeout": 10, "attempt": 2, "hosts": ["server1"]})
-        );
-        let outcomes = parse_outcomes(
-            br#"[{"status":"ok"},{"status":"failed","reason":"down"},
-                 {"status":"timeout","reason":"slow"},{"status":"refused","reason":"no"}]"#,
-        )
-        .unwrap();
-        assert_eq!(
-            outcomes,
-            [
-                Outcome::Ok {},
-                Outcome::Failed {
-                    reason: "down".into()
-                },
-                Outcome::Timeout {
-                    reason: "slow".into()
-                },
-                Outcome::Refused {
-                    reason: "no".into()
-                },
-            ]
-        );
-        for bad in [
-            &b"{}"[..],
-            b"[{\"status\":\"maybe\"}]",
-            b"[{\"status\":\"failed\"}]",
-            b"\xff",
-        ] {
-            assert!(parse_outcomes(bad).is_err());
-        }
     }
 }

@@ -43,83 +43,143 @@ pub trait Executor {
     fn execute(&mut self, round: &Round<'_>) -> Execution;
 }
 
-/// Runs `input.action` on every host: up to `1 + retries` attempts each, a
-/// host leaving the rounds at its first success or refusal.
-///
-/// `input` must have passed [`crate::validate::validate`].
-pub fn run_procedure(input: &ProcedureInput<'_>, executor: &mut dyn Executor) -> ProcedureOutput {
-    let hosts = &input.host_list;
-    let mut attempts = vec![0u16; hosts.len()];
-    let mut last_failure: Vec<Option<String>> = vec![None; hosts.len()];
-    let mut pending: Vec<usize> = (0..hosts.len()).collect();
+/// A procedure between its rounds: which hosts are still to be tried, and
+/// what each one's attempts so far came to. The host drives it, one round
+/// at a time, so no host code ever runs inside the engine.
+#[derive(Debug, Clone)]
+pub struct Procedure<'a> {
+    input: ProcedureInput<'a>,
+    /// The attempt of the round now due: 1 for the first.
+    attempt: u16,
+    attempts: Vec<u16>,
+    last_failure: Vec<Option<String>>,
+    /// The hosts the round now due asks for, by index into `host_list`.
+    pending: Vec<usize>,
+}
 
-    for attempt in 1..=1 + u16::from(input.retries) {
-        if pending.is_empty() {
-            break;
+/// Where a procedure stands after a step.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// Another round is due: run it and [`Procedure::record`] what it did.
+    Round(Procedure<'a>),
+    /// The procedure is over.
+    Done(ProcedureOutput),
+}
+
+impl<'a> Procedure<'a> {
+    /// Starts `input`, which must have passed [`crate::validate::validate`]:
+    /// its first round is due, on every host. (Without an executor there is
+    /// nothing to run: see [`dry_run`].)
+    pub fn start(input: ProcedureInput<'a>) -> Procedure<'a> {
+        let hosts = input.host_list.len();
+        Procedure {
+            input,
+            attempt: 1,
+            attempts: vec![0; hosts],
+            last_failure: vec![None; hosts],
+            pending: (0..hosts).collect(),
         }
-        let round = Round {
-            action: &input.action,
-            timeout: input.timeout,
-            attempt,
-            hosts: pending.iter().map(|&i| &*hosts[i]).collect(),
-        };
-        let outcomes = match executor.execute(&round) {
-            Execution::NotGranted if attempt == 1 => return dry_run(input),
+    }
+
+    /// The round now due: the input's action on each host still pending.
+    pub fn round(&self) -> Round<'_> {
+        let hosts = &self.input.host_list;
+        Round {
+            action: &self.input.action,
+            timeout: self.input.timeout,
+            attempt: self.attempt,
+            hosts: self.pending.iter().map(|&i| &*hosts[i]).collect(),
+        }
+    }
+
+    /// Takes what the executor did with the round now due: the next round,
+    /// or the output once no host is left to try (at its first success or
+    /// refusal, or after `1 + retries` attempts).
+    pub fn record(mut self, execution: Execution) -> Step<'a> {
+        let pending = self.pending.len();
+        let outcomes = match execution {
+            Execution::NotGranted if self.attempt == 1 => return Step::Done(dry_run(&self.input)),
             // Refused, so the hosts leave the rounds: there is nobody left to retry them.
             Execution::NotGranted => vec![
                 Outcome::Refused {
                     reason: "the executor stopped answering".into()
                 };
-                pending.len()
+                pending
             ],
-            Execution::Ran(outcomes) if outcomes.len() != pending.len() => {
+            Execution::Ran(outcomes) if outcomes.len() != pending => {
                 let reason = format!(
-                    "the executor answered {} outcomes for {} hosts",
-                    outcomes.len(),
-                    pending.len()
+                    "the executor answered {} outcomes for {pending} hosts",
+                    outcomes.len()
                 );
-                vec![failed(&reason); pending.len()]
+                vec![failed(&reason); pending]
             }
             Execution::Ran(outcomes) => outcomes,
         };
-        let mut still_pending = Vec::with_capacity(pending.len());
-        for (&host, outcome) in pending.iter().zip(outcomes) {
-            attempts[host] = attempt;
+        let mut still_pending = Vec::with_capacity(pending);
+        for (&host, outcome) in self.pending.iter().zip(outcomes) {
+            self.attempts[host] = self.attempt;
             match outcome {
-                Outcome::Ok {} => last_failure[host] = None,
-                Outcome::Refused { reason } => last_failure[host] = Some(reason),
+                Outcome::Ok {} => self.last_failure[host] = None,
+                Outcome::Refused { reason } => self.last_failure[host] = Some(reason),
                 Outcome::Failed { reason } | Outcome::Timeout { reason } => {
-                    last_failure[host] = Some(reason);
+                    self.last_failure[host] = Some(reason);
                     still_pending.push(host);
                 }
             }
         }
-        pending = still_pending;
+        self.pending = still_pending;
+        if self.pending.is_empty() || self.attempt > u16::from(self.input.retries) {
+            return Step::Done(self.output());
+        }
+        self.attempt += 1;
+        Step::Round(self)
     }
 
-    let failures: Vec<HostFailure> = last_failure
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, reason)| {
-            reason.map(|reason| HostFailure {
-                host: hosts[i].to_string(),
-                attempts: attempts[i],
-                reason,
+    fn output(self) -> ProcedureOutput {
+        let hosts = &self.input.host_list;
+        let failures: Vec<HostFailure> = self
+            .last_failure
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, reason)| {
+                reason.map(|reason| HostFailure {
+                    host: hosts[i].to_string(),
+                    attempts: self.attempts[i],
+                    reason,
+                })
             })
-        })
-        .collect();
-    let result = match failures.len() {
-        0 => ProcedureResult::Success,
-        n if n == hosts.len() => ProcedureResult::Failure,
-        _ => ProcedureResult::Partial,
-    };
-    ProcedureOutput {
-        job_id: input.job_id,
-        result,
-        message: hosts_failed_message(failures.len()),
-        failed_hosts: failures.iter().map(|f| f.host.clone()).collect(),
-        failures,
-        dry_run: false,
+            .collect();
+        let result = match failures.len() {
+            0 => ProcedureResult::Success,
+            n if n == hosts.len() => ProcedureResult::Failure,
+            _ => ProcedureResult::Partial,
+        };
+        ProcedureOutput {
+            job_id: self.input.job_id,
+            result,
+            message: hosts_failed_message(failures.len()),
+            failed_hosts: failures.iter().map(|f| f.host.clone()).collect(),
+            failures,
+            dry_run: false,
+        }
+    }
+}
+
+/// Runs `input.action` on every host through `executor`, round after round
+/// until the procedure is over: up to `1 + retries` attempts each, a host
+/// leaving the rounds at its first success or refusal.
+///
+/// `input` must have passed [`crate::validate::validate`].
+pub fn run_procedure(input: ProcedureInput<'_>, executor: &mut dyn Executor) -> ProcedureOutput {
+    let mut step = Step::Round(Procedure::start(input));
+    loop {
+        match step {
+            Step::Round(procedure) => {
+                let execution = executor.execute(&procedure.round());
+                step = procedure.record(execution);
+            }
+            Step::Done(output) => return output,
+        }
     }
 }
 
@@ -136,7 +196,8 @@ fn hosts_failed_message(count: usize) -> String {
     }
 }
 
-fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
+/// The output of a procedure when no executor was granted: nothing ran.
+pub fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
     let count = input.host_list.len();
     let hosts = if count == 1 { "host" } else { "hosts" };
     ProcedureOutput {
@@ -211,7 +272,7 @@ mod tests {
     #[test]
     fn all_succeed_in_one_round() {
         let mut executor = Scripted::default();
-        let output = run_procedure(&input(&["a", "b"], 3), &mut executor);
+        let output = run_procedure(input(&["a", "b"], 3), &mut executor);
         assert_eq!(output.result, ProcedureResult::Success);
         assert_eq!(output.message, "0 hosts failed");
         assert!(output.failed_hosts.is_empty() && output.failures.is_empty());
@@ -226,7 +287,7 @@ mod tests {
             fails_first: HashMap::from([("server1", u16::MAX)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["server1", "server2"], 3), &mut executor);
+        let output = run_procedure(input(&["server1", "server2"], 3), &mut executor);
         assert_eq!(output.result, ProcedureResult::Partial);
         assert_eq!(output.message, "1 host failed");
         assert_eq!(output.failed_hosts, ["server1"]);
@@ -249,7 +310,7 @@ mod tests {
             fails_first: HashMap::from([("b", 2)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["a", "b"], 2), &mut executor);
+        let output = run_procedure(input(&["a", "b"], 2), &mut executor);
         assert_eq!(output.result, ProcedureResult::Success);
         assert_eq!(executor.rounds.len(), 3);
     }
@@ -260,7 +321,7 @@ mod tests {
             fails_first: HashMap::from([("b", 1)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["a", "b"], 0), &mut executor);
+        let output = run_procedure(input(&["a", "b"], 0), &mut executor);
         assert_eq!(output.failed_hosts, ["b"]);
         assert_eq!(output.failures[0].attempts, 1);
         assert_eq!(executor.rounds.len(), 1);
@@ -272,7 +333,7 @@ mod tests {
             fails_first: HashMap::from([("c", 1), ("a", 9), ("b", 9)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["c", "a", "b"], 1), &mut executor);
+        let output = run_procedure(input(&["c", "a", "b"], 1), &mut executor);
         assert_eq!(output.result, ProcedureResult::Partial);
         assert_eq!(output.message, "2 hosts failed");
         assert_eq!(output.failed_hosts, ["a", "b"]);
@@ -280,7 +341,7 @@ mod tests {
             fails_first: HashMap::from([("c", 9), ("a", 9), ("b", 9)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["c", "a", "b"], 1), &mut executor);
+        let output = run_procedure(input(&["c", "a", "b"], 1), &mut executor);
         assert_eq!(output.result, ProcedureResult::Failure);
         assert_eq!(output.message, "3 hosts failed");
         assert_eq!(output.failed_hosts, ["c", "a", "b"]);
@@ -292,7 +353,7 @@ mod tests {
             fails_first: HashMap::from([("a", u16::MAX)]),
             ..Default::default()
         };
-        let output = run_procedure(&input(&["a"], 255), &mut executor);
+        let output = run_procedure(input(&["a"], 255), &mut executor);
         assert_eq!(output.failures[0].attempts, 256);
         assert_eq!(executor.rounds.len(), 256);
     }
@@ -303,7 +364,7 @@ mod tests {
             refuse: true,
             ..Default::default()
         };
-        let output = run_procedure(&input(&["a", "b"], 3), &mut executor);
+        let output = run_procedure(input(&["a", "b"], 3), &mut executor);
         assert_eq!(output.result, ProcedureResult::Failure);
         assert_eq!(output.failures[0].reason, "not permitted");
         assert_eq!(output.failures[0].attempts, 1);
@@ -315,14 +376,14 @@ mod tests {
         let timeout = Outcome::Timeout {
             reason: "timed out after 10 s".into(),
         };
-        let output = run_procedure(&input(&["a"], 2), &mut Fixed(Execution::Ran(vec![timeout])));
+        let output = run_procedure(input(&["a"], 2), &mut Fixed(Execution::Ran(vec![timeout])));
         assert_eq!(output.failures[0].attempts, 3);
         assert_eq!(output.failures[0].reason, "timed out after 10 s");
     }
 
     #[test]
     fn no_executor_is_a_dry_run() {
-        let output = run_procedure(&input(&["a", "b"], 3), &mut Fixed(Execution::NotGranted));
+        let output = run_procedure(input(&["a", "b"], 3), &mut Fixed(Execution::NotGranted));
         assert!(output.dry_run);
         assert_eq!(output.result, ProcedureResult::Success);
         assert_eq!(
@@ -336,7 +397,7 @@ mod tests {
     #[test]
     fn a_wrong_number_of_outcomes_fails_the_round() {
         let output = run_procedure(
-            &input(&["a", "b"], 1),
+            input(&["a", "b"], 1),
             &mut Fixed(Execution::Ran(vec![Outcome::Ok {}])),
         );
         assert_eq!(output.failed_hosts, ["a", "b"]);
@@ -358,9 +419,30 @@ mod tests {
                 }
             }
         }
-        let output = run_procedure(&input(&["a"], 3), &mut FailsThenVanishes);
+        let output = run_procedure(input(&["a"], 3), &mut FailsThenVanishes);
         assert!(!output.dry_run);
         assert_eq!(output.failures[0].reason, "the executor stopped answering");
         assert_eq!(output.failures[0].attempts, 2);
+    }
+
+    #[test]
+    fn a_procedure_held_between_rounds_owns_its_input() {
+        let text = String::from(r#"{"timeout":5,"retries":1,"host_list":["a","b"],"action":"ping","job_id":3}"#);
+        let input = crate::validate::parse_input(text.as_bytes()).unwrap().into_owned();
+        drop(text);
+        let procedure = Procedure::start(input);
+        let round = procedure.round();
+        assert_eq!((round.action, round.timeout, round.attempt), ("ping", 5, 1));
+        assert_eq!(round.hosts, ["a", "b"]);
+        let outcomes = vec![failed("down"), Outcome::Ok {}];
+        let Step::Round(procedure) = procedure.record(Execution::Ran(outcomes)) else {
+            panic!("the second round was not due");
+        };
+        assert_eq!((procedure.round().attempt, procedure.round().hosts), (2, vec!["a"]));
+        let Step::Done(output) = procedure.record(Execution::Ran(vec![failed("still down")])) else {
+            panic!("a third round was due with retries 1");
+        };
+        assert_eq!(output.failures[0].attempts, 2);
+        assert_eq!(output.failures[0].reason, "still down");
     }
 }

@@ -13,7 +13,7 @@ pub enum Fault {
     Return(u64),
     /// Return these bytes as a live reply.
     Reply(Vec<u8>),
-    /// Send this request to `execute_round`, once or forever.
+    /// Ask the host for this round, once or at every step after.
     Round { request: Vec<u8>, forever: bool },
     /// Read far outside linear memory.
     ReadOutOfBounds,
@@ -47,7 +47,7 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         b"fault:exit" => std::process::exit(7),
         b"fault:huge-output" => {
             let chunk = vec![b'x'; 1 << 20];
-            for _ in 0..64 {
+            for _ in 0..4 {
                 if stdout.write_all(&chunk).is_err() {
                     break;
                 }
@@ -56,7 +56,7 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         }
         b"fault:huge-output-then-error" => {
             let chunk = vec![b'x'; 1 << 20];
-            for _ in 0..64 {
+            for _ in 0..4 {
                 let _ = stdout.write_all(&chunk);
             }
             Fault::Reply(

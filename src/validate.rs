@@ -2,9 +2,7 @@
 //! or into an [`Error`] that names the field at fault.
 
 use crate::error::{Error, ErrorKind, PathSegment};
-use crate::model::ProcedureInput;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use crate::model::{ProcedureInput, Text};
 
 /// The most hosts one procedure may name.
 pub const MAX_HOSTS: usize = 100_000;
@@ -80,54 +78,50 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
         )
         .at(["host_list".into()]));
     }
-    let mut seen = HashSet::with_capacity(hosts.len());
-    for (index, host) in hosts.iter().enumerate() {
-        let host: &str = host;
-        let at = || ["host_list".into(), PathSegment::Index(index)];
-        if let Some(problem) = host_name_problem(host) {
-            return Err(Error::new(
-                ErrorKind::InvalidValue,
-                format!("{host:?} is not a valid host name: {problem}"),
-            )
-            .at(at()));
-        }
-        if !seen.insert(Caseless(host)) {
-            return Err(Error::new(
-                ErrorKind::InvalidValue,
-                format!("{host:?} appears more than once (host names ignore case)"),
-            )
-            .at(at()));
-        }
+    // The first host at fault, in input order: a malformed name, or a name
+    // that an earlier one repeats.
+    let malformed = hosts
+        .iter()
+        .enumerate()
+        .find_map(|(index, host)| host_name_problem(host).map(|problem| (index, problem)));
+    let valid = malformed.as_ref().map_or(hosts.len(), |(index, _)| *index);
+    if let Some(index) = first_repeated(&hosts[..valid]) {
+        let host: &str = &hosts[index];
+        return Err(Error::new(
+            ErrorKind::InvalidValue,
+            format!("{host:?} appears more than once (host names ignore case)"),
+        )
+        .at(["host_list".into(), PathSegment::Index(index)]));
+    }
+    if let Some((index, problem)) = malformed {
+        let host: &str = &hosts[index];
+        return Err(Error::new(
+            ErrorKind::InvalidValue,
+            format!("{host:?} is not a valid host name: {problem}"),
+        )
+        .at(["host_list".into(), PathSegment::Index(index)]));
     }
     Ok(())
 }
 
-/// A host name that hashes and compares ignoring ASCII case, without the
-/// allocation of a lowercased copy. Only for names that passed
-/// [`host_name_problem`], so at most `MAX_HOST_NAME_LEN` bytes.
-struct Caseless<'a>(&'a str);
-
-impl Hash for Caseless<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        if !self.0.bytes().any(|byte| byte.is_ascii_uppercase()) {
-            state.write(self.0.as_bytes());
-            return;
-        }
-        let mut lower = [0u8; MAX_HOST_NAME_LEN];
-        let lower = &mut lower[..self.0.len()];
-        lower.copy_from_slice(self.0.as_bytes());
-        lower.make_ascii_lowercase();
-        state.write(lower);
-    }
+/// The index of the first name that an earlier one repeats, ignoring ASCII
+/// case. Found by sorting, not hashing: a hash table would need a random
+/// seed (and so an import) to resist inputs made to collide.
+fn first_repeated(names: &[Text<'_>]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    // Stable, so equal names keep input order: in each run of equal names,
+    // the second is the first to repeat one before it.
+    order.sort_by(|&a, &b| caseless(&names[a]).cmp(caseless(&names[b])));
+    order
+        .windows(2)
+        .filter(|pair| names[pair[0]].eq_ignore_ascii_case(&names[pair[1]]))
+        .map(|pair| pair[1])
+        .min()
 }
 
-impl PartialEq for Caseless<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(other.0)
-    }
+fn caseless(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes().map(|byte| byte.to_ascii_lowercase())
 }
-
-impl Eq for Caseless<'_> {}
 
 /// Why `name` is not an RFC 1123 host name, or `None` when it is one.
 pub fn host_name_problem(name: &str) -> Option<String> {
@@ -413,6 +407,11 @@ mod tests {
             (r#"["a;rm -rf /"]"#, vec!["host_list", "0"]),
             (r#"["server1", "SERVER1"]"#, vec!["host_list", "1"]),
             (r#"["a", "b", "a"]"#, vec!["host_list", "2"]),
+            (r#"["b", "a", "a", "b"]"#, vec!["host_list", "2"]),
+            (r#"["b", "a", "B", "A"]"#, vec!["host_list", "2"]),
+            (r#"["x", "y", "X", "bad_host"]"#, vec!["host_list", "2"]),
+            (r#"["a", "bad_host", "a"]"#, vec!["host_list", "1"]),
+            (r#"["a", "bad_host", "bad_host"]"#, vec!["host_list", "1"]),
         ];
         for (hosts, expected) in cases {
             let error = error_of(&with("host_list", hosts));
