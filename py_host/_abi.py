@@ -11,34 +11,41 @@ import wasmtime
 from ._transport import Context, OutOfBounds, check_bounds, transport
 from .errors import AbiViolation, LimitExceeded, LoadError
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 """The version of docs/ABI.md this host speaks."""
-NOT_GRANTED = 0
-"""What ``execute_round`` returns when no executor was granted."""
 IMPORTS = frozenset(
     {
         ("wasi_snapshot_preview1", "fd_write"),
-        ("wasi_snapshot_preview1", "random_get"),
         ("wasi_snapshot_preview1", "environ_get"),
         ("wasi_snapshot_preview1", "environ_sizes_get"),
         ("wasi_snapshot_preview1", "proc_exit"),
-        ("host", "execute_round"),
-        ("host", "report_panic"),
     }
 )
-"""Everything the host grants; a module importing anything else is refused."""
+"""The imports a module may have, which Rust's standard library links in
+and the module never calls: the host defines each as a function that traps,
+with no Python behind it. A module importing anything else is refused."""
+ROUND_PREFIX = b'{"round":'
+"""How a step reply that asks for a round begins."""
 
 MAX_INPUT = 2**31 - 1
 """The most bytes one input buffer can hold: lengths are i32."""
 
 _MAX_VERSION_BYTES = 256
+_MAX_TRAP_REPORT = 64 * 1024
 _FIRST_INPUT_BYTES = 4096
 _KEPT_INPUT_BYTES = 64 * 1024
-"""Inputs up to this size reuse one buffer; larger ones get their own, so a
-huge input does not leave a huge buffer behind."""
+"""The kept buffer grows for a larger input or procedure, and is let go
+after it down to nothing above this size."""
 
 _I64_RESULTS = frozenset(
-    {"crate_version", "print_string", "print_int", "start_procedure", "start_procedure_into"}
+    {
+        "crate_version",
+        "print_string",
+        "print_int",
+        "start_procedure",
+        "start_procedure_into",
+        "resume_procedure",
+    }
 )
 _FUNCTIONS = {
     "alloc": ([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]),
@@ -51,7 +58,12 @@ _FUNCTIONS = {
     "print_int": ([wasmtime.ValType.i32()], [wasmtime.ValType.i64()]),
     "start_procedure": ([wasmtime.ValType.i32()] * 2, [wasmtime.ValType.i64()]),
     "start_procedure_into": ([wasmtime.ValType.i32()] * 4, [wasmtime.ValType.i64()]),
+    "resume_procedure": ([wasmtime.ValType.i32()] * 4, [wasmtime.ValType.i64()]),
+    "cancel_procedure": ([], [wasmtime.ValType.i32()]),
+    "grant_executor": ([], []),
+    "outbox": ([], [wasmtime.ValType.i32()]),
 }
+_OUTBOX_BYTES = 16
 
 
 def u32(value: int) -> int:
@@ -99,9 +111,14 @@ class Exports:
     """The ABI exports of an instance of a module that passed :func:`check_exports`."""
 
     def __init__(
-        self, instance: wasmtime.Instance, store: wasmtime.Store, max_reply_bytes: int
+        self,
+        instance: wasmtime.Instance,
+        store: wasmtime.Store,
+        max_reply_bytes: int,
+        max_output_bytes: int,
     ) -> None:
         self._max_reply_bytes = max_reply_bytes
+        self._max_output_bytes = max_output_bytes
         exports = instance.exports(store)
         memory = exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
@@ -119,9 +136,46 @@ class Exports:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
+        self._outbox = u32(self._transport.call(self.store_context, "outbox"))
+        check_bounds(self.memory_size(self.store_context), self._outbox, _OUTBOX_BYTES)
         self._input: tuple[int, int] | None = None
-        """A buffer from alloc kept for small inputs, ``(ptr, capacity)``, so a
-        call needs no alloc and dealloc of its own."""
+        """A buffer from alloc kept for inputs, answers and replies,
+        ``(ptr, capacity)``, so a call needs no alloc and dealloc of its own."""
+
+    def grant_executor(self, ctx: Context) -> None:
+        """From now on procedures ask for rounds, instead of being dry runs."""
+        self._transport.call(ctx, "grant_executor")
+
+    # The outbox.
+
+    def take_output(self, ctx: Context) -> bytes:
+        """What the last call printed, checked against the output limit."""
+        ptr, length = self._outbox_range(ctx, 0)
+        if not length:
+            return b""
+        if length > self._max_output_bytes:
+            raise LimitExceeded(
+                "output", f"the module wrote {length} bytes, more than {self._max_output_bytes}"
+            )
+        try:
+            return self.read(ctx, ptr, length)
+        except OutOfBounds as error:
+            raise AbiViolation(f"the module's output lies outside memory: {error}") from None
+
+    def trap_report(self, ctx: Context) -> str | None:
+        """Why the module said it was trapping, if it said; only meaningful
+        after a trap."""
+        try:
+            ptr, length = self._outbox_range(ctx, 8)
+            if not length:
+                return None
+            return self.read(ctx, ptr, min(length, _MAX_TRAP_REPORT)).decode("utf-8", "replace")
+        except AbiViolation:
+            return "(the module's trap report lies outside memory)"
+
+    def _outbox_range(self, ctx: Context, offset: int) -> tuple[int, int]:
+        ptr, length = self.read_u32s(ctx, self._outbox + offset, 2)
+        return ptr, length
 
     def crate_version(self, ctx: Context) -> str:
         """The module's own version, from its ``crate_version`` export."""
@@ -177,13 +231,10 @@ class Exports:
         live = self._transport.call(ctx, "live_allocations")
         return live - (self._input is not None)
 
-    def take_reply(
-        self, ctx: Context, function: str, packed: int, held: tuple[int, int] | None = None
-    ) -> bytes:
-        """Copy out and free the reply a call returned; ``held`` is the input
-        buffer the call was given, if the host still holds it."""
+    def take_reply(self, ctx: Context, function: str, packed: int) -> bytes:
+        """Copy out and free the reply a call returned."""
         ptr, length = unpack(packed)
-        self._refuse_input_as_reply(function, ptr, length, held)
+        self._refuse_input_as_reply(function, ptr, length)
         self._check_reply_size(ctx, function, ptr, length)
         try:
             reply = self.read(ctx, ptr, length)
@@ -198,52 +249,90 @@ class Exports:
 
     def print_string(self, ctx: Context, text: bytes) -> bytes | None:
         """None when printed, else the error reply."""
-        packed = self._call_with_input(ctx, "print_string", text)
+        ptr, _ = self._hold_input(ctx, text, len(text))
+        packed = self._transport.call(ctx, "print_string", ptr, len(text))
+        self._shrink_input(ctx)
         return self.take_reply(ctx, "print_string", packed) if packed else None
 
     def print_int(self, ctx: Context, value: int) -> bytes | None:
         """None when printed, else the error reply."""
-        packed = self._call_with_input(ctx, "print_int", struct.pack("<i", value))
+        ptr, _ = self._hold_input(ctx, struct.pack("<i", value), 4)
+        packed = self._transport.call(ctx, "print_int", ptr)
         return self.take_reply(ctx, "print_int", packed) if packed else None
 
-    def start_procedure(self, ctx: Context, data: bytes) -> bytes:
-        """The reply document (``ok`` or ``error``) for UTF-8 JSON input.
+    def start_procedure(self, ctx: Context, data: bytes, room: int = 0) -> bytes:
+        """The first step's reply (``ok``, ``error`` or ``round``) for UTF-8
+        JSON input; ``room`` is what the reply may need beyond the input's
+        length (a round asks for at most the input's hosts).
 
-        The module writes the reply over the input's buffer when it fits, so
-        most calls cross into the module once and free nothing."""
-        ptr, capacity = self._hold_input(ctx, data)
-        packed = self._transport.call(ctx, "start_procedure_into", ptr, len(data), ptr, capacity)
-        if packed == 0:
-            raise AbiViolation("start_procedure_into returned no reply")
-        reply_ptr, length = unpack(packed)
-        if reply_ptr:
-            reply = self.take_reply(ctx, "start_procedure_into", packed, held=(ptr, capacity))
-        elif length > capacity:
-            raise AbiViolation(
-                f"start_procedure_into wrote {length} bytes into a buffer of {capacity}"
-            )
-        else:
-            self._check_reply_size(ctx, "start_procedure_into", 0, length)
-            reply = self.read(ctx, ptr, length)
-        self._drop_input(ctx, ptr, capacity)
-        return reply
+        The module writes each step's reply over the kept buffer when it
+        fits, so most steps cross into the module once and free nothing."""
+        return self._step("start_procedure_into", data, len(data) + room, ctx)
+
+    def resume_procedure(self, ctx: Context, answer: bytes) -> bytes:
+        """The next step's reply, for the executor's answer to the last round."""
+        return self._step("resume_procedure", answer, len(answer), ctx)
+
+    def cancel_procedure(self, ctx: Context) -> None:
+        """Abandon the procedure in progress, if any."""
+        self._transport.call(ctx, "cancel_procedure")
+        self._shrink_input(ctx)
 
     def start_procedure_unread(self, ctx: Context, data: bytes) -> tuple[int, int]:
-        """Run a procedure and leave its reply in memory: ``(ptr, length)``."""
-        ptr, length = unpack(self._start(ctx, data))
-        self._refuse_input_as_reply("start_procedure", ptr, length, None)
-        self._check_reply_size(ctx, "start_procedure", ptr, length)
+        """Start a procedure and leave its first step's reply in memory: ``(ptr, length)``."""
+        ptr, _ = self._hold_input(ctx, data, len(data))
+        return self._unread(
+            ctx, "start_procedure", self._transport.call(ctx, "start_procedure", ptr, len(data))
+        )
+
+    def resume_procedure_unread(self, ctx: Context, answer: bytes) -> tuple[int, int]:
+        """Take the answer to a round and leave the next step's reply in memory."""
+        ptr, _ = self._hold_input(ctx, answer, len(answer))
+        # No room for the reply in the host's buffer: it comes in one of its own.
+        packed = self._transport.call(ctx, "resume_procedure", ptr, len(answer), ptr, 0)
+        return self._unread(ctx, "resume_procedure", packed)
+
+    def round_or_kept(self, ctx: Context, reply: tuple[int, int]) -> bytes | None:
+        """The round an unread step reply asks for, read and freed; None, and
+        the reply left unread, for any other."""
+        ptr, length = reply
+        if self.read(ctx, ptr, min(length, len(ROUND_PREFIX))) != ROUND_PREFIX:
+            return None
+        return self.take_reply(ctx, "a procedure's step", pack(ptr, length))
+
+    def _step(self, function: str, data: bytes, capacity: int, ctx: Context) -> bytes:
+        ptr, capacity = self._hold_input(ctx, data, capacity)
+        packed = self._transport.call(ctx, function, ptr, len(data), ptr, capacity)
+        if packed == 0:
+            raise AbiViolation(f"{function} returned no reply")
+        reply_ptr, length = unpack(packed)
+        if reply_ptr:
+            reply = self.take_reply(ctx, function, packed)
+        elif length > capacity:
+            raise AbiViolation(f"{function} wrote {length} bytes into a buffer of {capacity}")
+        else:
+            self._check_reply_size(ctx, function, 0, length)
+            reply = self.read(ctx, ptr, length)
+        if not reply.startswith(ROUND_PREFIX):
+            self._shrink_input(ctx)
+        return reply
+
+    def _unread(self, ctx: Context, function: str, packed: int) -> tuple[int, int]:
+        self._shrink_input(ctx)
+        if packed == 0 or not packed >> 32:
+            raise AbiViolation(f"{function} returned no reply")
+        ptr, length = unpack(packed)
+        self._refuse_input_as_reply(function, ptr, length)
+        self._check_reply_size(ctx, function, ptr, length)
         check_bounds(self.memory_size(ctx), ptr, length)
         return ptr, length
 
-    def _refuse_input_as_reply(
-        self, function: str, ptr: int, length: int, held: tuple[int, int] | None
-    ) -> None:
+    def _refuse_input_as_reply(self, function: str, ptr: int, length: int) -> None:
         # Freeing such a "reply" would free the host's own buffer, which it
         # then writes the next input into.
-        for buffer in (self._input, held):
-            if buffer is not None and ptr < buffer[0] + buffer[1] and buffer[0] < ptr + length:
-                raise AbiViolation(f"{function} returned a reply inside the host's input buffer")
+        held = self._input
+        if held is not None and ptr < held[0] + held[1] and held[0] < ptr + length:
+            raise AbiViolation(f"{function} returned a reply inside the host's input buffer")
 
     def _check_reply_size(self, ctx: Context, function: str, ptr: int, length: int) -> None:
         if length > self._max_reply_bytes:
@@ -253,43 +342,28 @@ class Exports:
                 "reply", f"{function} returned {length} bytes, more than {self._max_reply_bytes}"
             )
 
-    def _start(self, ctx: Context, data: bytes) -> int:
-        packed = self._call_with_input(ctx, "start_procedure", data)
-        if packed == 0:
-            raise AbiViolation("start_procedure returned no reply")
-        return packed
-
-    def _call_with_input(self, ctx: Context, function: str, data: bytes) -> int:
-        """Call ``function`` with ``data`` in a buffer from ``alloc``."""
-        ptr, capacity = self._hold_input(ctx, data)
-        if function == "print_int":
-            packed = self._transport.call(ctx, function, ptr)
-        else:
-            packed = self._transport.call(ctx, function, ptr, len(data))
-        self._drop_input(ctx, ptr, capacity)
-        return packed
-
-    def _hold_input(self, ctx: Context, data: bytes) -> tuple[int, int]:
-        """A buffer from ``alloc`` holding ``data``, ``(ptr, capacity)``: the
-        kept input buffer when it fits, else one made for this call, which
-        :meth:`_drop_input` frees."""
-        if len(data) > _KEPT_INPUT_BYTES:
-            return self.lend(ctx, data), len(data)
-        if self._input is None or self._input[1] < len(data):
+    def _hold_input(self, ctx: Context, data: bytes, capacity: int) -> tuple[int, int]:
+        """The kept buffer from ``alloc``, of at least ``capacity`` bytes,
+        holding ``data``: ``(ptr, capacity)``."""
+        if self._input is None or self._input[1] < capacity:
             if self._input is not None:
-                self._free_input(ctx, *self._input)
-                self._input = None
-            capacity = max(len(data), _FIRST_INPUT_BYTES)
+                self._free_input(ctx)
+            capacity = max(capacity, _FIRST_INPUT_BYTES)
             self._input = (self.lend(ctx, bytes(capacity)), capacity)
         ptr, capacity = self._input
         self.write(ctx, ptr, data)
         return ptr, capacity
 
-    def _drop_input(self, ctx: Context, ptr: int, capacity: int) -> None:
-        if self._input is None or ptr != self._input[0]:
-            self._free_input(ctx, ptr, capacity)
+    def _shrink_input(self, ctx: Context) -> None:
+        """Let a large kept buffer go: a huge input or procedure does not
+        leave a huge buffer behind."""
+        if self._input is not None and self._input[1] > _KEPT_INPUT_BYTES:
+            self._free_input(ctx)
 
-    def _free_input(self, ctx: Context, ptr: int, capacity: int) -> None:
+    def _free_input(self, ctx: Context) -> None:
+        assert self._input is not None
+        ptr, capacity = self._input
+        self._input = None
         if not self.dealloc(ctx, ptr, capacity):
             raise AbiViolation(
                 f"the module lost the host's input buffer ({capacity} bytes at {ptr})"

@@ -4,7 +4,6 @@ the clock that enforces call deadlines."""
 from __future__ import annotations
 
 import _thread
-import collections
 import contextlib
 import hashlib
 import math
@@ -138,7 +137,12 @@ def deadline_ticks(seconds: float) -> int:
 
 class _EpochClock:
     """Advances every engine's epoch each ``EPOCH_SECONDS`` while at least one
-    call is running, and sleeps otherwise."""
+    call is running, and sleeps otherwise.
+
+    It is a Python thread, so it runs only when it gets the GIL: with busy
+    Python threads that may be far less often than every ``EPOCH_SECONDS``.
+    Each time it runs it advances the epochs by the ticks owed for the time
+    that passed, so a deadline holds within about one wait for the GIL."""
 
     def __init__(self) -> None:
         self.ticks = 0
@@ -151,15 +155,17 @@ class _EpochClock:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._running: collections.deque[None] = collections.deque()
-        """One entry per call running. A deque's append and pop are atomic, so
-        a call starts and stops without taking a lock."""
+        self._running: dict[int, None] = {}
+        """The threads whose call is running. Adding and removing a key is
+        atomic, and removing one twice harmless, so a call starts and stops
+        without a lock, and an exception between the two leaves no call
+        counted for ever: the thread's next call stops it."""
         self._wake = threading.Event()
         self._started = False
 
     def start(self) -> None:
-        """A call begins: keep the clock going until its :meth:`stop`."""
-        self._running.append(None)
+        """A call begins on this thread: keep the clock going until its :meth:`stop`."""
+        self._running[threading.get_ident()] = None
         if not self._wake.is_set():
             self._wake.set()
         if not self._started:
@@ -171,14 +177,14 @@ class _EpochClock:
                     self._started = True
 
     def stop(self) -> None:
-        """A call has ended."""
-        self._running.pop()
+        """The call on this thread has ended."""
+        self._running.pop(threading.get_ident(), None)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Keep the clock going for the duration of a block."""
-        self.start()
         try:
+            self.start()
             yield
         finally:
             self.stop()
@@ -187,17 +193,21 @@ class _EpochClock:
         running, wake = self._running, self._wake
         while True:
             wake.wait()
-            time.sleep(EPOCH_SECONDS)
-            self.ticks += 1
-            for each in list(_engines.values()):
-                each.increment_epoch()
-            self.ticks += 1
-            if not running:
-                wake.clear()
-                # A call that started between the check and the clear found
-                # the clock still awake and did not wake it: look again.
-                if running:
-                    wake.set()
+            last = time.monotonic()
+            while running:
+                time.sleep(EPOCH_SECONDS)
+                owed = int((time.monotonic() - last) / EPOCH_SECONDS)
+                last += owed * EPOCH_SECONDS
+                self.ticks += 1
+                for each in list(_engines.values()):
+                    for _ in range(owed):
+                        each.increment_epoch()
+                self.ticks += 1
+            wake.clear()
+            # A call that started between the check and the clear found the
+            # clock still awake and did not wake it: look again.
+            if running:
+                wake.set()
 
 
 EPOCH_CLOCK = _EpochClock()

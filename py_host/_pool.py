@@ -4,17 +4,41 @@ An instance (a Store) must never be used by two threads at a time, but
 wasmtime releases the GIL while WebAssembly runs, so threads on separate
 instances run in parallel. Each call takes an idle instance, or makes one
 while the pool is below its size, or waits for one to come back.
+
+An exception can land at any bytecode (a signal handler's, or one set on the
+thread from outside), so no count is kept that such an exception could leave
+wrong. What is lent is known by its :class:`Lease`, held weakly: a lease the
+borrower lost without giving back dies with the borrower's frame, and its
+place in the pool is free again. An instance is never idle twice, so never
+lent to two callers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import threading
 import weakref
 from collections.abc import Callable
 
 from ._instance import Instance
 from .errors import BufferFreed, ClosedError
+
+_RECHECK_SECONDS = 0.05
+"""How long a caller waits for an instance before it counts again what is
+lent: a lease lost to an exception frees its place without telling anyone."""
+
+
+class Lease:
+    """One caller's use of one instance, until :meth:`InstancePool.release`."""
+
+    __slots__ = ("__weakref__", "instance", "thread")
+
+    def __init__(self, instance: Instance | None) -> None:
+        self.instance = instance
+        """The instance, or None while it is being made."""
+        self.thread = threading.get_ident()
 
 
 class InstancePool:
@@ -26,94 +50,88 @@ class InstancePool:
             raise ValueError("a pool needs room for at least one instance")
         self._make = make
         self._size = size
-        self._lock = threading.Lock()
-        self._returned = threading.Condition(self._lock)
-        first = make()
-        self._idle: list[Instance] = [first]
-        self._live: set[Instance] = {first}
-        self._count = 1
-        """Instances live or being made."""
-        self._waiting = 0
-        """Callers waiting for an instance to come back."""
+        self._idle: list[Instance] = [make()]
         self._closed = False
+        self._start_sharing()
         _POOLS.add(self)
 
-    def acquire(self, wanted: Instance | None = None) -> Instance:
-        """An idle instance (``wanted``, if given, once it is idle)."""
-        with self._lock:
-            while True:
+    def _start_sharing(self) -> None:
+        # Also in a forked child, where the threads that held leases are
+        # gone but their frames, and so the leases, never die: forget them.
+        self._lock = threading.Lock()
+        self._leases: set[weakref.ref[Lease]] = set()
+        self._returned: queue.SimpleQueue[None] = queue.SimpleQueue()
+        """A token for each instance given back while callers wait: a C
+        queue, so a waiter interrupted in ``get`` leaves nothing half done."""
+
+    def acquire(self, wanted: Instance | None = None) -> Lease:
+        """A lease on an idle instance (``wanted``, if given, once it is idle)."""
+        while True:
+            with self._lock:
                 if self._closed:
                     raise ClosedError("the module was closed")
                 if wanted is not None:
-                    if wanted not in self._live:
-                        raise BufferFreed("the instance that held this buffer was discarded")
                     if wanted in self._idle:
                         self._idle.remove(wanted)
-                        return wanted
+                        return self._lend(wanted)
+                    if wanted not in self._lent():
+                        raise BufferFreed("the instance that held this buffer was discarded")
                 elif self._idle:
-                    return self._idle.pop()
-                elif self._count < self._size:
-                    self._count += 1
+                    return self._lend(self._idle.pop())
+                elif len(self._lent()) + self._making() < self._size:
+                    lease = self._lend(None)
                     break
-                self._waiting += 1
-                try:
-                    self._returned.wait()
-                finally:
-                    self._waiting -= 1
+            with contextlib.suppress(queue.Empty):
+                self._returned.get(timeout=_RECHECK_SECONDS)
         try:
-            instance = self._make()
+            lease.instance = self._make()
         except BaseException:
-            with self._lock:
-                self._count -= 1
-                self._wake_waiting()
+            self.release(lease)
             raise
-        with self._lock:
-            self._live.add(instance)
-        return instance
+        return lease
 
-    def release(self, instance: Instance, *, discard: bool = False) -> None:
-        """Give ``instance`` back; ``discard`` it (after a trap, say) instead."""
+    def release(self, lease: Lease, *, discard: bool = False) -> None:
+        """Give back the lease's instance; ``discard`` it (after a trap, say) instead."""
+        instance = lease.instance
         with self._lock:
-            keep = not discard and not self._closed
+            self._leases.discard(weakref.ref(lease))
+            lease.instance = None
+            keep = instance is not None and not discard and not self._closed
             if keep:
-                self._idle.append(instance)
-            else:
-                self._live.discard(instance)
-                self._count -= 1
-            self._wake_waiting()
-        if not keep:
+                self._idle.append(instance)  # type: ignore[arg-type]
+        if self._returned.qsize() < self._size:
+            self._returned.put(None)
+        if instance is not None and not keep:
             instance.close()
-
-    def _wake_waiting(self) -> None:
-        # Callers wait for a particular instance or any: wake them all to look.
-        if self._waiting:
-            self._returned.notify_all()
-
-    def _after_fork(self) -> None:
-        # The threads that had instances lent are gone in the child: forget
-        # those instances rather than wait for them forever.
-        self._lock = threading.Lock()
-        self._returned = threading.Condition(self._lock)
-        self._waiting = 0
-        self._live = set(self._idle)
-        self._count = len(self._idle)
 
     def live(self) -> list[Instance]:
         """The instances now alive, idle or lent."""
         with self._lock:
-            return list(self._live)
+            return self._idle + self._lent()
 
     def close(self) -> None:
         """Close the idle instances now, and lent ones when they come back."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-            for instance in idle:
-                self._live.discard(instance)
-                self._count -= 1
-            self._wake_waiting()
         for instance in idle:
             instance.close()
+
+    def _lend(self, instance: Instance | None) -> Lease:
+        lease = Lease(instance)
+        self._leases.add(weakref.ref(lease))
+        return lease
+
+    def _alive(self) -> list[Lease]:
+        leases = [ref() for ref in self._leases]
+        self._leases = {ref for ref in self._leases if ref() is not None}
+        return [lease for lease in leases if lease is not None]
+
+    def _lent(self) -> list[Instance]:
+        return [lease.instance for lease in self._alive() if lease.instance is not None]
+
+    def _making(self) -> int:
+        return sum(lease.instance is None for lease in self._alive())
 
 
 _POOLS: weakref.WeakSet[InstancePool] = weakref.WeakSet()
@@ -121,7 +139,7 @@ _POOLS: weakref.WeakSet[InstancePool] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for pool in list(_POOLS):
-        pool._after_fork()
+        pool._start_sharing()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,28 +1,50 @@
-"""The rounds a module may ask its executor for: the ``execute_round``
-request and answer (docs/ABI.md), and the policy that admits only the rounds
-the caller's own input allows."""
+"""A procedure, driven step by step: the rounds the module asks for, the
+policy that admits only the rounds the caller's own input allows, the
+executor that runs them between two steps, and its answers (docs/ABI.md,
+"Procedures, step by step")."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import AbiViolation
-from .executors import Outcome, Round
+from ._abi import ROUND_PREFIX, Exports
+from ._instance import Instance
+from ._transport import Context
+from .errors import AbiViolation, ModuleError
+from .executors import Executor, Outcome, Round, Status
 from .models import ActionName, HostName, ProcedureInput
+
+T = TypeVar("T")
+StepRun = Callable[[Exports, Context], "tuple[bytes | None, T]"]
+"""One step of a procedure: the round it asks for (the step reply), or None
+and what the procedure came to."""
+
+ROUND_ROOM = 256
+"""What a round may need beyond the input's length: it names a subset of
+the input's hosts, and a few fields."""
+_STATUSES = frozenset(get_args(Status))
+
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 class _RoundRequest(BaseModel):
     # Checked here again, not trusted to the module: a command executor puts
     # these names on command lines.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = _STRICT
     action: ActionName
     timeout: Annotated[int, Field(ge=1, le=255)]
     attempt: Annotated[int, Field(ge=1, le=256)]
     hosts: list[HostName]
+
+
+class _RoundReply(BaseModel):
+    model_config = _STRICT
+    round: _RoundRequest
 
 
 class RoundPolicy:
@@ -38,8 +60,9 @@ class RoundPolicy:
         self._action = action
         self._timeout = timeout
         self._attempts_left = dict.fromkeys(hosts, 1 + retries)
+        self._next_attempt = 1
         # A request names a subset of the input's hosts: never longer than it.
-        self._max_request_bytes = input_bytes + 256
+        self._max_request_bytes = input_bytes + ROUND_ROOM
 
     @classmethod
     def for_input(cls, procedure: ProcedureInput, input_bytes: int) -> RoundPolicy:
@@ -68,13 +91,13 @@ class RoundPolicy:
             return None
 
     def admit(self, request: bytes) -> Round:
-        """The round ``request`` asks for, if this procedure allows it."""
+        """The round the step reply ``request`` asks for, if this procedure allows it."""
         if len(request) > self._max_request_bytes:
-            raise AbiViolation(f"execute_round was sent a request of {len(request)} bytes")
+            raise AbiViolation(f"the module asked for a round in {len(request)} bytes")
         try:
-            fields = _RoundRequest.model_validate_json(request)
+            fields = _RoundReply.model_validate_json(request).round
         except ValidationError as error:
-            raise AbiViolation(f"execute_round was sent an invalid request: {error}") from None
+            raise AbiViolation(f"the module sent an invalid request for a round: {error}") from None
         if (fields.action, fields.timeout) != (self._action, self._timeout):
             raise AbiViolation(
                 f"the module asked to run {fields.action!r} with timeout {fields.timeout}; "
@@ -89,6 +112,11 @@ class RoundPolicy:
                     f"the module asked for an attempt on {host!r} that the input does not allow"
                 )
             self._attempts_left[host] = left - 1
+        if fields.attempt != self._next_attempt:
+            raise AbiViolation(
+                f"the module asked for attempt {fields.attempt}; this is round {self._next_attempt}"
+            )
+        self._next_attempt += 1
         return Round(fields.action, fields.timeout, fields.attempt, tuple(fields.hosts))
 
 
@@ -101,3 +129,98 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
         ],
         separators=(",", ":"),
     ).encode()
+
+
+def procedure(
+    instance: Instance,
+    data: bytes,
+    policy: RoundPolicy | None,
+    executor: Executor | None,
+) -> bytes:
+    """Run the procedure whose input is ``data`` to its final reply, each
+    step's reply written into the instance's kept buffer."""
+
+    def steps(reply: bytes) -> tuple[bytes | None, bytes]:
+        return (reply if reply.startswith(ROUND_PREFIX) else None), reply
+
+    return drive(
+        instance,
+        lambda exports, ctx: steps(exports.start_procedure(ctx, data, ROUND_ROOM)),
+        lambda answer: lambda exports, ctx: steps(exports.resume_procedure(ctx, answer)),
+        policy,
+        executor,
+    )
+
+
+def procedure_unread(
+    instance: Instance,
+    data: bytes,
+    policy: RoundPolicy | None,
+    executor: Executor | None,
+) -> tuple[int, int]:
+    """Run the procedure whose input is ``data`` and leave its final reply
+    in memory, unread: ``(ptr, length)``. Replies asking for a round are
+    read and freed."""
+
+    def steps(
+        exports: Exports, ctx: Context, reply: tuple[int, int]
+    ) -> tuple[bytes | None, tuple[int, int]]:
+        return exports.round_or_kept(ctx, reply), reply
+
+    return drive(
+        instance,
+        lambda exports, ctx: steps(exports, ctx, exports.start_procedure_unread(ctx, data)),
+        lambda answer: (
+            lambda exports, ctx: steps(exports, ctx, exports.resume_procedure_unread(ctx, answer))
+        ),
+        policy,
+        executor,
+    )
+
+
+def drive(
+    instance: Instance,
+    first: StepRun[T],
+    then: Callable[[bytes], StepRun[T]],
+    policy: RoundPolicy | None,
+    executor: Executor | None,
+) -> T:
+    """Take the procedure's ``first`` step, and for each round it asks for,
+    run the round with ``executor`` and take the step ``then`` makes of the
+    answer, until the procedure comes to its result. No WebAssembly runs
+    while the executor does."""
+    request, result = instance.call(first, prints=True)
+    try:
+        while request is not None:
+            if policy is None or executor is None:
+                raise AbiViolation("the module asked for a round, but no executor was granted")
+            answer = encode_outcomes(_outcomes(executor, policy.admit(request)))
+            request, result = instance.call(then(answer), prints=True)
+    except ModuleError:
+        # The instance stays: the module must not keep the procedure.
+        instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
+        raise
+    return result
+
+
+def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
+    """What the executor says of ``round``, as outcomes the module can take;
+    whatever goes wrong in the executor fails the round with the reason."""
+    try:
+        outcomes = list(executor.run_round(round))
+    except Exception as error:
+        reason = f"the executor raised {type(error).__name__}: {error}"
+        return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
+    for outcome in outcomes:
+        if not isinstance(outcome, Outcome):
+            reason = f"the executor returned {type(outcome).__name__}, expected Outcome"
+            return [Outcome.failed(reason)] * len(round.hosts)
+        if outcome.status not in _STATUSES or not isinstance(outcome.reason, str):
+            reason = f"the executor returned an invalid {outcome!r}"
+            return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
+    return [Outcome(o.status, _utf8_safe(o.reason)) for o in outcomes]
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot carry (lone surrogates) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -1,6 +1,7 @@
-"""How py_host reaches into an instance: calls to its exports, reads and
-writes of its linear memory, and host functions for its imports. This is the
-only file that touches linear memory or calls into WebAssembly.
+"""How py_host reaches into an instance: calls to its exports, and reads and
+writes of its linear memory. This is the only file that touches linear
+memory or calls into WebAssembly. The module has no import py_host
+implements, so no Python code here is ever called from WebAssembly.
 
 Two implementations of one interface. The fast one calls below wasmtime-py's
 generic paths, through the C API's unchecked calls with preallocated
@@ -15,28 +16,16 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata
-import itertools
 import os
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import wasmtime
 
-from ._interrupts import take_pending
 from .errors import AbiViolation
 
 Context = Any
-"""Where a call or memory access happens: the Store's context for calls from
-Python, the caller's inside a host function. Opaque outside this file."""
-
-HostFunction = Callable[..., int | None]
-"""A host function: ``(ctx, *i32_params) -> result``. It must not raise;
-whatever it raises is recorded through ``on_error`` and traps the module."""
-
-ResultType = Literal["i32", "i64"] | None
-"""A host function's result: one i32, one i64, or none."""
+"""The Store's context, where a call or memory access happens. Opaque
+outside this file."""
 
 TESTED_WASMTIME = ("50.",)
 """The wasmtime versions whose internals the fast transport was written for."""
@@ -101,9 +90,7 @@ class PublicTransport:
         funcs: dict[str, wasmtime.Func],
         i64_results: frozenset[str],
     ) -> None:
-        # A proxy, not the Store: wasmtime-py's global table of host functions
-        # reaches this object, and a reference from here would keep the Store.
-        self.store_context = weakref.proxy(store)
+        self.store_context = store
         self._memory = memory
         self._funcs = funcs
 
@@ -124,8 +111,7 @@ class PublicTransport:
         return int(self._memory.data_len(ctx))
 
     def set_deadline(self, ctx: Context, ticks: int) -> None:
-        # Store.set_epoch_deadline only needs a context, which a Caller has too.
-        wasmtime.Store.set_epoch_deadline(ctx, ticks)
+        ctx.set_epoch_deadline(ticks)
 
 
 if FAST:
@@ -152,7 +138,7 @@ if FAST:
     _SET_DEADLINE = _raw("wasmtime_context_set_epoch_deadline", None, _ADDRESS, ctypes.c_uint64)
     _DATA = _raw("wasmtime_memory_data", _ADDRESS, _ADDRESS, _ADDRESS)
     _DATA_SIZE = _raw("wasmtime_memory_data_size", ctypes.c_size_t, _ADDRESS, _ADDRESS)
-    _CALLER_CONTEXT = _raw("wasmtime_caller_context", _ADDRESS, _ADDRESS)
+    _STORE_DELETE = _raw("wasmtime_store_delete", None, _ADDRESS)
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
     _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
 
@@ -166,7 +152,7 @@ _MAX_VALUES = 4
 
 
 class _CallSlot:
-    """Where one call's arguments, results and trap go."""
+    """Where a call's arguments, results and trap go."""
 
     def __init__(self) -> None:
         self.values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
@@ -206,8 +192,6 @@ class FastTransport:
         funcs: dict[str, wasmtime.Func],
         i64_results: frozenset[str],
     ) -> None:
-        # No reference to the Store, which the instance owns: one here would be
-        # reachable from the registry of host functions, and never freed.
         self.store_context = _address(store._context())
         self._memory_struct = memory._memory
         self._memory = ctypes.addressof(memory._memory)
@@ -218,25 +202,17 @@ class FastTransport:
             name: (ctypes.addressof(func._func), name in i64_results)
             for name, func in funcs.items()
         }
-        self._slots: list[_CallSlot] = []
-        """An argument array and a trap slot for each depth of calls: a host
-        function may call an export while the outer call is still running."""
-        self._depth = 0
+        # One slot is enough: WebAssembly never calls back into Python, so
+        # calls on an instance never nest.
+        self._slot = _CallSlot()
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
-        depth = self._depth
-        if depth == len(self._slots):
-            self._slots.append(_CallSlot())
-        slot = self._slots[depth]
+        slot = self._slot
         i32s = slot.i32s
         for index, arg in enumerate(args):
             i32s[_I32S_PER_VALUE * index] = arg - (1 << 32) if arg >= 1 << 31 else arg
         func, i64_result = self._funcs[name]
-        self._depth = depth + 1
-        try:
-            error = _CALL(ctx, func, slot.values_address, _MAX_VALUES, slot.trap_address)
-        finally:
-            self._depth = depth
+        error = _CALL(ctx, func, slot.values_address, _MAX_VALUES, slot.trap_address)
         if error:
             raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
         if slot.trap:
@@ -263,170 +239,6 @@ class FastTransport:
             check_bounds(self.memory_size(ctx), ptr, length)
 
 
-class Signature:
-    """A host function's type: ``params`` i32s in, one i32 or i64 or nothing
-    out."""
-
-    def __init__(self, params: int, result: ResultType) -> None:
-        self.params = params
-        self.result = result
-        self._func_types: dict[wasmtime.Engine, wasmtime.FuncType] = {}
-
-    def func_type(self, engine: wasmtime.Engine) -> wasmtime.FuncType:
-        """The wasmtime type, made once for each engine: making one costs
-        more than defining a function with it, and wasmtime ties a type to
-        the first engine that uses it (another engine aborts the process)."""
-        func_type = self._func_types.get(engine)
-        if func_type is None:
-            i32 = wasmtime.ValType.i32()
-            results = [] if self.result is None else [getattr(wasmtime.ValType, self.result)()]
-            func_type = self._func_types.setdefault(
-                engine, wasmtime.FuncType([i32] * self.params, results)
-            )
-        return func_type
-
-
-@dataclass(frozen=True)
-class _HostFunction:
-    function: HostFunction
-    on_error: Callable[[BaseException], None]
-    params: int
-    result: ResultType
-    failure: bytes
-    """The trap's message when the function raises."""
-
-
-_host_functions: dict[int, _HostFunction] = {}
-"""Every host function defined, by the number wasmtime hands back to the
-trampoline; removed when wasmtime drops the function."""
-_next_host_function = itertools.count(1)
-
-
-def _trampoline(env: int, caller: int, values: Any, count: int) -> int:
-    """Every host function's entry from WebAssembly: reads the raw arguments,
-    runs the function, writes its result. A Python exception never crosses
-    into wasmtime: it is recorded and the module traps."""
-    # ctypes cannot pass an exception that escapes here on to wasmtime: it
-    # would leave the returned trap pointer undefined. So nothing may.
-    try:
-        if take_pending():
-            raise KeyboardInterrupt
-        entry = _host_functions[env]
-        ctx = _CALLER_CONTEXT(caller)
-        result = entry.function(ctx, *(values[i].i32 & 0xFFFF_FFFF for i in range(entry.params)))
-        if entry.result == "i64":
-            values[0].i64 = result
-        elif entry.result == "i32":
-            values[0].i32 = result
-        return 0
-    except BaseException as error:
-        failure = b"host function failed"
-        try:
-            entry = _host_functions[env]
-            failure = entry.failure
-            entry.on_error(error)
-        except BaseException:  # the trap below still stops the module
-            pass
-        return _address(ffi.wasmtime_trap_new(failure, len(failure)))
-
-
-def _forget(env: int) -> None:
-    _host_functions.pop(env, None)
-
-
-if FAST:
-    # One C callback for all host functions, made once: making one per
-    # function would cost a libffi closure each, on every instantiation.
-    _C_TRAMPOLINE = ctypes.CFUNCTYPE(
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-        _ADDRESS,
-        ctypes.POINTER(ffi.wasmtime_val_raw_t),
-        ctypes.c_size_t,
-    )(_trampoline)
-    _C_FORGET = ctypes.CFUNCTYPE(None, ctypes.c_size_t)(_forget)
-    _DEFINE = _raw(
-        "wasmtime_linker_define_func_unchecked",
-        _ADDRESS,
-        _ADDRESS,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        _ADDRESS,
-        _ADDRESS,
-        ctypes.c_size_t,
-        _ADDRESS,
-    )
-
-
-class FastHostFunctions:
-    """Host functions reached through one C trampoline on the raw argument
-    array: no wasmtime-py trampoline, and nothing raised through wasmtime-py's
-    one global exception slot, which threads would share."""
-
-    def define(
-        self,
-        linker: wasmtime.Linker,
-        name: tuple[str, str],
-        function: HostFunction,
-        signature: Signature,
-        *,
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        """Define ``function`` as the import ``name`` (module, field)."""
-        module, field = name
-        env = next(_next_host_function)
-        _host_functions[env] = _HostFunction(
-            function,
-            on_error,
-            signature.params,
-            signature.result,
-            f"host function {field} failed".encode(),
-        )
-        module_bytes, name_bytes = module.encode(), field.encode()
-        error = _DEFINE(
-            _address(linker.ptr()),
-            module_bytes,
-            len(module_bytes),
-            name_bytes,
-            len(name_bytes),
-            _address(signature.func_type(linker.engine).ptr()),
-            _address(_C_TRAMPOLINE),
-            env,
-            _address(_C_FORGET),
-        )
-        if error:
-            _host_functions.pop(env, None)
-            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
-
-
-class PublicHostFunctions:
-    """Host functions through ``Linker.define_func``."""
-
-    def define(
-        self,
-        linker: wasmtime.Linker,
-        name: tuple[str, str],
-        function: HostFunction,
-        signature: Signature,
-        *,
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        """Define ``function`` as the import ``name`` (module, field)."""
-
-        def host(caller: wasmtime.Caller, *args: int) -> int | None:
-            try:
-                if take_pending():
-                    raise KeyboardInterrupt
-                return function(caller, *(arg & 0xFFFF_FFFF for arg in args))
-            except BaseException as error:
-                on_error(error)
-                raise
-
-        linker.define_func(*name, signature.func_type(linker.engine), host, access_caller=True)
-
-
 def transport(
     store: wasmtime.Store,
     memory: wasmtime.Memory,
@@ -439,6 +251,21 @@ def transport(
     return (FastTransport if FAST else PublicTransport)(store, memory, funcs, i64_results)
 
 
-def host_functions() -> FastHostFunctions | PublicHostFunctions:
-    """A definer of host functions, to keep with the instance it serves."""
-    return FastHostFunctions() if FAST else PublicHostFunctions()
+def close_store(store: wasmtime.Store) -> None:
+    """Free ``store`` now, at most once whatever exception lands meanwhile.
+
+    wasmtime-py's ``close()`` deletes the Store and only then forgets its
+    pointer: an exception raised between the two (a signal handler's, say)
+    leaves the pointer for ``__del__`` to delete again, and the process
+    crashes. Here the pointer is forgotten first, by attribute stores, at
+    which Python raises nothing, and the delete is one C call."""
+    if not FAST:
+        store.close()
+        return
+    ptr = getattr(store, "_Managed__ptr", None)
+    if ptr is None:
+        return
+    address = _address(ptr)
+    store._Managed__ptr = None  # type: ignore[attr-defined]
+    store._Store__context = None  # type: ignore[attr-defined]
+    _STORE_DELETE(address)

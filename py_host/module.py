@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar
 
 import wasmtime
 from pydantic import ValidationError
@@ -16,8 +16,9 @@ from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module
 from ._instance import Instance
-from ._pool import InstancePool
-from ._rounds import RoundPolicy
+from ._pool import InstancePool, Lease
+from ._rounds import RoundPolicy, procedure_unread
+from ._rounds import procedure as procedure_steps
 from ._transport import Context
 from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
 from .errors import (
@@ -103,9 +104,10 @@ class RustModule:
         self, module: wasmtime.Module, executor: Executor | None, limits: Limits, max_instances: int
     ) -> None:
         self._executor = executor
-        self._pool = InstancePool(lambda: Instance(module, executor, limits), max_instances)
+        granted = executor is not None
+        self._pool = InstancePool(lambda: Instance(module, granted, limits), max_instances)
         self._in_call = _InCall()
-        self.crate_version: str = self._run(Exports.crate_version)
+        self.crate_version: str = self._call(Exports.crate_version)
         """The module's own version (its Rust crate's). It speaks ABI version
         :data:`ABI_VERSION`, or it would not have loaded."""
 
@@ -116,9 +118,8 @@ class RustModule:
         UTF-8, or a ``str`` with lone surrogates, raises :class:`InvalidInput`.
         """
         data = _input(text)
-        self._run(
-            lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data))
-        )
+        reply = self._call(lambda exports, ctx: exports.print_string(ctx, data), prints=True)
+        check_status("print_string", reply)
 
     def print_int(self, value: int) -> None:
         """Print ``Python gave us number <value>`` from Rust, to ``sys.stdout``.
@@ -129,7 +130,8 @@ class RustModule:
             raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
         if not I32_MIN <= value <= I32_MAX:
             raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-        self._run(lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value)))
+        reply = self._call(lambda exports, ctx: exports.print_int(ctx, value), prints=True)
+        check_status("print_int", reply)
 
     def start_procedure(self, procedure: ProcedureInput | Mapping[str, Any]) -> ProcedureOutput:
         """Run a procedure and return what it did.
@@ -146,30 +148,28 @@ class RustModule:
                 raise invalid_input(error) from None
         data = _input(encode_input(procedure))
         policy = RoundPolicy.for_input(procedure, len(data)) if self._executor else None
-        return self._run(
-            lambda exports, ctx: parse_procedure_reply(exports.start_procedure(ctx, data)),
-            policy=policy,
-        )
+        reply = self._lend(lambda instance: procedure_steps(instance, data, policy, self._executor))
+        return parse_procedure_reply(reply)
 
     def start_procedure_json(self, data: str | Buffer) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
-        output = self._run(
-            lambda exports, ctx: parse_procedure_reply(exports.start_procedure(ctx, raw)),
-            policy=self._policy_for_json(raw),
-        )
-        return output.model_dump_json().encode()
+        policy = self._policy_for_json(raw)
+        reply = self._lend(lambda instance: procedure_steps(instance, raw, policy, self._executor))
+        return parse_procedure_reply(reply).model_dump_json().encode()
 
     def start_procedure_buffer(self, data: str | Buffer) -> ReplyBuffer:
         """The tutorial's way: run a procedure from JSON and get a handle on
         the reply buffer still in the module's memory, to read and then free.
         Unlike the tutorial's pointer, the handle refuses use after free."""
         raw = _input(data)
-        instance, (ptr, length) = self._run(
-            lambda exports, ctx: exports.start_procedure_unread(ctx, raw),
-            policy=self._policy_for_json(raw),
-            with_instance=True,
+        policy = self._policy_for_json(raw)
+        instance, (ptr, length) = self._lend(
+            lambda instance: (
+                instance,
+                procedure_unread(instance, raw, policy, self._executor),
+            )
         )
         return ReplyBuffer(self, instance, ptr, length)
 
@@ -205,7 +205,7 @@ class RustModule:
         results = []
         for instance in self._pool.live():
             try:
-                results.append(self._run(run, on=instance))
+                results.append(self._call(run, on=instance))
             except BufferFreed:
                 continue
         return results
@@ -213,47 +213,32 @@ class RustModule:
     def _policy_for_json(self, raw: bytes) -> RoundPolicy | None:
         return RoundPolicy.for_json(raw) if self._executor else None
 
-    @overload
-    def _run(
+    def _call(
         self,
         run: Callable[[Exports, Context], T],
         *,
-        policy: RoundPolicy | None = ...,
-        on: Instance | None = ...,
-        with_instance: Literal[False] = ...,
-    ) -> T: ...
-
-    @overload
-    def _run(
-        self,
-        run: Callable[[Exports, Context], T],
-        *,
-        policy: RoundPolicy | None = ...,
-        on: Instance | None = ...,
-        with_instance: Literal[True],
-    ) -> tuple[Instance, T]: ...
-
-    def _run(
-        self,
-        run: Callable[[Exports, Context], T],
-        *,
-        policy: RoundPolicy | None = None,
+        prints: bool = False,
         on: Instance | None = None,
-        with_instance: bool = False,
-    ) -> T | tuple[Instance, T]:
-        """``run`` on an instance from the pool (``on`` that one, if given),
-        with the rounds ``policy`` allows. The instance is discarded after
-        anything but a :class:`ModuleError`, the module's own well-formed
-        refusal, or a :class:`BufferFreed`."""
+    ) -> T:
+        """``run`` in one step on an instance from the pool (``on`` that one)."""
+        return self._lend(lambda instance: instance.call(run, prints=prints), on=on)
+
+    def _lend(self, work: Callable[[Instance], T], *, on: Instance | None = None) -> T:
+        """``work`` on an instance lent from the pool (``on`` that one, if
+        given) for one run. The instance is discarded after anything but a
+        :class:`ModuleError`, the module's own well-formed refusal, or a
+        :class:`BufferFreed`: after an exception from anywhere else, even a
+        signal handler's between two steps, its state is unknown."""
         self._refuse_reentry()
-        instance = None
+        lease = None
         discard = True
         try:
-            instance = self._pool.acquire(on)
-            self._in_call.active = True
-            while instance.orphans:
-                instance.call(partial(Exports.free_mem, ptr=instance.orphans.pop()))
-            result = instance.call(run, policy)
+            lease = self._pool.acquire(on)
+            self._in_call.lease = weakref.ref(lease)
+            instance = lease.instance
+            assert instance is not None
+            instance.begin()
+            result = work(instance)
             discard = False
         except (ModuleError, BufferFreed):
             discard = False
@@ -263,13 +248,16 @@ class RustModule:
         except Exception as error:
             raise Error(f"the call failed unexpectedly: {error!r}") from error
         finally:
-            self._in_call.active = False
-            if instance is not None:
-                self._pool.release(instance, discard=discard)
-        return (instance, result) if with_instance else result
+            if lease is not None:
+                self._pool.release(lease, discard=discard)
+        return result
 
     def _refuse_reentry(self) -> None:
-        if self._in_call.active:
+        # An executor, or sys.stdout, calling the module from inside its own
+        # call would wait for the very instance it is running on.
+        held = self._in_call.lease
+        lease = held() if held is not None else None
+        if lease is not None and lease.instance is not None:
             raise ReentrancyError(
                 "the module was called from inside one of its own calls "
                 "(from an executor, or from sys.stdout while it printed)"
@@ -277,9 +265,11 @@ class RustModule:
 
 
 class _InCall(threading.local):
-    """Whether this thread is inside a call, to refuse re-entry."""
+    """The lease of this thread's call in progress, to refuse re-entry. Held
+    weakly, and given back by the pool: nothing needs resetting when the
+    call ends, however it ends."""
 
-    active = False
+    lease: weakref.ref[Lease] | None = None
 
 
 class ReplyBuffer:
@@ -305,7 +295,7 @@ class ReplyBuffer:
             self._check_live()
             return exports.read(ctx, self._ptr, self._length)
 
-        return self._module._run(read, on=self._instance)
+        return self._module._call(read, on=self._instance)
 
     def free(self) -> None:
         """Give the buffer back to the module, as the tutorial's ``free_mem``."""
@@ -316,7 +306,7 @@ class ReplyBuffer:
             if not exports.free_mem(ctx, self._ptr):
                 raise AbiViolation("free_mem did not recognise a reply the module returned")
 
-        self._module._run(free, on=self._instance)
+        self._module._call(free, on=self._instance)
 
     def __enter__(self) -> ReplyBuffer:
         return self
@@ -326,8 +316,8 @@ class ReplyBuffer:
             self.free()
 
     def __del__(self) -> None:
-        # A dropped buffer is freed at its instance's next call: freeing here
-        # could re-enter the module in the middle of another call.
+        # A dropped buffer is freed at its instance's next run: freeing here
+        # could take the instance in the middle of another call.
         if not self._freed:
             self._instance.orphans.append(self._ptr)
 

@@ -43,7 +43,7 @@ ABI_FUNCTIONS = """
 """
 """The ABI's exports, doing nothing, for modules written in WAT by tests:
 replace one to make it misbehave."""
-ABI_VERSION = 2
+ABI_VERSION = 3
 ABI_VERSION_FUNCTION = f'(func (export "abi_version") (result i32) i32.const {ABI_VERSION})'
 """The ABI version export, saying the version py_host speaks."""
 

@@ -82,6 +82,19 @@ def page(browser: Browser, site: str, console: list[str]) -> Iterator[Page]:
     assert errors == [], "the page logged errors"
 
 
+def evaluate_within(page: Page, script: str, arg: Any = None, seconds: float = 10) -> Any:
+    """``page.evaluate(script, arg)`` for a script that may await: it fails
+    after ``seconds`` instead of hanging, as Playwright would wait forever."""
+    return page.evaluate(
+        f"""([arg, ms]) => Promise.race([
+            ({script})(arg),
+            new Promise((_, reject) =>
+                setTimeout(() => reject(new Error(`no answer within ${{ms}} ms`)), ms)),
+        ])""",
+        [arg, seconds * 1000],
+    )
+
+
 def test_the_tutorials_procedure_with_server1_down(page: Page) -> None:
     page.get_by_label("State of server1").select_option("down")
     page.get_by_role("button", name="Run").click()
@@ -183,48 +196,185 @@ def test_print_int_prints_an_i32_and_refuses_anything_else(page: Page) -> None:
 def test_wrong_types_get_error_replies_and_never_wear_the_module_out(page: Page) -> None:
     # Each call that threw through the module would leak one of wasm-bindgen's
     # 1,024 slots for JS values: 1,100 rounds of them would break it.
-    answers = page.evaluate(
-        """input => {
-            const {print_int, print_string, start_procedure} = window.demo.rust;
-            const messageThatThrows = {get message() { throw new Error("no"); }};
+    answers = evaluate_within(
+        page,
+        """async input => {
+            const {print_int, print_string, resume_procedure, start_procedure} = window.demo.rust;
             const seen = new Set();
             const see = (reply) => seen.add(JSON.stringify(JSON.parse(reply).error ?? "ok"));
             for (let i = 0; i < 1100; i++) {
-                see(start_procedure(123));
-                see(start_procedure(new String(input)));
+                see(start_procedure(123, true));
+                see(start_procedure(new String(input), true));
                 see(print_string({}));
                 see(print_int("2"));
                 see(start_procedure(input, 42));
-                see(start_procedure(input, () => { throw messageThatThrows; }));
-                see(start_procedure(input, () => { throw "down"; }));
-                see(start_procedure(input, () => 7));
+                see(start_procedure(input));
+                see(resume_procedure(7));
             }
             return {seen: [...seen].map((text) => JSON.parse(text)),
-                    after: JSON.parse(start_procedure(input, () => '[{"status":"ok"}]')).ok};
+                    after: (await window.demo.runProcedure(input, () => '[{"status":"ok"}]')).ok};
         }""",
         json.dumps(tutorial_input(host_list=["a"], retries=0)),
     )
     assert answers["after"]["result"] == "success"
-    messages = {error["message"] for error in answers["seen"] if error != "ok"}
-    assert messages == {
+    assert {error["kind"] for error in answers["seen"]} == {"invalid_type"}, "every call refused"
+    assert {error["message"] for error in answers["seen"]} == {
         "expected a string, got number",
         "expected a string, got object",
         "expected a number, got string",
-        "the executor must be a function, got number",
+        "expected a boolean, got number",
+        "expected a boolean, got undefined",
     }
-    output = page.evaluate(
-        """input => JSON.parse(window.demo.rust.start_procedure(input, () => { throw "down"; }))""",
-        json.dumps(tutorial_input(host_list=["a"], retries=0)),
+
+
+def test_a_wrong_argument_runs_nothing_and_the_procedure_waits(page: Page) -> None:
+    replies = page.evaluate(
+        """input => {
+            const {resume_procedure, start_procedure} = window.demo.rust;
+            const first = JSON.parse(start_procedure(input, true));
+            const refused = [start_procedure(input, "yes"), resume_procedure(null)];
+            const last = JSON.parse(resume_procedure('[{"status":"ok"}]'));
+            return {first, refused: refused.map((reply) => JSON.parse(reply)), last};
+        }""",
+        json.dumps(tutorial_input(host_list=["a"], retries=0, job_id=5)),
     )
-    assert output["ok"]["failures"][0]["reason"] == "the executor threw down"
+    assert replies["first"]["round"]["hosts"] == ["a"]
+    assert [reply["error"]["message"] for reply in replies["refused"]] == [
+        "expected a boolean, got string",
+        "expected a string, got object",
+    ]
+    assert replies["last"]["ok"]["job_id"] == 5
+
+
+def test_an_asynchronous_executor_drives_the_procedure_round_by_round(page: Page) -> None:
+    answers = evaluate_within(
+        page,
+        """async input => {
+            const {simulatedNetwork} = await import("./network.js");
+            const network = simulatedNetwork({down: ["server1"]});
+            const rounds = [];
+            const printedBetweenSteps = [];
+            const later = (round) => new Promise((resolve) => setTimeout(() => {
+                rounds.push(JSON.parse(round));
+                // Nothing of the module is on the stack: its other functions answer.
+                printedBetweenSteps.push(JSON.parse(window.demo.rust.print_int(rounds.length)).ok);
+                resolve(network(round));
+            }, 50));
+            return {asynchronous: await window.demo.runProcedure(input, later),
+                    synchronous: await window.demo.runProcedure(input, network),
+                    rounds, printedBetweenSteps};
+        }""",
+        json.dumps(tutorial_input()),
+    )
+    assert answers["asynchronous"] == answers["synchronous"]
+    assert answers["asynchronous"]["ok"]["failures"] == [
+        {"host": "server1", "attempts": 4, "reason": "host is down"}
+    ]
+    assert answers["rounds"] == [
+        {"action": "reboot", "timeout": 10, "attempt": 1, "hosts": ["server1", "server2"]},
+        {"action": "reboot", "timeout": 10, "attempt": 2, "hosts": ["server1"]},
+        {"action": "reboot", "timeout": 10, "attempt": 3, "hosts": ["server1"]},
+        {"action": "reboot", "timeout": 10, "attempt": 4, "hosts": ["server1"]},
+    ]
+    assert answers["printedBetweenSteps"] == [f"Python gave us number {n}" for n in range(1, 5)]
+
+
+@pytest.mark.parametrize(
+    ("second_round", "reason"),
+    [
+        ('() => { throw "down"; }', "the executor threw down"),
+        ('() => { throw new Error("down"); }', "the executor threw down"),
+        ('() => Promise.reject(new Error("down"))', "the executor threw down"),
+        (
+            '() => new Promise((_, reject) => setTimeout(() => reject("down"), 50))',
+            "the executor threw down",
+        ),
+        (
+            '() => { throw {get message() { throw new Error("no"); }}; }',
+            "the executor threw a object without a message",
+        ),
+        ("() => 7", "the executor's answer was unusable: it is not a string"),
+        ("async () => null", "the executor's answer was unusable: it is not a string"),
+    ],
+)
+def test_an_executor_that_throws_or_rejects_fails_the_hosts_of_that_round(
+    page: Page, second_round: str, reason: str
+) -> None:
+    # server1 fails the first round and server2 succeeds; the executor then
+    # breaks on the second round, which is server1's alone.
+    reply = evaluate_within(
+        page,
+        f"""input => {{
+            const first = () => '[{{"status":"failed","reason":"down"}},{{"status":"ok"}}]';
+            const executors = [first, {second_round}];
+            let round = 0;
+            return window.demo.runProcedure(input, (request) => executors[round++](request));
+        }}""",
+        json.dumps(tutorial_input(retries=1)),
+    )
+    assert reply["ok"]["failures"] == [{"host": "server1", "attempts": 2, "reason": reason}]
+    assert reply["ok"]["result"] == "partial"
+
+
+def test_an_executor_that_never_answers_times_out_its_round(page: Page) -> None:
+    reply = evaluate_within(
+        page,
+        "input => window.demo.runProcedure(input, () => new Promise(() => {}))",
+        json.dumps(tutorial_input(timeout=1, retries=0, host_list=["a", "b"])),
+    )
+    reason = "the executor did not answer within 1 s"
+    assert reply["ok"]["failures"] == [
+        {"host": host, "attempts": 1, "reason": reason} for host in ["a", "b"]
+    ]
+
+
+def test_a_procedure_abandoned_midway_leaves_the_module_working(page: Page) -> None:
+    replies = evaluate_within(
+        page,
+        """async ([tutorial, other]) => {
+            const {cancel_procedure, resume_procedure, start_procedure} = window.demo.rust;
+            const step = (reply) => JSON.parse(reply);
+            // By hand: a second start abandons the first; cancel abandons the last.
+            const byHand = [step(start_procedure(tutorial, true)), step(start_procedure(other, true)),
+                            step(resume_procedure('[{"status":"ok"}]')),
+                            step(resume_procedure('[{"status":"ok"}]'))];
+            step(start_procedure(tutorial, true));
+            const cancelled = [cancel_procedure(), cancel_procedure()];
+            // Through the page's runner: a run waiting for its executor is
+            // abandoned by the next, and its late answer goes nowhere.
+            let answerLate;
+            const abandoned = window.demo.runProcedure(
+                tutorial, () => new Promise((resolve) => { answerLate = resolve; }));
+            const next = await window.demo.runProcedure(other, () => '[{"status":"ok"}]');
+            answerLate('[{"status":"ok"},{"status":"ok"}]');
+            return {byHand, cancelled, next, abandoned: await abandoned,
+                    after: step(resume_procedure('[{"status":"ok"}]'))};
+        }""",
+        [
+            json.dumps(tutorial_input()),
+            json.dumps(tutorial_input(host_list=["other"], retries=0, job_id=2)),
+        ],
+    )
+    started, restarted, finished, over = replies["byHand"]
+    assert started["round"]["hosts"] == ["server1", "server2"]
+    assert restarted["round"]["hosts"] == ["other"]
+    assert finished["ok"]["job_id"] == 2
+    assert over["error"]["kind"] == "invalid_argument"
+    assert replies["cancelled"] == [True, False]
+    assert replies["next"]["ok"]["job_id"] == 2
+    assert replies["abandoned"] is None
+    assert replies["after"]["error"]["kind"] == "invalid_argument", "the late answer was taken"
+    # And the page itself still runs procedures.
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#result-result")).to_have_text("success")
 
 
 def test_a_lone_surrogate_is_refused_not_replaced(page: Page) -> None:
-    reply = page.evaluate("() => window.demo.runVector({input: '\\ud800', network: null})")
+    reply = evaluate_within(page, "() => window.demo.runVector({input: '\\ud800', network: null})")
     assert reply["error"]["kind"] == "invalid_utf8"
 
 
 def test_the_shared_vectors_get_the_same_answers_as_py_host(page: Page) -> None:
     for vector in VECTORS:
-        browser_answer = page.evaluate("vector => window.demo.runVector(vector)", vector)
+        browser_answer = evaluate_within(page, "vector => window.demo.runVector(vector)", vector)
         assert browser_answer == python_answer(vector), vector["name"]

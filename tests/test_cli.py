@@ -37,7 +37,7 @@ def test_version_names_py_host_the_module_and_the_abi() -> None:
     crate = re.search(r'^version = "(.+)"$', (ROOT / "Cargo.toml").read_text(), re.MULTILINE)
     assert crate is not None
     assert done.stdout.startswith("py_host 0.1.0, wasmtime 50.")
-    assert done.stdout.endswith(f"module {crate[1]}, ABI version 2\n")
+    assert done.stdout.endswith(f"module {crate[1]}, ABI version 3\n")
 
 
 def test_flags_on_a_simulated_network_with_server1_down() -> None:

@@ -1,20 +1,34 @@
-//! The browser's face of `rust_lib`: the tutorial's three functions through
+//! The browser's face of `rust_lib`: the tutorial's functions through
 //! wasm-bindgen, over the same byte-level calls the WASI module exports
 //! (`rust_lib::calls`), so the logic and its answers are the same.
 //!
+//! A procedure goes in steps JavaScript drives, as docs/ABI.md's host does:
+//! `start_procedure` answers with the output, an error or the first round;
+//! JavaScript runs the round however it likes (a Promise, a timer) with no
+//! WebAssembly on the stack, and hands its answer to `resume_procedure` for
+//! the next step. The procedure waits between steps in this module.
+//!
 //! Every function returns the reply document of docs/ABI.md as a string,
-//! `{"ok": ...}` or `{"error": {"kind", "message", "path"}}`, and throws
-//! only if the module itself breaks (a panic traps and is logged first).
-//! Arguments arrive as plain `JsValue`s and are checked here: a value that
-//! wasm-bindgen converted itself could throw through the module instead,
-//! and each such throw leaks one of wasm-bindgen's slots for JS values.
+//! `{"ok": ...}`, `{"error": {"kind", "message", "path"}}` or, from a
+//! procedure's step, `{"round": ...}`, and throws only if the module itself
+//! breaks (a panic traps and is logged first). Arguments arrive as plain
+//! `JsValue`s and are checked here: a value that wasm-bindgen converted
+//! itself could throw through the module instead, and each such throw leaks
+//! one of wasm-bindgen's slots for JS values. A call with a wrong argument
+//! runs nothing, as a bad pointer does in docs/ABI.md: the procedure in
+//! progress, if any, still waits.
 
-use js_sys::{Function, JsString, Reflect};
-use rust_lib::calls;
-use rust_lib::engine::{Execution, Executor, Outcome, Round};
+use js_sys::JsString;
+use rust_lib::calls::{self, Procedures};
 use rust_lib::error::{Error, ErrorKind};
+use std::cell::RefCell;
 use std::sync::Once;
 use wasm_bindgen::prelude::*;
+
+thread_local! {
+    /// The procedure between the steps JavaScript drives: at most one.
+    static PROCEDURES: RefCell<Procedures> = RefCell::default();
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -55,31 +69,41 @@ pub fn print_int(value: &JsValue) -> String {
     reply(print(|out| calls::print_int(le_bytes, out)))
 }
 
-/// Runs a procedure from ProcedureInput JSON. `execute_round`, when given,
-/// is the executor: it takes a round request (JSON) and returns the
-/// outcomes (JSON), as docs/ABI.md's `execute_round` does. Without it,
-/// the procedure is a dry run.
+/// Starts a procedure from ProcedureInput JSON, abandoning any in progress,
+/// and returns its first step's reply. `executor_granted` says whether
+/// JavaScript will run the rounds: without an executor the procedure is a
+/// dry run, over in this one step.
 #[wasm_bindgen]
-pub fn start_procedure(input: &JsValue, execute_round: &JsValue) -> String {
+pub fn start_procedure(input: &JsValue, executor_granted: &JsValue) -> String {
     install_panic_hook();
-    let input = match utf8(input) {
-        Ok(input) => input,
-        Err(error) => return reply(Err(error)),
-    };
-    let reply = if execute_round.is_undefined() || execute_round.is_null() {
-        calls::start_procedure(input.as_bytes(), &mut NoExecutor)
-    } else if let Some(function) = execute_round.dyn_ref::<Function>() {
-        calls::start_procedure(input.as_bytes(), &mut JsExecutor(function))
-    } else {
-        return reply(Err(Error::new(
-            ErrorKind::InvalidType,
-            format!(
-                "the executor must be a function, got {}",
-                type_of(execute_round)
-            ),
-        )));
-    };
-    String::from_utf8(reply).expect("reply documents are JSON, so UTF-8")
+    match (utf8(input), boolean(executor_granted)) {
+        (Ok(input), Ok(granted)) => step(|procedures| procedures.start(input.as_bytes(), granted)),
+        (Err(error), _) | (_, Err(error)) => reply(Err(error)),
+    }
+}
+
+/// Takes JavaScript's answer to the round now due (JSON: one outcome per
+/// host, or `null` when it cannot answer) and returns the next step's reply.
+#[wasm_bindgen]
+pub fn resume_procedure(answer: &JsValue) -> String {
+    install_panic_hook();
+    match utf8(answer) {
+        Ok(answer) => step(|procedures| procedures.resume(answer.as_bytes())),
+        Err(error) => reply(Err(error)),
+    }
+}
+
+/// Abandons the procedure in progress; false when there was none.
+#[wasm_bindgen]
+pub fn cancel_procedure() -> bool {
+    install_panic_hook();
+    PROCEDURES.with_borrow_mut(Procedures::cancel)
+}
+
+/// Takes one step of the procedure this module holds, as a reply string.
+fn step(take: impl FnOnce(&mut Procedures) -> Vec<u8>) -> String {
+    let document = PROCEDURES.with_borrow_mut(take);
+    String::from_utf8(document).expect("reply documents are JSON, so UTF-8")
 }
 
 /// `text` in UTF-8: it must be a string, and one without lone surrogates,
@@ -101,6 +125,17 @@ fn utf8(text: &JsValue) -> Result<String, Error> {
     }
 }
 
+/// `value` as a bool: it must be `true` or `false`, not merely truthy, so
+/// that a mistaken argument is refused rather than read as a grant.
+fn boolean(value: &JsValue) -> Result<bool, Error> {
+    value.as_bool().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidType,
+            format!("expected a boolean, got {}", type_of(value)),
+        )
+    })
+}
+
 fn type_of(value: &JsValue) -> String {
     value.js_typeof().as_string().unwrap_or_default()
 }
@@ -118,50 +153,6 @@ fn print(print: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<String
 
 fn reply(result: Result<String, Error>) -> String {
     String::from_utf8(calls::reply(&result)).expect("reply documents are JSON, so UTF-8")
-}
-
-struct NoExecutor;
-
-impl Executor for NoExecutor {
-    fn execute(&mut self, _: &Round<'_>) -> Execution {
-        Execution::NotGranted
-    }
-}
-
-/// A JavaScript function as the executor: whatever it throws or returns
-/// that is not outcomes fails the round, with the reason.
-struct JsExecutor<'a>(&'a Function);
-
-impl Executor for JsExecutor<'_> {
-    fn execute(&mut self, round: &Round<'_>) -> Execution {
-        let request = String::from_utf8(calls::round_request(round))
-            .expect("round requests are JSON, so UTF-8");
-        let hosts = round.hosts.len();
-        match self.0.call1(&JsValue::NULL, &JsValue::from_str(&request)) {
-            Ok(answer) => {
-                let answer = answer
-                    .as_string()
-                    .map(String::into_bytes)
-                    .ok_or_else(|| "it is not a string".to_owned());
-                Execution::Ran(calls::outcomes_from_answer(answer, hosts))
-            }
-            Err(thrown) => {
-                let reason = format!("the executor threw {}", describe(&thrown));
-                Execution::Ran(vec![Outcome::Failed { reason }; hosts])
-            }
-        }
-    }
-}
-
-/// What a thrown JavaScript value says: its `message`, else its text. The
-/// message is read through `Reflect.get`, which catches: a getter that
-/// throws must not throw through the module.
-fn describe(thrown: &JsValue) -> String {
-    Reflect::get(thrown, &JsValue::from_str("message"))
-        .ok()
-        .and_then(|message| message.as_string())
-        .or_else(|| thrown.as_string())
-        .unwrap_or_else(|| format!("a {} without a message", type_of(thrown)))
 }
 
 fn install_panic_hook() {

@@ -2,12 +2,20 @@
 // rendered. Every rule about the input lives in Rust: the page sends what
 // the user typed and shows the module's errors next to the field they name.
 
-import init, { print_int, print_string, start_procedure } from "./pkg/rust_lib_web.js";
+import init, {
+  cancel_procedure,
+  print_int,
+  print_string,
+  resume_procedure,
+  start_procedure,
+} from "./pkg/rust_lib_web.js";
 import { simulatedNetwork } from "./network.js";
+import { procedureRunner } from "./procedure.js";
 
 const FIELDS = ["host_list", "action", "timeout", "retries", "job_id"];
 const STATES = ["up", "down", "flaky"];
 const $ = (id) => document.getElementById(id);
+const runProcedure = procedureRunner({ start_procedure, resume_procedure });
 
 /** The hosts as typed: one a line, blank lines skipped. */
 function hostsTyped() {
@@ -105,11 +113,13 @@ function renderOutput(reply) {
   $("failures").hidden = rows.length === 0;
 }
 
-function run(event) {
+async function run(event) {
   event.preventDefault();
   clearErrors();
   const executor = $("use-network").checked ? network() : undefined;
-  const reply = JSON.parse(start_procedure(procedureJson(), executor));
+  const reply = await runProcedure(procedureJson(), executor);
+  // Abandoned for a later run, which shows its own reply.
+  if (reply === null) return;
   $("raw").textContent = JSON.stringify(reply, null, 2);
   $("result").hidden = false;
   if (reply.error) {
@@ -134,7 +144,7 @@ function numberOrText(text) {
 
 /** For tests: one input vector (tests/vectors.json) run as the Python host runs it. */
 function runVector({ input, network: spec }) {
-  return JSON.parse(start_procedure(input, spec ? simulatedNetwork(spec) : undefined));
+  return runProcedure(input, spec ? simulatedNetwork(spec) : undefined);
 }
 
 async function main() {
@@ -152,8 +162,12 @@ async function main() {
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
-  // For tests: the vectors, and the module's functions themselves.
-  window.demo = { runVector, rust: { print_int, print_string, start_procedure } };
+  // For tests: the vectors, the page's procedure runner, and the module's functions themselves.
+  window.demo = {
+    runVector,
+    runProcedure,
+    rust: { cancel_procedure, print_int, print_string, resume_procedure, start_procedure },
+  };
 }
 
 main().catch((error) => {

@@ -7,8 +7,8 @@
 
 /**
  * @param {{down?: string[], flaky?: Record<string, number>, slow?: Record<string, number>}} spec
- * @returns {(request: string) => string} an executor for start_procedure:
- *   a round request (JSON) in, the outcomes (JSON) out.
+ * @returns {(round: string) => string} an executor for procedure.js's runner:
+ *   a round (JSON) in, the outcomes (JSON) out, at once.
  */
 export function simulatedNetwork({ down = [], flaky = {}, slow = {} } = {}) {
   const lowerKeys = (record) =>
@@ -30,8 +30,8 @@ export function simulatedNetwork({ down = [], flaky = {}, slow = {} } = {}) {
     return { status: "ok" };
   };
 
-  return (request) => {
-    const round = JSON.parse(request);
+  return (roundJson) => {
+    const round = JSON.parse(roundJson);
     return JSON.stringify(round.hosts.map((host) => attempt(host.toLowerCase(), round)));
   };
 }
