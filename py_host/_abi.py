@@ -4,11 +4,13 @@ checked here; the bytes themselves move through ``_transport``."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import wasmtime
 
-from ._transport import Context, OutOfBounds, check_bounds, transport
+from ._engine import EPOCH_CLOCK, deadline_ticks
+from ._transport import Context, OutOfBounds, check_bounds, close_store, transport
 from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 3
@@ -32,6 +34,8 @@ MAX_INPUT = 2**31 - 1
 
 _MAX_VERSION_BYTES = 256
 _MAX_TRAP_REPORT = 64 * 1024
+_PROBE_SECONDS = 1.0
+_PROBE_FUEL = 100_000_000
 _FIRST_INPUT_BYTES = 4096
 _KEPT_INPUT_BYTES = 64 * 1024
 """The kept buffer grows for a larger input or procedure, and is let go
@@ -84,10 +88,23 @@ def unpack(packed: int) -> tuple[int, int]:
     return packed >> 32, packed & 0xFFFF_FFFF
 
 
-def check_module(module: wasmtime.Module) -> None:
-    """Raise :class:`LoadError` unless ``module`` imports only what the host
-    grants and exports what the ABI says, with the ABI's signatures.
-    Checked once per module, not per instance."""
+def check_module(module: wasmtime.Module, engine: wasmtime.Engine) -> None:
+    """Raise :class:`LoadError` unless ``module`` imports only what the ABI
+    allows and exports what it says, with its signatures. A module that
+    fails because it speaks another version of the ABI is told so. Checked
+    once per module, not per instance."""
+    try:
+        _check_imports_and_exports(module)
+    except LoadError:
+        version = _abi_version(module, engine)
+        if version is not None and version != ABI_VERSION:
+            raise LoadError(
+                f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
+            ) from None
+        raise
+
+
+def _check_imports_and_exports(module: wasmtime.Module) -> None:
     for wanted in module.imports:
         if (wanted.module, wanted.name) not in IMPORTS:
             raise LoadError(
@@ -105,6 +122,28 @@ def check_module(module: wasmtime.Module) -> None:
             str(r) for r in ty.results
         ] != [str(r) for r in results]:
             raise LoadError(f"the module's {name!r} does not have the signature of {speaks}")
+
+
+def _abi_version(module: wasmtime.Module, engine: wasmtime.Engine) -> int | None:
+    """What the refused ``module``'s ``abi_version`` says, from an instance
+    whose every import traps, bounded in time and fuel; None if it cannot say."""
+    store = wasmtime.Store(engine)
+    try:
+        store.set_epoch_deadline(deadline_ticks(_PROBE_SECONDS))
+        with contextlib.suppress(wasmtime.WasmtimeError):
+            store.set_fuel(_PROBE_FUEL)
+        linker = wasmtime.Linker(engine)
+        linker.define_unknown_imports_as_traps(module)
+        with EPOCH_CLOCK.running():
+            version = linker.instantiate(store, module).exports(store)["abi_version"]
+            if isinstance(version, wasmtime.Func):
+                result = version(store)
+                return result if isinstance(result, int) else None
+    except (wasmtime.Trap, wasmtime.WasmtimeError, KeyError, TypeError):
+        return None
+    finally:
+        close_store(store)
+    return None
 
 
 class Exports:
@@ -137,7 +176,10 @@ class Exports:
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
         self._outbox = u32(self._transport.call(self.store_context, "outbox"))
-        check_bounds(self.memory_size(self.store_context), self._outbox, _OUTBOX_BYTES)
+        try:
+            check_bounds(self.memory_size(self.store_context), self._outbox, _OUTBOX_BYTES)
+        except OutOfBounds as error:
+            raise LoadError(f"the module's outbox lies outside memory: {error}") from None
         self._input: tuple[int, int] | None = None
         """A buffer from alloc kept for inputs, answers and replies,
         ``(ptr, capacity)``, so a call needs no alloc and dealloc of its own."""

@@ -82,7 +82,7 @@ class Instance:
             raise
         except _TRAPS as trap:
             self.close()
-            raise LoadError(f"cannot instantiate the module: {_first_cause(trap)}") from None
+            raise LoadError(f"cannot instantiate the module: {self._explain(trap, None)}") from None
         except BaseException:
             self.close()
             raise
@@ -167,10 +167,11 @@ class Instance:
             return self._deadline_exceeded()
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return LimitExceeded("fuel", f"the module used up its fuel ({self._limits.max_fuel})")
-        report = self.exports.trap_report(context)
+        exports: Exports | None = getattr(self, "exports", None)
+        report = exports.trap_report(context) if exports else None
         oom = _OUT_OF_MEMORY.match(report) if report else None
-        if oom:
-            in_use = self.exports.memory_size(context)
+        if oom and exports:
+            in_use = exports.memory_size(context)
             limit = self._limits.max_memory_bytes
             message = f"the module ran out of memory: it asked for {oom[1]} more bytes"
             if in_use + int(oom[1]) > limit:

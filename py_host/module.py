@@ -6,6 +6,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
-from ._engine import Flavor, compile_module
+from ._engine import Flavor, compile_module, engine
 from ._instance import Instance
 from ._pool import InstancePool, Lease
 from ._rounds import RoundPolicy, procedure_unread
@@ -84,7 +85,13 @@ def load(
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
-    module = compile_module(wasm, wasm_path, flavor=flavor, cache=kept, check=check_module)
+    module = compile_module(
+        wasm,
+        wasm_path,
+        flavor=flavor,
+        cache=kept,
+        check=partial(check_module, engine=engine(flavor)),
+    )
     size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
     return RustModule(module, granted, limits, size)
 

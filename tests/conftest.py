@@ -38,6 +38,10 @@ ABI_FUNCTIONS = """
   (func (export "print_int") (param i32) (result i64) i64.const 0)
   (func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)
   (func (export "start_procedure_into") (param i32 i32 i32 i32) (result i64) i64.const 0)
+  (func (export "resume_procedure") (param i32 i32 i32 i32) (result i64) i64.const 0)
+  (func (export "cancel_procedure") (result i32) i32.const 1)
+  (func (export "grant_executor"))
+  (func (export "outbox") (result i32) i32.const 64)
   (data (i32.const 16) "0.0.0")
   (func (export "crate_version") (result i64) i64.const 0x0000001000000005)
 """

@@ -1,69 +1,60 @@
-"""The module's side of docs/ABI.md, called through bare wasmtime (with its
-own WASI) and no py_host in between: every export refuses what is not a live
-buffer, and free_mem and dealloc are harmless on anything else."""
+"""The module's side of docs/ABI.md, called through bare wasmtime with no
+py_host in between: every export refuses what is not a live buffer, free_mem
+and dealloc are harmless on anything else, and a procedure goes exactly as
+the document traces it."""
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import wasmtime
-from conftest import ABI_VERSION, ROOT, tutorial_input
+from conftest import ABI_VERSION, FAULTS_WASM, ROOT, tutorial_input
 
 WASM = ROOT / "py_host/rust_lib.wasm"
-I32, I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-RoundHandler = Callable[["RawModule", wasmtime.Caller, bytes], int]
 
 
 class RawModule:
-    """A bare host: wasmtime's WASI and the ABI's two `host` imports."""
+    """A bare host: every import traps, as docs/ABI.md says a host defines them."""
 
-    def __init__(self, execute_round: RoundHandler | None = None) -> None:
+    def __init__(self, path: Any = WASM, *, executor: bool = False) -> None:
         engine = wasmtime.Engine()
         self.store = wasmtime.Store(engine)
         linker = wasmtime.Linker(engine)
-        linker.define_wasi()
-        self.store.set_wasi(wasmtime.WasiConfig())
-        self.panics: list[bytes] = []
-
-        def on_round(caller: wasmtime.Caller, ptr: int, length: int) -> int:
-            if execute_round is None:
-                return 0
-            return execute_round(self, caller, self.memory.read(caller, ptr, ptr + length))
-
-        def on_panic(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-            self.panics.append(bytes(self.memory.read(caller, ptr, ptr + length)))
-
-        linker.define_func(
-            "host",
-            "execute_round",
-            wasmtime.FuncType([I32, I32], [I64]),
-            on_round,
-            access_caller=True,
-        )
-        linker.define_func(
-            "host", "report_panic", wasmtime.FuncType([I32, I32], []), on_panic, access_caller=True
-        )
-        instance = linker.instantiate(self.store, wasmtime.Module.from_file(engine, str(WASM)))
+        module = wasmtime.Module.from_file(engine, str(path))
+        linker.define_unknown_imports_as_traps(module)
+        instance = linker.instantiate(self.store, module)
         self.exports = instance.exports(self.store)
         memory = self.exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
         self.memory = memory
+        if executor:
+            self.call("grant_executor")
 
-    def call(self, name: str, *args: int, ctx: Any = None) -> int:
+    def call(self, name: str, *args: int) -> Any:
         func = self.exports[name]
         assert isinstance(func, wasmtime.Func)
-        result: int = func(ctx or self.store, *args)
-        return result
+        return func(self.store, *args)
 
-    def lend(self, data: bytes, ctx: Any = None) -> int:
-        ptr = self.call("alloc", len(data), ctx=ctx)
+    def lend(self, data: bytes) -> int:
+        ptr: int = self.call("alloc", len(data))
         assert ptr != 0
-        self.memory.write(ctx or self.store, data, ptr)
+        self.memory.write(self.store, data, ptr)
         return ptr
+
+    def read(self, ptr: int, length: int) -> bytes:
+        return bytes(self.memory.read(self.store, ptr, ptr + length))
+
+    def outbox(self) -> tuple[int, int, int, int]:
+        address = self.call("outbox") & 0xFFFF_FFFF
+        fields: tuple[int, int, int, int] = struct.unpack("<4I", self.read(address, 16))
+        return fields
+
+    def output(self) -> bytes:
+        ptr, length, _, _ = self.outbox()
+        return self.read(ptr, length)
 
     def reply(self, packed: int) -> tuple[int, int, Any]:
         packed &= (1 << 64) - 1
@@ -71,7 +62,8 @@ class RawModule:
         return ptr, length, json.loads(self.memory.read(self.store, ptr, ptr + length))
 
     def live(self) -> int:
-        return self.call("live_allocations")
+        live: int = self.call("live_allocations")
+        return live
 
 
 @pytest.fixture
@@ -134,8 +126,7 @@ def test_start_procedure_into_a_buffer_too_small_returns_a_new_one(raw: RawModul
 
 
 def test_start_procedure_into_refuses_a_reply_buffer_not_from_alloc() -> None:
-    rounds: list[bytes] = []
-    raw = RawModule(lambda raw, caller, request: rounds.append(request) or 0)
+    raw = RawModule(executor=True)
     data = json.dumps(tutorial_input()).encode()
     ptr = raw.lend(data)
     reply_ptr, length, document = raw.reply(
@@ -143,56 +134,9 @@ def test_start_procedure_into_refuses_a_reply_buffer_not_from_alloc() -> None:
     )
     assert document["error"]["kind"] == "invalid_argument"
     assert "the reply buffer" in document["error"]["message"]
-    assert rounds == [], "nothing ran"
+    assert raw.call("cancel_procedure") == 1, "no procedure started"
     raw.call("dealloc", reply_ptr, length)
     raw.call("dealloc", ptr, len(data))
-    assert raw.live() == 0
-
-
-def test_start_procedure_into_a_buffer_freed_during_the_call_returns_a_new_one() -> None:
-    out: list[int] = []
-
-    def free_the_reply_buffer(raw: RawModule, caller: wasmtime.Caller, request: bytes) -> int:
-        assert raw.call("dealloc", out[0], 4096, ctx=caller) == 0
-        return 0
-
-    raw = RawModule(free_the_reply_buffer)
-    data = json.dumps(tutorial_input()).encode()
-    ptr = raw.lend(data)
-    out.append(raw.lend(bytes(4096)))
-    reply_ptr, length, document = raw.reply(
-        raw.call("start_procedure_into", ptr, len(data), out[0], 4096)
-    )
-    assert reply_ptr != 0
-    assert document["ok"]["dry_run"] is True
-    raw.call("dealloc", reply_ptr, length)
-    raw.call("dealloc", ptr, len(data))
-    assert raw.live() == 0
-
-
-def test_start_procedure_into_a_buffer_freed_and_made_again_returns_a_new_one() -> None:
-    out: list[int] = []
-    remade: list[int] = []
-    next_input = b"the host's next input".ljust(4096, b".")
-
-    def free_and_make_again(raw: RawModule, caller: wasmtime.Caller, request: bytes) -> int:
-        assert raw.call("dealloc", out[0], 4096, ctx=caller) == 0
-        remade.append(raw.lend(next_input, ctx=caller))
-        return 0
-
-    raw = RawModule(free_and_make_again)
-    data = json.dumps(tutorial_input()).encode()
-    ptr = raw.lend(data)
-    out.append(raw.lend(bytes(4096)))
-    reply_ptr, length, document = raw.reply(
-        raw.call("start_procedure_into", ptr, len(data), out[0], 4096)
-    )
-    assert remade == out, "the allocator made the new buffer where the old one was"
-    assert reply_ptr != 0, "the reply came in a buffer of its own"
-    assert document["ok"]["dry_run"] is True
-    assert raw.memory.read(raw.store, remade[0], remade[0] + 4096) == next_input
-    for buffer, size in ((reply_ptr, length), (ptr, len(data)), (remade[0], 4096)):
-        assert raw.call("dealloc", buffer, size) == 0
     assert raw.live() == 0
 
 
@@ -265,51 +209,196 @@ def test_print_int_reads_four_little_endian_bytes(raw: RawModule) -> None:
     assert raw.call("dealloc", ptr, 4) == 0
 
 
-def test_a_round_answer_in_a_buffer_from_alloc_is_taken_and_freed() -> None:
-    requests: list[Any] = []
+def test_what_print_string_and_print_int_print_waits_in_the_outbox(raw: RawModule) -> None:
+    text = "héllo\0 🦀".encode()
+    ptr = raw.lend(text)
+    assert raw.call("print_string", ptr, len(text)) == 0
+    assert raw.output() == text + b"\n"
+    assert raw.call("dealloc", ptr, len(text)) == 0
+    assert raw.output() == text + b"\n", "it stays until the next call that prints"
+    ptr = raw.lend(struct.pack("<i", -7))
+    assert raw.call("print_int", ptr) == 0
+    assert raw.output() == b"Python gave us number -7\n"
+    assert raw.call("dealloc", ptr, 4) == 0
+    assert raw.outbox()[3] == 0, "no trap report"
+    assert raw.live() == 0
 
-    def answer(raw: RawModule, caller: wasmtime.Caller, request: bytes) -> int:
-        requests.append(json.loads(request))
-        outcomes = json.dumps(
-            [{"status": "failed", "reason": "down"}, {"status": "ok"}][: len(requests[-1]["hosts"])]
-        ).encode()
-        return (raw.lend(outcomes, caller) << 32) | len(outcomes)
 
-    raw = RawModule(answer)
-    data = json.dumps(tutorial_input(retries=1)).encode()
+def test_a_call_that_prints_nothing_empties_the_output(raw: RawModule) -> None:
+    text = b"x"
+    ptr = raw.lend(text)
+    raw.call("print_string", ptr, 1)
+    data = json.dumps(tutorial_input()).encode()
+    raw.call("dealloc", ptr, 1)
     ptr = raw.lend(data)
-    reply_ptr, length, document = raw.reply(raw.call("start_procedure", ptr, len(data)))
-    assert requests == [
-        {"action": "reboot", "timeout": 10, "attempt": 1, "hosts": ["server1", "server2"]},
-        {"action": "reboot", "timeout": 10, "attempt": 2, "hosts": ["server1"]},
-    ]
-    assert document["ok"]["failed_hosts"] == ["server1"]
+    reply_ptr, length, _ = raw.reply(raw.call("start_procedure", ptr, len(data)))
+    assert raw.outbox()[1] == 0
     raw.call("dealloc", ptr, len(data))
     raw.call("dealloc", reply_ptr, length)
+
+
+def test_a_panic_leaves_its_message_in_the_outbox() -> None:
+    raw = RawModule(FAULTS_WASM)
+    command = b"fault:panic"
+    ptr = raw.lend(command)
+    with pytest.raises(wasmtime.Trap):
+        raw.call("print_string", ptr, len(command))
+    _, _, trap_ptr, trap_len = raw.outbox()
+    report = raw.read(trap_ptr, trap_len).decode()
+    assert report.startswith("panicked at src/faults.rs:")
+    assert report.endswith("injected panic: the host asked for it")
+
+
+def test_a_failed_allocation_leaves_its_size_in_the_outbox() -> None:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    store.set_limits(memory_size=8 << 20)
+    linker = wasmtime.Linker(engine)
+    module = wasmtime.Module.from_file(engine, str(FAULTS_WASM))
+    linker.define_unknown_imports_as_traps(module)
+    exports = linker.instantiate(store, module).exports(store)
+    memory = exports["memory"]
+    alloc, print_string, outbox = exports["alloc"], exports["print_string"], exports["outbox"]
+    assert isinstance(memory, wasmtime.Memory)
+    assert isinstance(alloc, wasmtime.Func) and isinstance(print_string, wasmtime.Func)
+    assert isinstance(outbox, wasmtime.Func)
+    command = b"fault:grow"
+    ptr = alloc(store, len(command))
+    memory.write(store, command, ptr)
+    # The trap comes from std's handler calling fd_write, which traps.
+    with pytest.raises(wasmtime.WasmtimeError, match="fd_write"):
+        print_string(store, ptr, len(command))
+    address = outbox(store)
+    _, _, trap_ptr, trap_len = struct.unpack("<4I", bytes(memory.read(store, address, address + 16)))
+    report = bytes(memory.read(store, trap_ptr, trap_ptr + trap_len)).decode()
+    assert report.startswith("memory allocation of ")
+    assert report.endswith(" bytes failed")
+
+
+def at(raw: RawModule, ptr: int, packed: int) -> bytes:
+    """The step reply a call wrote into the host's buffer at ``ptr``."""
+    assert packed >> 32 == 0, "the reply is in the host's buffer"
+    return raw.read(ptr, packed)
+
+
+def test_the_traced_procedure_step_by_step() -> None:
+    # docs/ABI.md, "A procedure traced step by step", byte for byte.
+    raw = RawModule(executor=True)
+    data = b'{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}'
+    assert len(data) == 89
+    ptr = raw.lend(data.ljust(4096, b"\0"))
+    assert raw.live() == 1
+    packed = raw.call("start_procedure_into", ptr, 89, ptr, 4096)
+    assert packed == 84
+    assert at(raw, ptr, packed) == (
+        b'{"round":{"action":"reboot","timeout":10,"attempt":1,"hosts":["server1","server2"]}}'
+    )
+    answer = b'[{"status":"failed","reason":"host is down"},{"status":"ok"}]'
+    assert len(answer) == 61
+    raw.memory.write(raw.store, answer, ptr)
+    packed = raw.call("resume_procedure", ptr, 61, ptr, 4096)
+    assert packed == 74
+    assert at(raw, ptr, packed) == (
+        b'{"round":{"action":"reboot","timeout":10,"attempt":2,"hosts":["server1"]}}'
+    )
+    down = b'[{"status":"failed","reason":"host is down"}]'
+    assert len(down) == 45
+    for attempt in (3, 4):
+        raw.memory.write(raw.store, down, ptr)
+        packed = raw.call("resume_procedure", ptr, 45, ptr, 4096)
+        assert json.loads(at(raw, ptr, packed)) == {
+            "round": {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": ["server1"]}
+        }
+        assert raw.outbox()[1] == 0
+    raw.memory.write(raw.store, down, ptr)
+    packed = raw.call("resume_procedure", ptr, 45, ptr, 4096)
+    assert packed == 176
+    assert at(raw, ptr, packed) == (
+        b'{"ok":{"job_id":1,"result":"partial","message":"1 host failed","failed_hosts":["server1"],'
+        b'"failures":[{"host":"server1","attempts":4,"reason":"host is down"}],"dry_run":false}}'
+    )
+    assert raw.outbox()[1] == 0, "a procedure prints nothing"
+    assert raw.call("dealloc", ptr, 4096) == 0
+    assert raw.live() == 0
+
+
+def test_without_grant_executor_a_procedure_is_a_dry_run_in_one_step(raw: RawModule) -> None:
+    data = json.dumps(tutorial_input()).encode()
+    ptr = raw.lend(data)
+    reply_ptr, length, document = raw.reply(raw.call("start_procedure", ptr, len(data)))
+    assert document["ok"]["dry_run"] is True
+    assert raw.call("cancel_procedure") == 1, "nothing is in progress"
+    raw.call("dealloc", ptr, len(data))
+    raw.call("dealloc", reply_ptr, length)
+    assert raw.live() == 0
+
+
+def start(raw: RawModule, **changes: Any) -> Any:
+    """Start the tutorial's procedure with ``changes``; the first step's document."""
+    data = json.dumps(tutorial_input(**changes)).encode()
+    ptr = raw.lend(data)
+    reply_ptr, length, document = raw.reply(raw.call("start_procedure", ptr, len(data)))
+    assert raw.call("dealloc", ptr, len(data)) == 0
+    assert raw.call("dealloc", reply_ptr, length) == 0
+    return document
+
+
+def resume(raw: RawModule, answer: bytes) -> Any:
+    """Resume with ``answer`` (replies in buffers of their own); the next step's document."""
+    ptr = raw.lend(answer)
+    reply_ptr, length, document = raw.reply(raw.call("resume_procedure", ptr, len(answer), ptr, 0))
+    assert raw.call("dealloc", ptr, len(answer)) == 0
+    assert raw.call("dealloc", reply_ptr, length) == 0
+    return document
+
+
+def test_null_on_the_first_round_is_a_dry_run_and_on_a_later_one_a_refusal() -> None:
+    raw = RawModule(executor=True)
+    assert "round" in start(raw)
+    assert resume(raw, b"null")["ok"]["dry_run"] is True
+    assert "round" in start(raw, host_list=["a"])
+    assert resume(raw, b'[{"status":"failed","reason":"down"}]')["round"]["attempt"] == 2
+    output = resume(raw, b"null")["ok"]
+    assert output["failures"] == [
+        {"host": "a", "attempts": 2, "reason": "the executor stopped answering"}
+    ]
     assert raw.live() == 0
 
 
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
-        (lambda raw, caller: (1024 << 32) | 8, "not inside a live buffer"),
-        (lambda raw, caller: -2, "not inside a live buffer"),
-        (lambda raw, caller: (raw.lend(b"[{]", caller) << 32) | 3, "unusable"),
-        (
-            lambda raw, caller: (raw.lend(b'[{"status":"maybe"}]', caller) << 32) | 20,
-            "unknown variant",
-        ),
+        (b"[{]", "unusable"),
+        (b'[{"status":"maybe"}]', "unknown variant"),
+        (b'[{"status":"ok"},{"status":"ok"}]', "answered 2 outcomes for 1 hosts"),
+        (b"\xff", "unusable"),
     ],
 )
-def test_an_unusable_round_answer_fails_the_round(
-    answer: Callable[[RawModule, Any], int], reason: str
-) -> None:
-    raw = RawModule(lambda raw, caller, request: answer(raw, caller))
-    data = json.dumps(tutorial_input(retries=0, host_list=["a"])).encode()
-    ptr = raw.lend(data)
-    reply_ptr, length, document = raw.reply(raw.call("start_procedure", ptr, len(data)))
-    assert document["ok"]["failed_hosts"] == ["a"]
-    assert reason in document["ok"]["failures"][0]["reason"]
-    raw.call("dealloc", ptr, len(data))
-    raw.call("dealloc", reply_ptr, length)
+def test_an_unusable_answer_fails_every_host_of_the_round(answer: bytes, reason: str) -> None:
+    raw = RawModule(executor=True)
+    start(raw, retries=0, host_list=["a"])
+    output = resume(raw, answer)["ok"]
+    assert output["failed_hosts"] == ["a"]
+    assert reason in output["failures"][0]["reason"]
     assert raw.live() == 0
+
+
+def test_resume_without_a_procedure_is_an_error_and_cancel_ends_one() -> None:
+    raw = RawModule(executor=True)
+    assert resume(raw, b"[]")["error"]["kind"] == "invalid_argument"
+    start(raw)
+    assert raw.call("cancel_procedure") == 0
+    assert raw.call("cancel_procedure") == 1
+    assert resume(raw, b'[{"status":"ok"},{"status":"ok"}]')["error"]["kind"] == (
+        "invalid_argument"
+    )
+    assert raw.live() == 0
+
+
+def test_resume_refuses_an_answer_outside_a_live_buffer() -> None:
+    raw = RawModule(executor=True)
+    start(raw)
+    out = raw.lend(bytes(16))
+    _, _, document = raw.reply(raw.call("resume_procedure", 1024, 8, out, 16))
+    assert document["error"]["kind"] == "invalid_argument"
+    assert "the answer" in document["error"]["message"]

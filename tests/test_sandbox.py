@@ -21,9 +21,6 @@ from conftest import (
 
 import py_host
 
-FD_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))'
-
-
 def replace_export(name: str, body: str) -> str:
     """The ABI's exports and version with ``name`` replaced by ``body``."""
     kept = [line for line in ABI_FUNCTIONS.splitlines() if f'(export "{name}")' not in line]
@@ -65,25 +62,36 @@ def test_a_module_with_a_second_memory_is_refused(tmp_path: Path) -> None:
         py_host.load(module_file(tmp_path, wat))
 
 
-def test_iovecs_claiming_gigabytes_are_refused_before_any_copy(tmp_path: Path) -> None:
-    # 1024 iovecs, each naming the whole 1 MiB memory: 1 GiB if copied.
-    wat = FD_WRITE + replace_export(
+def printing_to(output_ptr: int, output_len: int) -> str:
+    """A module whose print_string says, in its outbox (at 64, as
+    conftest's ``outbox`` export says), that it printed this."""
+    return replace_export(
         "print_string",
-        '(func (export "print_string") (param i32 i32) (result i64) (local $i i32)'
-        " (loop $fill"
-        "  (i32.store (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 8))) (i32.const 0))"
-        "  (i32.store (i32.add (i32.const 1028) (i32.mul (local.get $i) (i32.const 8))) (i32.const 1048576))"
-        "  (local.set $i (i32.add (local.get $i) (i32.const 1)))"
-        "  (br_if $fill (i32.lt_u (local.get $i) (i32.const 1024))))"
-        " (drop (call $write (i32.const 1) (i32.const 1024) (i32.const 1024) (i32.const 0)))"
+        '(func (export "print_string") (param i32 i32) (result i64)'
+        f" (i32.store (i32.const 64) (i32.const {output_ptr}))"
+        f" (i32.store (i32.const 68) (i32.const {output_len}))"
         " i64.const 0)",
-    ).replace('(memory (export "memory") 1)', '(memory (export "memory") 16)')
-    with py_host.load(module_file(tmp_path, wat)) as rust:
-        started = time.monotonic()
-        with pytest.raises(py_host.LimitExceeded) as raised:
+    )
+
+
+def test_output_claiming_a_gigabyte_is_refused_before_any_copy(tmp_path: Path) -> None:
+    with py_host.load(module_file(tmp_path, printing_to(0, 1 << 30))) as rust:
+        with pytest.raises(py_host.LimitExceeded, match="1073741824 bytes") as raised:
             rust.print_string("x")
         assert raised.value.limit == "output"
-        assert time.monotonic() - started < 10
+
+
+def test_output_outside_memory_is_an_abi_violation(tmp_path: Path, capsys: Any) -> None:
+    with py_host.load(module_file(tmp_path, printing_to(65536 - 4, 8))) as rust:
+        with pytest.raises(py_host.AbiViolation, match="output lies outside memory"):
+            rust.print_string("x")
+    assert capsys.readouterr().out == ""
+
+
+def test_an_outbox_outside_memory_is_refused_at_load(tmp_path: Path) -> None:
+    wat = ABI_FUNCTIONS.replace("i32.const 64)", "i32.const 65530)") + ABI_VERSION_FUNCTION
+    with pytest.raises(py_host.LoadError, match="outbox"):
+        py_host.load(module_file(tmp_path, wat))
 
 
 def test_a_limit_hit_while_loading_is_named(tmp_path: Path) -> None:
