@@ -29,6 +29,7 @@ T = TypeVar("T")
 _MAX_TABLE_ELEMENTS = 100_000
 """Function-table entries a module may grow to: ours needs a few hundred."""
 _OUT_OF_MEMORY = re.compile(r"memory allocation of (\d+) bytes failed")
+_IMPORT_CALLED = re.compile(r"unknown import: `(\w+::\w+)` has not been defined")
 _TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
@@ -179,7 +180,11 @@ class Instance:
             return ModuleTrap(message)
         if report is not None:
             return ModuleTrap(f"the module panicked: {report}", panic_message=report)
-        return ModuleTrap(f"the module trapped: {_first_cause(trap)}")
+        cause = _first_cause(trap)
+        called = _IMPORT_CALLED.search(cause)
+        if called:
+            return ModuleTrap(f"the module called {called[1]}, which no module is granted")
+        return ModuleTrap(f"the module trapped: {cause}")
 
 
 def _first_cause(error: BaseException) -> str:

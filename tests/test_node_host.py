@@ -1,21 +1,25 @@
 """A second host, in Node.js, written from docs/ABI.md alone (tests/node_host/host.mjs):
-every vector gets py_host's answer, and every export, its printed output and its error paths
-behave as the document says."""
+every vector gets py_host's answer and the answer the document implies, and every export,
+the traced procedure, its output and its error paths behave as the document says."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ABI_FUNCTIONS, ABI_VERSION_FUNCTION, ROOT, VECTORS, module_file, python_answer
+import wasmtime
+from conftest import FAULTS_WASM, ROOT, VECTORS, python_answer
 
 NODE_HOST = ROOT / "tests/node_host/host.mjs"
 MODULE = ROOT / "py_host/rust_lib.wasm"
+
+TUTORIAL_INPUT = (
+    '{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}'
+)
 SERVER1_DOWN_REPLY = {
     "ok": {
         "job_id": 1,
@@ -26,7 +30,10 @@ SERVER1_DOWN_REPLY = {
         "dry_run": False,
     }
 }
-"""The tutorial's procedure with server1 down, as "A call traced step by step" gives it."""
+"""The tutorial's procedure with server1 down, as "A procedure traced step by step" gives it."""
+
+HUGE_OUTPUT = "x" * (4 << 20)
+"""What the faults module prints for fault:huge-output and fault:huge-output-then-error."""
 
 
 def node_host(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -36,9 +43,6 @@ def node_host(*args: str | Path) -> subprocess.CompletedProcess[str]:
         pytest.fail("`node` is not on PATH: the Node host needs Node.js 20 or later")
     return subprocess.run(
         [node, NODE_HOST, *map(str, args)],
-        # Quiets node:wasi's ExperimentalWarning; unlike --disable-warning,
-        # Node 18 (Debian's) knows it.
-        env={**os.environ, "NODE_NO_WARNINGS": "1"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -47,27 +51,35 @@ def node_host(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def host_json(*args: str | Path) -> Any:
-    """The JSON the Node host prints on stdout, after checking it succeeded."""
-    if not MODULE.exists():
-        pytest.fail(f"{MODULE} is missing: run `just build`")
-    done = node_host(*args)
+def host_stdout(module: Path, *args: str | Path) -> str:
+    """The Node host's stdout for ``module``, after checking it succeeded."""
+    if not module.exists():
+        pytest.fail(f"{module} is missing: run `just build` and `just build-faults`")
+    done = node_host(args[0], module, *args[1:])
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return done.stdout
+
+
+# --- the vectors: py_host's answers, and the answers docs/ABI.md implies ---
 
 
 @pytest.fixture(scope="module")
 def vector_answers() -> list[dict[str, Any]]:
-    """The Node host's answers to every vector (it checks both start_procedure calls agree)."""
-    answers: list[dict[str, Any]] = host_json("vectors", MODULE, ROOT / "tests/vectors.json")
+    """The Node host's answers to every vector, with a sync executor (it checks that
+    start_procedure and start_procedure_into agree)."""
+    answers: list[dict[str, Any]] = json.loads(
+        host_stdout(MODULE, "vectors", ROOT / "tests/vectors.json")
+    )
     return answers
 
 
 @pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    """The Node host's report of every export called on purpose."""
-    exercised: dict[str, Any] = host_json("exercise", MODULE)
-    return exercised
+def async_vector_answers() -> list[dict[str, Any]]:
+    """The same, with the executor answering asynchronously."""
+    answers: list[dict[str, Any]] = json.loads(
+        host_stdout(MODULE, "vectors", ROOT / "tests/vectors.json", "--async")
+    )
+    return answers
 
 
 def test_the_node_host_answers_every_vector_once(vector_answers: list[dict[str, Any]]) -> None:
@@ -83,58 +95,132 @@ def test_the_node_host_gives_py_hosts_answer(
     assert vector_answers[index] == python_answer(vector)
 
 
-def test_the_module_speaks_abi_version_2(report: dict[str, Any]) -> None:
-    assert report["abi_version"] == 2
+def test_an_async_executor_gets_the_same_answers_as_a_sync_one(
+    vector_answers: list[dict[str, Any]], async_vector_answers: list[dict[str, Any]]
+) -> None:
+    assert async_vector_answers == vector_answers
+
+
+DOCUMENTED_OUTPUTS: dict[str, tuple[int, str, list[tuple[str, int]], bool]] = {
+    "the tutorial's procedure, a dry run": (1, "success", [], True),
+    "the tutorial's procedure, server1 down": (1, "partial", [("server1", 4)], False),
+    "every host down, no retries": (1, "failure", [("server1", 1), ("server2", 1)], False),
+    "a flaky host that recovers": (1, "success", [], False),
+    "a flaky host that runs out of retries": (1, "partial", [("server2", 2)], False),
+    "a host slower than the timeout": (1, "partial", [("server1", 4)], False),
+    "host names ignore case on the network": (1, "partial", [("Server1", 4)], False),
+    "the widest numbers": (-(2**31), "partial", [("server2", 256)], False),
+    "fifty hosts, every seventh down": (
+        1,
+        "partial",
+        [(f"host{number}.example", 2) for number in range(0, 50, 7)],
+        False,
+    ),
+    "escapes and non-ASCII in JSON": (7, "success", [], False),
+    "fields in any order, whitespace around": (3, "success", [], True),
+}
+"""The valid vectors' outputs as docs/ABI.md's rules give them, with the simulated network's
+semantics (wasm/www/network.js): job_id, result, (failed host, attempts), dry_run."""
+
+DOCUMENTED_ERRORS: dict[str, tuple[str, list[str | int]]] = {
+    "not JSON": ("invalid_json", []),
+    "an array instead of an object": ("invalid_json", []),
+    "trailing characters": ("invalid_json", []),
+    "a missing field": ("missing_field", ["job_id"]),
+    "an unknown field": ("unknown_field", ["dry_run"]),
+    "a duplicate field": ("duplicate_field", ["timeout"]),
+    "timeout 0": ("out_of_range", ["timeout"]),
+    "timeout 256": ("out_of_range", ["timeout"]),
+    "timeout as a string": ("invalid_type", ["timeout"]),
+    "retries -1": ("out_of_range", ["retries"]),
+    "job_id past i32": ("out_of_range", ["job_id"]),
+    "a fractional number": ("invalid_type", ["timeout"]),
+    "no hosts": ("invalid_value", ["host_list"]),
+    "a host name with a leading hyphen": ("invalid_value", ["host_list", 1]),
+    "a host name with a space": ("invalid_value", ["host_list", 0]),
+    "a host label longer than 63": ("invalid_value", ["host_list", 0]),
+    "the same host twice, ignoring case": ("invalid_value", ["host_list", 1]),
+    "a host that is not a string": ("invalid_type", ["host_list", 1]),
+    "an empty action": ("invalid_value", ["action"]),
+    "an action with a slash": ("invalid_value", ["action"]),
+    "an action longer than 64": ("invalid_value", ["action"]),
+    "a non-ASCII action": ("invalid_value", ["action"]),
+    "null for a number": ("invalid_type", ["retries"]),
+}
+"""The invalid vectors' error kind and path, from docs/ABI.md's table of kinds."""
+
+
+def documented_message(failed_hosts: int, dry_run: bool) -> str:
+    """The start of ProcedureOutput's message: "N host(s) failed", or "dry run: ..."."""
+    if dry_run:
+        return "dry run: "
+    return f"{failed_hosts} host{'' if failed_hosts == 1 else 's'} failed"
+
+
+@pytest.mark.parametrize(
+    ("index", "vector"), list(enumerate(VECTORS)), ids=[vector["name"] for vector in VECTORS]
+)
+def test_the_node_host_gives_the_documented_answer(
+    vector_answers: list[dict[str, Any]], index: int, vector: dict[str, Any]
+) -> None:
+    answer = vector_answers[index]
+    if vector["name"] in DOCUMENTED_ERRORS:
+        error = answer["error"]
+        assert (error["kind"], error["path"]) == DOCUMENTED_ERRORS[vector["name"]]
+        return
+    job_id, result, failures, dry_run = DOCUMENTED_OUTPUTS[vector["name"]]
+    output = answer["ok"]
+    assert (output["job_id"], output["result"], output["dry_run"]) == (job_id, result, dry_run)
+    assert output["failed_hosts"] == [host for host, _ in failures]
+    assert [(failure["host"], failure["attempts"]) for failure in output["failures"]] == failures
+    assert output["message"].startswith(documented_message(len(failures), dry_run))
+
+
+# --- every export called on purpose (tests/node_host/exercise.mjs) ---
+
+
+@pytest.fixture(scope="module")
+def exercise() -> tuple[str, dict[str, Any]]:
+    """What the module printed through the Node host, and the host's report after it
+    (its last line)."""
+    stdout = host_stdout(MODULE, "exercise")
+    printed, _, report_line = stdout.removesuffix("\n").rpartition("\n")
+    return printed + "\n", json.loads(report_line)
+
+
+@pytest.fixture(scope="module")
+def report(exercise: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return exercise[1]
+
+
+def test_the_module_speaks_abi_version_3(report: dict[str, Any]) -> None:
+    assert report["abi_version"] == 3
 
 
 def test_crate_version_is_the_crates_version(report: dict[str, Any]) -> None:
     assert f'\nversion = "{report["crate_version"]}"\n' in (ROOT / "Cargo.toml").read_text()
 
 
-def test_print_string_prints_exactly_its_text_and_a_newline(report: dict[str, Any]) -> None:
+def test_print_string_and_print_int_return_0(report: dict[str, Any]) -> None:
     texts = [call["text"] for call in report["print_string"]]
     assert any(not text.isascii() for text in texts)
     assert any("\0" in text for text in texts)
-    for call in report["print_string"]:
-        assert call["reply"] is None
-        assert call["printed"] == call["text"] + "\n"
-
-
-def test_print_int_prints_the_tutorials_sentence(report: dict[str, Any]) -> None:
     numbers = [call["number"] for call in report["print_int"]]
     assert {-(2**31), 2**31 - 1} <= set(numbers)
-    for call in report["print_int"]:
-        assert call["reply"] is None
-        assert call["printed"] == f"Python gave us number {call['number']}\n"
+    assert [call["reply"] for call in report["print_string"] + report["print_int"]] == [None] * (
+        len(texts) + len(numbers)
+    )
 
 
-def test_error_paths_print_nothing(report: dict[str, Any]) -> None:
-    assert report["printed_by_error_paths"] == ""
-
-
-def test_the_tutorials_procedure_follows_the_documents_trace(report: dict[str, Any]) -> None:
-    tutorial = report["tutorial"]
-    assert (tutorial["input_length"], tutorial["live_allocations_with_input"]) == (89, 1)
-    assert tutorial["rounds"] == [
-        {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": hosts}
-        for attempt, hosts in [
-            (1, ["server1", "server2"]),
-            (2, ["server1"]),
-            (3, ["server1"]),
-            (4, ["server1"]),
-        ]
-    ]
-    assert tutorial["reply"] == SERVER1_DOWN_REPLY
-    assert tutorial["reply_length"] == 176
-
-
-def test_free_mem_refuses_to_free_a_reply_twice(report: dict[str, Any]) -> None:
-    assert (report["tutorial"]["free_mem_first"], report["tutorial"]["free_mem_second"]) == (0, 1)
-    assert report["tutorial"]["live_allocations_after"] == 0
-
-
-def test_live_allocations_ends_at_zero(report: dict[str, Any]) -> None:
-    assert report["live_allocations"] == 0
+def test_what_the_module_prints_reaches_stdout_in_order_before_the_report(
+    exercise: tuple[str, dict[str, Any]],
+) -> None:
+    printed, report = exercise
+    assert printed == (
+        "".join(call["text"] + "\n" for call in report["print_string"])
+        + "".join(f"Python gave us number {call['number']}\n" for call in report["print_int"])
+        + "between two steps\n"  # printed between two steps of a procedure
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,28 +263,134 @@ def test_input_that_is_not_utf8_names_the_byte_offset(report: dict[str, Any]) ->
         ("alloc(2^31)", 0),
         ("alloc(0) is not 0", True),
         ("dealloc(alloc(0), 0)", 0),
+        ("outbox, the same address every time", True),
+        ("free_mem, the outbox", 1),
+        ("dealloc, the outbox", 1),
+        ("free_mem, the crate_version text", 1),
     ],
 )
-def test_alloc_and_the_frees_return_the_documented_status(
+def test_alloc_outbox_and_the_frees_return_the_documented_status(
     report: dict[str, Any], call: str, status: int | bool
 ) -> None:
     assert report["errors"][call] == status
 
 
-def test_start_procedure_into_writes_a_reply_that_fits_into_the_hosts_buffer(
-    report: dict[str, Any],
-) -> None:
-    assert report["into"]["start_procedure_into, a buffer large enough"] == {
-        "into_buffer": True,
-        "same_as_start_procedure": True,
-    }
+def live_allocations_counts(report: Any) -> list[int]:
+    """Every live_allocations count the report holds, at the end of each section."""
+    if isinstance(report, list):
+        return [count for item in report for count in live_allocations_counts(item)]
+    if not isinstance(report, dict):
+        return []
+    counts = [value for key, value in report.items() if key.startswith("live_allocations")]
+    return counts + [count for value in report.values() for count in live_allocations_counts(value)]
 
 
-def test_start_procedure_into_packs_a_reply_too_long_for_the_buffer(report: dict[str, Any]) -> None:
-    assert report["into"]["start_procedure_into, a buffer too small"] == {
-        "into_buffer": False,
-        "same_as_start_procedure": True,
+def test_no_buffer_is_left_live_at_the_end_of_any_section(report: dict[str, Any]) -> None:
+    counts = live_allocations_counts(report)
+    assert len(counts) >= 20
+    assert counts == [0] * len(counts)
+
+
+# --- "A procedure traced step by step", call by call ---
+
+
+def round_reply(attempt: int, hosts: list[str]) -> str:
+    return json.dumps(
+        {"round": {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": hosts}},
+        separators=(",", ":"),
+    )
+
+
+SERVER1_FAILS = '[{"status":"failed","reason":"host is down"}]'
+
+
+def traced_step(call: str, sent: str, sent_length: int, returned: int, reply: str) -> list[Any]:
+    """One step of the trace: the host writes ``sent`` (``sent_length`` bytes) into its
+    buffer and calls ``call`` with the buffer as input and output, which returns
+    ``returned``, the reply's length (the pointer half 0); the outbox says nothing was
+    printed; the reply is in the buffer."""
+    return [
+        {"wrote": sent, "at": "buffer"},
+        {
+            "call": call,
+            "args": ["buffer", sent_length, "buffer", 4096],
+            "returned": {"ptr": 0, "len": returned},
+        },
+        {"output_len": 0},
+        {"reply": reply},
+    ]
+
+
+THE_DOCUMENTS_TRACE = [
+    # 1. after instantiating: grant_executor() and outbox(), once for the instance's life
+    {"call": "grant_executor", "args": []},
+    {"call": "outbox", "args": [], "returned": "outbox"},
+    # 3. one buffer of 4096 bytes for everything
+    {"call": "alloc", "args": [4096], "returned": "buffer"},
+    # 2, 4. the input, 89 bytes, and its first round, 84 bytes
+    *traced_step(
+        "start_procedure_into", TUTORIAL_INPUT, 89, 84, round_reply(1, ["server1", "server2"])
+    ),
+    # 3. (asked by the executor on round 1) the buffer is the one live allocation
+    {"call": "live_allocations", "args": [], "returned": 1},
+    # 5. the answer to round 1, 61 bytes, and round 2, 74 bytes
+    *traced_step(
+        "resume_procedure",
+        '[{"status":"failed","reason":"host is down"},{"status":"ok"}]',
+        61,
+        74,
+        round_reply(2, ["server1"]),
+    ),
+    # 6. rounds 3 and 4, each answered with 45 bytes
+    *traced_step("resume_procedure", SERVER1_FAILS, 45, 74, round_reply(3, ["server1"])),
+    *traced_step("resume_procedure", SERVER1_FAILS, 45, 74, round_reply(4, ["server1"])),
+    # 7. after round 4, the output, 176 bytes
+    *traced_step(
+        "resume_procedure",
+        SERVER1_FAILS,
+        45,
+        176,
+        json.dumps(SERVER1_DOWN_REPLY, separators=(",", ":")),
+    ),
+    # 9. the buffer freed, and nothing live
+    {"call": "dealloc", "args": ["buffer", 4096], "returned": 0},
+    {"call": "live_allocations", "args": [], "returned": 0},
+]
+"""Every call, write and read of docs/ABI.md's traced procedure, addresses by name."""
+
+
+def with_addresses_named(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` with the outbox's and the buffer's addresses (the document's "say")
+    replaced by their names."""
+    names = {
+        event["returned"]: {"outbox": "outbox", "alloc": "buffer"}[event["call"]]
+        for event in events
+        if event.get("call") in ("outbox", "alloc")
     }
+    assert all(address > 0 for address in names)
+
+    def named(value: Any) -> Any:
+        if isinstance(value, list):
+            return [named(item) for item in value]
+        return names.get(value, value) if isinstance(value, int) else value
+
+    return [{key: named(value) for key, value in event.items()} for event in events]
+
+
+def test_the_traced_procedure_follows_the_document_step_by_step(report: dict[str, Any]) -> None:
+    assert with_addresses_named(report["trace"]["events"]) == THE_DOCUMENTS_TRACE
+    assert report["trace"]["reply"] == SERVER1_DOWN_REPLY
+
+
+# --- the output range of start_procedure_into and resume_procedure ---
+
+
+def test_a_reply_too_long_for_the_hosts_buffer_comes_packed(report: dict[str, Any]) -> None:
+    too_small = report["outputs"]["start_procedure_into, a buffer too small for the output"]
+    assert too_small["reply"] == SERVER1_DOWN_REPLY
+    # The rounds (84 and 74 bytes) fit in the 100 bytes; the 176-byte output does not.
+    assert [step["len"] for step in too_small["step_replies"]] == [84, 74, 74, 74, 176]
+    assert [step["ptr"] == 0 for step in too_small["step_replies"]] == [True] * 4 + [False]
 
 
 @pytest.mark.parametrize(
@@ -209,102 +401,422 @@ def test_start_procedure_into_packs_a_reply_too_long_for_the_buffer(report: dict
         "start_procedure_into, an output past 2 GiB",
     ],
 )
-def test_start_procedure_into_refuses_an_output_outside_a_live_buffer_before_running(
+def test_an_output_outside_a_live_buffer_is_refused_before_anything_runs(
     report: dict[str, Any], call: str
 ) -> None:
-    assert report["into"][call] == {"kind": "invalid_argument", "rounds": 0}
+    outside = report["outputs"][call]
+    assert (outside["kind"], outside["cancel_procedure_after"]) == ("invalid_argument", 1)
 
 
-def test_start_procedure_into_packs_the_reply_when_its_buffer_was_freed_meanwhile(
+def test_resume_with_an_output_outside_a_live_buffer_leaves_the_procedure_waiting(
     report: dict[str, Any],
 ) -> None:
-    freed = report["into"]["start_procedure_into, its output freed inside execute_round"]
-    assert freed == {"packed": True, "reply": SERVER1_DOWN_REPLY, "live_allocations_after": 0}
+    resumed = report["outputs"]["resume_procedure, an output not from alloc"]
+    assert resumed["first"]["round"]["attempt"] == 1
+    assert resumed["refused"] == "invalid_argument"
+    assert resumed["next"]["round"] == {
+        "action": "reboot",
+        "timeout": 10,
+        "attempt": 2,
+        "hosts": ["server1"],
+    }
+    assert resumed["cancel_procedure_after"] == 0
 
 
-def test_an_answer_that_is_part_of_a_buffer_fails_the_round_and_stays_the_hosts(
+# --- steps by hand: cancel, resume with nothing in progress, start over ---
+
+
+NO_PROCEDURE_IN_PROGRESS = {"kind": "invalid_argument", "path": []}
+
+
+def test_cancel_procedure_with_none_in_progress_returns_1(report: dict[str, Any]) -> None:
+    assert report["steps"]["cancel_procedure, none in progress"]["cancel_procedure"] == 1
+
+
+def test_resume_procedure_with_none_in_progress_is_an_invalid_argument(
     report: dict[str, Any],
 ) -> None:
-    part = report["rounds"]["execute_round, an answer that is part of a buffer"]
-    failures = part["reply"]["ok"]["failures"]
-    assert [(failure["host"], failure["attempts"]) for failure in failures] == [
-        ("server1", 4),
-        ("server2", 4),
+    error = report["steps"]["resume_procedure, none ever started"]["reply"]["error"]
+    assert {"kind": error["kind"], "path": error["path"]} == NO_PROCEDURE_IN_PROGRESS
+
+
+def test_cancel_procedure_abandons_the_procedure_in_progress(report: dict[str, Any]) -> None:
+    cancelled = report["steps"]["cancel_procedure, one in progress"]
+    assert cancelled["first"] == "round"
+    assert (cancelled["cancel_procedure"], cancelled["cancel_procedure_again"]) == (0, 1)
+    error = cancelled["resume_afterwards"]["error"]
+    assert {"kind": error["kind"], "path": error["path"]} == NO_PROCEDURE_IN_PROGRESS
+
+
+def test_start_procedure_abandons_the_procedure_in_progress(report: dict[str, Any]) -> None:
+    restarted = report["steps"]["start_procedure, one in progress"]
+    assert restarted["attempts"] == [1, 2, 1]
+    assert restarted["cancel_procedure"] == 0
+
+
+def test_a_procedure_waits_while_other_exports_are_called(report: dict[str, Any]) -> None:
+    between = report["steps"]["print_string, between two steps"]
+    assert (between["first"], between["print_string"], between["next"]) == (1, None, 2)
+
+
+# --- executors' answers: null, wrong, asynchronous, late, failing ---
+
+
+def answered(report: dict[str, Any], case: str) -> dict[str, Any]:
+    output: dict[str, Any] = report["answers"][case]["reply"]["ok"]
+    return output
+
+
+def test_null_on_the_first_round_makes_a_dry_run(report: dict[str, Any]) -> None:
+    output = answered(report, "null on the first round")
+    assert (output["result"], output["dry_run"], output["failures"]) == ("success", True, [])
+    assert output["message"].startswith("dry run: ")
+
+
+def test_null_on_a_later_round_refuses_the_hosts_still_failing(report: dict[str, Any]) -> None:
+    output = answered(report, "null on a later round")
+    assert (output["result"], output["dry_run"]) == ("partial", False)
+    assert output["failures"] == [
+        # round 1 failed, round 2 got no answer and counts; no round 3
+        {"host": "server1", "attempts": 2, "reason": "the executor stopped answering"}
     ]
-    assert all("not a whole buffer" in failure["reason"] for failure in failures)
-    assert part["dealloc_untaken"] == [0, 0, 0, 0]
-    assert part["live_allocations_after"] == 0
 
 
-def test_an_answer_with_the_wrong_number_of_outcomes_fails_the_round(
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("the wrong number of outcomes", "outcomes"),
+        ("an unknown status", "maybe"),
+        ("an outcome with another field", "host"),
+    ],
+)
+def test_an_unusable_answer_fails_every_host_of_its_round(
+    report: dict[str, Any], case: str, says: str
+) -> None:
+    output = answered(report, case)
+    assert (output["result"], output["failed_hosts"]) == ("failure", ["server1", "server2"])
+    assert [failure["attempts"] for failure in output["failures"]] == [4, 4]
+    assert all(says in failure["reason"] for failure in output["failures"])
+
+
+def test_an_async_executor_drives_the_procedure(report: dict[str, Any]) -> None:
+    assert report["answers"]["an async executor"]["reply"] == SERVER1_DOWN_REPLY
+
+
+def test_an_async_executor_that_never_answers_times_out_at_the_rounds_timeout(
     report: dict[str, Any],
 ) -> None:
-    wrong = report["rounds"]["execute_round, the wrong number of outcomes"]
-    assert wrong["reply"]["ok"]["result"] == "failure"
-    assert all("outcomes" in failure["reason"] for failure in wrong["reply"]["ok"]["failures"])
-    assert wrong["live_allocations_after"] == 0
+    output = answered(report, "an async executor that never answers")
+    assert (output["result"], output["failed_hosts"]) == ("failure", ["server1"])
+    assert output["failures"][0]["reason"] == "no answer within 1 s"
 
 
-def test_an_executor_that_stops_answering_refuses_the_hosts_still_failing(
-    report: dict[str, Any],
-) -> None:
-    stopped = report["rounds"]["execute_round, stops answering after round 1"]["reply"]["ok"]
-    assert (stopped["result"], stopped["failed_hosts"], stopped["dry_run"]) == (
-        "partial",
-        ["server1"],
-        False,
+def test_an_executor_that_throws_gets_its_procedure_cancelled(report: dict[str, Any]) -> None:
+    failed = report["answers"]["an executor that throws on round 2"]
+    assert failed["error"] == (
+        "the executor failed on round 2, so the procedure was cancelled: the executor broke"
     )
-    assert stopped["failures"][0]["reason"] == "the executor stopped answering"
+    assert failed["cancel_procedure_afterwards"] == 1
 
 
-@pytest.mark.parametrize("version", [1, 3])
+def test_one_instance_drives_one_procedure_at_a_time(report: dict[str, Any]) -> None:
+    both = report["answers"]["two procedures at once on one instance"]
+    assert both["first"]["reply"] == SERVER1_DOWN_REPLY
+    assert both["second"]["error"] == "a procedure is already being driven on this instance"
+
+
+# --- the faults module (just build-faults; commands in src/faults.rs) ---
+
+
+@pytest.fixture(scope="module")
+def faults() -> dict[str, Any]:
+    """The Node host's report on the faults module, after what that module printed."""
+    stdout = host_stdout(FAULTS_WASM, "faults")
+    printed = HUGE_OUTPUT * 2  # fault:huge-output, then fault:huge-output-then-error
+    assert stdout.startswith(printed)
+    report: dict[str, Any] = json.loads(stdout.removeprefix(printed))
+    return report
+
+
+PANIC = "panicked at src/faults.rs:"
+PANIC_MESSAGE = "\ninjected panic: the host asked for it"
+
+
+@pytest.mark.parametrize("call", ["print_string", "start_procedure_into"])
+def test_a_panics_message_comes_from_the_trap_report(faults: dict[str, Any], call: str) -> None:
+    error = faults[call]["fault:panic"]["error"]
+    assert error.startswith(f"{call} trapped: {PANIC}")
+    assert error.endswith(PANIC_MESSAGE)
+
+
+def test_calling_a_wasi_import_is_a_trap(faults: dict[str, Any]) -> None:
+    assert faults["print_string"]["fault:exit"]["error"] == (
+        "print_string trapped: the module called wasi_snapshot_preview1.proc_exit, which traps"
+    )
+
+
+def test_a_trap_with_no_report_says_what_the_runtime_threw(faults: dict[str, Any]) -> None:
+    error = faults["print_string"]["fault:stack-overflow"]["error"]
+    assert error == "print_string trapped: memory access out of bounds"
+
+
+@pytest.mark.parametrize(
+    ("call", "command", "error"),
+    [
+        (
+            "print_string",
+            "fault:reply-out-of-bounds",
+            "[4294901760, 4294901760+256) passes the end of memory",
+        ),
+        ("print_string", "fault:reply-not-live", "free_mem(8) of a reply returned 1"),
+        ("print_string", "fault:reply-garbage", "a reply that is not UTF-8 JSON"),
+        ("print_string", "fault:reply-ok-not-output", 'one key (error): {"ok":1}'),
+        (
+            "start_procedure_into",
+            "fault:reply-in-place-too-long",
+            "start_procedure_into returned a length of 1048576, more than its out_cap 4096",
+        ),
+    ],
+)
+def test_a_reply_outside_the_contract_is_refused(
+    faults: dict[str, Any], call: str, command: str, error: str
+) -> None:
+    refused = faults[call][command]["error"]
+    assert refused.startswith("broken module: ")
+    assert error in refused
+
+
+def test_output_is_written_even_with_an_error_reply(faults: dict[str, Any]) -> None:
+    assert faults["print_string"]["fault:huge-output"]["reply"] is None
+    error = faults["print_string"]["fault:huge-output-then-error"]["reply"]["error"]
+    assert error["message"] == "nothing to see"
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        ("fault-round-garbage", "a reply that is not UTF-8 JSON (Unexpected token"),
+        ("fault-round-bad-host", "asks for -oProxyCommand=x, which is not in host_list"),
+        ("fault-round-other-host", "asks for elsewhere, which is not in host_list"),
+        ("fault-round-other-action", "has another action or timeout than the input"),
+        ("fault-round-other-host, no executor granted", "a round from a module granted no"),
+    ],
+)
+def test_a_round_the_input_does_not_allow_runs_nothing(
+    faults: dict[str, Any], action: str, error: str
+) -> None:
+    refused = faults["start_procedure_into"][action]
+    assert refused["error"].startswith("broken module: ")
+    assert error in refused["error"]
+    assert refused["ran"] == []
+
+
+def test_a_round_asked_again_runs_only_once(faults: dict[str, Any]) -> None:
+    forever = faults["start_procedure_into"]["fault-round-forever"]
+    assert [round_["attempt"] for round_ in forever["ran"]] == [1]
+    assert "is not attempt 2; none of it was run" in forever["error"]
+
+
+def test_an_instance_that_trapped_is_discarded_and_a_new_one_works(
+    faults: dict[str, Any],
+) -> None:
+    after = faults["after_a_trap"]
+    assert PANIC_MESSAGE in after["trap"]["error"]
+    assert after["again"]["error"] == (
+        "live_allocations: the instance was discarded after a trap or a broken contract"
+    )
+    assert after["new_instance_live_allocations"] == 0
+
+
+# --- modules written in WAT that break the contract one way each ---
+
+STUB_OUTBOX = 512
+STUB_TRAP_REPORT = 2048
+STUB_FIRST_REPLY = 4096
+STUB_SECOND_REPLY = 8192
+STUB_MEMORY_BYTES = 2 * 65536
+STUB_INPUT = '{"timeout":1,"retries":0,"host_list":["a","b"],"action":"x","job_id":1}'
+STUB_FIRST_ROUND = '{"round":{"action":"x","timeout":1,"attempt":1,"hosts":["a"]}}'
+STUB_OK = '{"ok":{}}'
+
+
+def packed(ptr: int, length: int) -> int:
+    """A packed reply as a WAT i64 literal (a signed one past 2^63)."""
+    value = ptr << 32 | length
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def wat_string(data: bytes) -> str:
+    return '"' + "".join(f"\\{byte:02x}" for byte in data) + '"'
+
+
+def stub_module(
+    tmp_path: Path,
+    *,
+    version: int = 3,
+    imports: str = "",
+    missing: str = "",
+    outbox: tuple[int, int, int, int] = (0, 0, 0, 0),
+    trap_report: bytes = b"",
+    start: str = "",
+    second_reply: str = STUB_OK,
+) -> Path:
+    """A .wasm of ABI version ``version`` that does nothing but answer STUB_INPUT with
+    STUB_FIRST_ROUND, then ``second_reply``: every other export returns 0, alloc always
+    returns 8, the outbox holds ``outbox``. ``start`` replaces start_procedure's body and
+    ``missing`` names an export to leave out."""
+    first = f"i64.const {packed(STUB_FIRST_REPLY, len(STUB_FIRST_ROUND))}"
+    second = f"i64.const {packed(STUB_SECOND_REPLY, len(second_reply))}"
+    exports = {
+        "abi_version": f"(result i32) i32.const {version}",
+        "crate_version": f"(result i64) i64.const {packed(STUB_FIRST_REPLY, 0)}",
+        "alloc": "(param i32) (result i32) i32.const 8",
+        "dealloc": "(param i32 i32) (result i32) i32.const 0",
+        "free_mem": "(param i32) (result i32) i32.const 0",
+        "live_allocations": "(result i32) i32.const 0",
+        "outbox": f"(result i32) i32.const {STUB_OUTBOX}",
+        "grant_executor": "",
+        "print_string": "(param i32 i32) (result i64) i64.const 0",
+        "print_int": "(param i32) (result i64) i64.const 0",
+        "start_procedure": f"(param i32 i32) (result i64) {start or first}",
+        "start_procedure_into": f"(param i32 i32 i32 i32) (result i64) {start or first}",
+        "resume_procedure": f"(param i32 i32 i32 i32) (result i64) {second}",
+        "cancel_procedure": "(result i32) i32.const 0",
+    }
+    functions = "".join(
+        f'(func (export "{name}") {body})' for name, body in exports.items() if name != missing
+    )
+    outbox_bytes = b"".join(field.to_bytes(4, "little") for field in outbox)
+    wat = (
+        f'{imports}(memory (export "memory") {STUB_MEMORY_BYTES // 65536}){functions}'
+        f"(data (i32.const {STUB_OUTBOX}) {wat_string(outbox_bytes)})"
+        f"(data (i32.const {STUB_TRAP_REPORT}) {wat_string(trap_report)})"
+        f"(data (i32.const {STUB_FIRST_REPLY}) {wat_string(STUB_FIRST_ROUND.encode())})"
+        f"(data (i32.const {STUB_SECOND_REPLY}) {wat_string(second_reply.encode())})"
+    )
+    path = tmp_path / "stub.wasm"
+    path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
+    return path
+
+
+def run_stub(tmp_path: Path, stub: Path) -> subprocess.CompletedProcess[str]:
+    """The Node host driving STUB_INPUT on ``stub`` with an executor for which every host
+    is up."""
+    vectors = tmp_path / "vectors.json"
+    vectors.write_text(json.dumps([{"name": "stub", "input": STUB_INPUT, "network": {}}]))
+    return node_host("vectors", stub, vectors)
+
+
+def refused(done: subprocess.CompletedProcess[str], message: str) -> bool:
+    """Whether the Node host stopped with ``message`` on stderr and nothing on stdout."""
+    return done.returncode == 1 and done.stdout == "" and message in done.stderr
+
+
+def test_a_stub_that_keeps_the_contract_is_driven_to_its_reply(tmp_path: Path) -> None:
+    done = run_stub(tmp_path, stub_module(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"ok": {}}]
+
+
+@pytest.mark.parametrize("version", [2, 4])
 def test_a_module_of_another_abi_version_is_refused(tmp_path: Path, version: int) -> None:
-    wat = ABI_FUNCTIONS + f'(func (export "abi_version") (result i32) i32.const {version})'
-    done = node_host("exercise", module_file(tmp_path, wat))
-    assert done.returncode == 1
-    assert done.stdout == ""
-    assert f"its abi_version is {version}, this host speaks only 2" in done.stderr
+    done = run_stub(tmp_path, stub_module(tmp_path, version=version))
+    assert refused(done, f"its abi_version is {version}, this host speaks only 3")
 
 
-def test_a_module_that_imports_more_than_the_abi_is_refused(tmp_path: Path) -> None:
-    wat = '(import "wasi_snapshot_preview1" "path_open" (func (param i32) (result i32)))'
-    done = node_host("exercise", module_file(tmp_path, wat + ABI_FUNCTIONS))
-    assert done.returncode == 1
-    assert "refusing the module: it imports wasi_snapshot_preview1.path_open" in done.stderr
+@pytest.mark.parametrize(
+    ("module", "name", "kind", "wat_type"),
+    [
+        ("host", "execute_round", "function", "(func (param i32 i32) (result i64))"),
+        ("host", "report_panic", "function", "(func (param i32 i32))"),
+        ("wasi_snapshot_preview1", "random_get", "function", "(func (param i32 i32) (result i32))"),
+        ("wasi_snapshot_preview1", "path_open", "function", "(func (param i32) (result i32))"),
+        ("wasi_snapshot_preview1", "fd_write", "global", "(global i32)"),
+    ],
+)
+def test_a_module_that_imports_more_than_the_abi_is_refused(
+    tmp_path: Path, module: str, name: str, kind: str, wat_type: str
+) -> None:
+    stub = stub_module(tmp_path, imports=f'(import "{module}" "{name}" {wat_type})')
+    done = run_stub(tmp_path, stub)
+    assert refused(done, f"refusing the module: it imports {module}.{name} ({kind})")
+
+
+@pytest.mark.parametrize(
+    ("missing", "arity"), [("resume_procedure", 4), ("outbox", 0), ("cancel_procedure", 0)]
+)
+def test_a_module_missing_a_version_3_export_is_refused(
+    tmp_path: Path, missing: str, arity: int
+) -> None:
+    done = run_stub(tmp_path, stub_module(tmp_path, missing=missing))
+    assert refused(done, f"refusing the module: no export {missing} taking {arity} arguments")
 
 
 def test_a_reply_past_the_end_of_memory_is_refused(tmp_path: Path) -> None:
-    past_the_end = (65536 - 8) << 32 | 100
-    wat = (
-        ABI_FUNCTIONS.replace(
-            '(func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)',
-            '(func (export "start_procedure") (param i32 i32) (result i64)'
-            f" i64.const {past_the_end})",
-        )
-        + ABI_VERSION_FUNCTION
-    )
-    done = node_host("vectors", module_file(tmp_path, wat), ROOT / "tests/vectors.json")
-    assert done.returncode == 1
-    assert "[65528, 65528+100) passes the end of memory (65536)" in done.stderr
+    start = f"i64.const {packed(STUB_MEMORY_BYTES - 8, 100)}"
+    done = run_stub(tmp_path, stub_module(tmp_path, start=start))
+    assert refused(done, "[131064, 131064+100) passes the end of memory (131072 bytes)")
 
 
-def test_a_panic_is_reported_with_its_trap(tmp_path: Path) -> None:
-    wat = (
-        '(import "host" "report_panic" (func $report_panic (param i32 i32)))'
-        + ABI_FUNCTIONS.replace(
-            '(func (export "start_procedure") (param i32 i32) (result i64) i64.const 0)',
-            '(func (export "start_procedure") (param i32 i32) (result i64)'
-            " i32.const 1024 i32.const 4 call $report_panic unreachable)",
-        )
-        + '(data (i32.const 1024) "boom")'
-        + ABI_VERSION_FUNCTION
+def test_output_past_the_end_of_memory_is_refused(tmp_path: Path) -> None:
+    done = run_stub(tmp_path, stub_module(tmp_path, outbox=(STUB_MEMORY_BYTES - 8, 16, 0, 0)))
+    assert refused(done, "[131064, 131064+16) passes the end of memory (131072 bytes)")
+
+
+@pytest.mark.parametrize(
+    ("trap_fields", "reason"),
+    [
+        ((STUB_TRAP_REPORT, 4), "start_procedure trapped: boom"),
+        (
+            (STUB_MEMORY_BYTES - 2, 4),
+            "start_procedure trapped: unreachable (the trap report is unreadable: "
+            "broken module: [131070, 131070+4) passes the end of memory (131072 bytes))",
+        ),
+        (
+            (STUB_TRAP_REPORT, 4097),
+            "start_procedure trapped: unreachable (the trap report is unreadable: "
+            "trap_len is 4097, over the ABI's 4096)",
+        ),
+    ],
+)
+def test_a_trap_is_reported_with_the_outboxs_trap_report(
+    tmp_path: Path, trap_fields: tuple[int, int], reason: str
+) -> None:
+    stub = stub_module(
+        tmp_path, outbox=(0, 0, *trap_fields), trap_report=b"boom", start="unreachable"
     )
-    done = node_host("vectors", module_file(tmp_path, wat), ROOT / "tests/vectors.json")
-    assert done.returncode == 1
-    assert "start_procedure trapped: the module panicked: boom" in done.stderr
+    done = run_stub(tmp_path, stub)
+    assert refused(done, reason)
+
+
+@pytest.mark.parametrize(
+    ("second_round", "why"),
+    [
+        ({"action": "x", "timeout": 1, "attempt": 2, "hosts": ["b", "b"]}, "asks for a host twice"),
+        (
+            {"action": "x", "timeout": 1, "attempt": 2, "hosts": ["a"]},
+            "asks for a, which has no attempts left",
+        ),
+        ({"action": "x", "timeout": 1, "attempt": 3, "hosts": ["b"]}, "is not attempt 2"),
+        ({"action": "x", "timeout": 1, "attempt": 2, "hosts": []}, "has no list of host names"),
+        (
+            {"action": "x", "timeout": 2, "attempt": 2, "hosts": ["b"]},
+            "has another action or timeout than the input",
+        ),
+        (7, "is not an object"),
+    ],
+)
+def test_a_round_past_the_inputs_limits_is_refused(
+    tmp_path: Path, second_round: Any, why: str
+) -> None:
+    reply = json.dumps({"round": second_round}, separators=(",", ":"))
+    done = run_stub(tmp_path, stub_module(tmp_path, second_reply=reply))
+    assert refused(
+        done, f"broken module: round {json.dumps(second_round, separators=(',', ':'))} {why}"
+    )
 
 
 def test_the_command_line_shows_its_usage_when_misused() -> None:
     done = node_host("vectors")
     assert done.returncode == 2
-    assert "usage: node host.mjs vectors <module.wasm> <vectors.json>" in done.stderr
+    assert "usage: node host.mjs vectors <module.wasm> <vectors.json> [--async]" in done.stderr

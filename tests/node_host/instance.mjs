@@ -291,7 +291,7 @@ export class Instance {
     this.record({ reply: text });
     const found = reply !== null && typeof reply === "object" ? Object.keys(reply) : [];
     if (Array.isArray(reply) || found.length !== 1 || !keys.includes(found[0])) {
-      throw this.broken(`a reply that is not one of ${keys.join(", ")}: ${text}`);
+      throw this.broken(`a reply that is not one object with one key (${keys.join(", ")}): ${text}`);
     }
     return reply;
   }
