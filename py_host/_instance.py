@@ -33,6 +33,16 @@ _IMPORT_CALLED = re.compile(r"unknown import: `(\w+::\w+)` has not been defined"
 _TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
+def prepare(module: wasmtime.Module, limits: Limits) -> wasmtime.InstancePre:
+    """``module`` linked once for all its instances: its few WASI imports,
+    which Rust's std links in and never calls (it was checked at load to
+    import nothing else), trap natively. One linker for all also means no
+    finalizer runs as each instance is made."""
+    linker = wasmtime.Linker(engine(Flavor.for_limits(limits)))
+    linker.define_unknown_imports_as_traps(module)
+    return linker.instantiate_pre(module)
+
+
 class Instance:
     """The module instantiated in its own Store, within its limits.
 
@@ -42,7 +52,9 @@ class Instance:
     whole run; the executor's time between steps is not the module's.
     """
 
-    def __init__(self, module: wasmtime.Module, executor_granted: bool, limits: Limits) -> None:
+    def __init__(
+        self, linked: wasmtime.InstancePre, executor_granted: bool, limits: Limits
+    ) -> None:
         self._limits = limits
         flavor = Flavor.for_limits(limits)
         seconds = limits.deadline_seconds
@@ -63,16 +75,12 @@ class Instance:
                 tables=4,
                 memories=1,
             )
-            linker = wasmtime.Linker(engine(flavor))
-            # The module was checked at load to import nothing but the few
-            # WASI functions Rust's std links in and never calls.
-            linker.define_unknown_imports_as_traps(module)
             if self._whole_deadline:
                 self.store.set_epoch_deadline(self._whole_deadline)
             if limits.max_fuel is not None:
                 self.store.set_fuel(limits.max_fuel)
             with EPOCH_CLOCK.running():
-                instance = linker.instantiate(self.store, module)
+                instance = linked.instantiate(self.store)
             self.exports = Exports(
                 instance, self.store, limits.max_reply_bytes, limits.max_output_bytes
             )

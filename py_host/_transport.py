@@ -258,9 +258,10 @@ def close_store(store: wasmtime.Store) -> None:
     pointer: an exception raised between the two (a signal handler's, say)
     leaves the pointer for ``__del__`` to delete again, and the process
     crashes. Here the pointer is forgotten first, by attribute stores, at
-    which Python raises nothing, and the delete is one C call."""
+    which Python raises nothing, and the delete is one C call. Through the
+    public API alone that cannot be done: the Store is left to ``__del__``,
+    which runs once, when the last reference goes."""
     if not FAST:
-        store.close()
         return
     ptr = getattr(store, "_Managed__ptr", None)
     if ptr is None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module, engine
-from ._instance import Instance
+from ._instance import Instance, prepare
 from ._pool import InstancePool, Lease
 from ._rounds import RoundPolicy, procedure_unread
 from ._rounds import procedure as procedure_steps
@@ -112,7 +112,8 @@ class RustModule:
     ) -> None:
         self._executor = executor
         granted = executor is not None
-        self._pool = InstancePool(lambda: Instance(module, granted, limits), max_instances)
+        linked = prepare(module, limits)
+        self._pool = InstancePool(lambda: Instance(linked, granted, limits), max_instances)
         self._in_call = _InCall()
         self.crate_version: str = self._call(Exports.crate_version)
         """The module's own version (its Rust crate's). It speaks ABI version
