@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -64,8 +65,10 @@ class Instance:
         None when the clock was moving then, or once less was set."""
         self._seconds_left = seconds
         self._output_left = limits.max_output_bytes
-        self.orphans: list[int] = []
-        """Replies whose ReplyBuffer was dropped unfreed, to free at the next run."""
+        self.unread: dict[int, weakref.ref[object]] = {}
+        """Replies left in memory, by pointer, with what holds each (a
+        ReplyBuffer). One whose holder is gone is freed at the next run: no
+        finalizer, which an exception could cut short, does it."""
         self.store = wasmtime.Store(engine(flavor))
         try:
             self.store.set_limits(
@@ -102,8 +105,10 @@ class Instance:
         self._output_left = self._limits.max_output_bytes
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
-        while self.orphans:
-            self.call(partial(Exports.free_mem, ptr=self.orphans.pop()))
+        for ptr, holder in list(self.unread.items()):
+            if holder() is None:
+                del self.unread[ptr]
+                self.call(partial(Exports.free_mem, ptr=ptr))
 
     def call(self, run: Callable[[Exports, Context], T], *, prints: bool = False) -> T:
         """One step: ``run(exports, context)``, within what is left of the
@@ -161,7 +166,7 @@ class Instance:
         try:
             stdout.write(output.decode("utf-8", "replace"))
         except Exception as error:
-            raise ModuleError("io", f"writing the module's output failed: {error!r}") from None
+            raise ModuleError("io", f"writing the module's output failed: {error!r}") from error
 
     def _deadline_exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(

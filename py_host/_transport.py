@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import os
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import wasmtime
 
@@ -258,9 +258,12 @@ def close_store(store: wasmtime.Store) -> None:
     pointer: an exception raised between the two (a signal handler's, say)
     leaves the pointer for ``__del__`` to delete again, and the process
     crashes. Here the pointer is forgotten first, by attribute stores, at
-    which Python raises nothing, and the delete is one C call. Through the
-    public API alone that cannot be done: the Store is left to ``__del__``,
-    which runs once, when the last reference goes."""
+    which Python raises nothing, and the delete is one C call. The object
+    then becomes a :class:`_ClosedStore`, which has no finalizer: a
+    finalizer is Python code too, and an exception raised in it (a signal
+    handler's) would only be printed and lost. Through the public API alone
+    none of this can be done: the Store is left to ``__del__``, which runs
+    once, when the last reference goes."""
     if not FAST:
         return
     ptr = getattr(store, "_Managed__ptr", None)
@@ -270,3 +273,13 @@ def close_store(store: wasmtime.Store) -> None:
     store._Managed__ptr = None  # type: ignore[attr-defined]
     store._Store__context = None  # type: ignore[attr-defined]
     _STORE_DELETE(address)
+    store.__class__ = _ClosedStore  # type: ignore[assignment]
+
+
+_T = TypeVar("_T")
+
+
+class _ClosedStore(Generic[_T]):
+    """What a Store is once :func:`close_store` freed it: nothing to free.
+    Generic, as Store is, so that Python lets an object change between the
+    two classes."""

@@ -173,13 +173,11 @@ class RustModule:
         Unlike the tutorial's pointer, the handle refuses use after free."""
         raw = _input(data)
         policy = self._policy_for_json(raw)
-        instance, (ptr, length) = self._lend(
-            lambda instance: (
-                instance,
-                procedure_unread(instance, raw, policy, self._executor),
+        return self._lend(
+            lambda instance: ReplyBuffer(
+                self, instance, *procedure_unread(instance, raw, policy, self._executor)
             )
         )
-        return ReplyBuffer(self, instance, ptr, length)
 
     @property
     def memory_size(self) -> int:
@@ -291,6 +289,9 @@ class ReplyBuffer:
         self._ptr = ptr
         self._length = length
         self._freed = False
+        # Made while the instance is lent: a buffer dropped unfreed, even
+        # before its caller got it, is freed at the instance's next run.
+        instance.unread[ptr] = weakref.ref(self)
 
     @property
     def freed(self) -> bool:
@@ -311,6 +312,7 @@ class ReplyBuffer:
         def free(exports: Exports, ctx: Context) -> None:
             self._check_live()
             self._freed = True
+            self._instance.unread.pop(self._ptr, None)
             if not exports.free_mem(ctx, self._ptr):
                 raise AbiViolation("free_mem did not recognise a reply the module returned")
 
@@ -322,12 +324,6 @@ class ReplyBuffer:
     def __exit__(self, *exc_info: object) -> None:
         if not self._freed:
             self.free()
-
-    def __del__(self) -> None:
-        # A dropped buffer is freed at its instance's next run: freeing here
-        # could take the instance in the middle of another call.
-        if not self._freed:
-            self._instance.orphans.append(self._ptr)
 
     def _check_live(self) -> None:
         # Runs on the instance, under the pool's lending: no other thread can

@@ -260,7 +260,8 @@ def test_a_failed_allocation_leaves_its_size_in_the_outbox() -> None:
     memory = exports["memory"]
     alloc, print_string, outbox = exports["alloc"], exports["print_string"], exports["outbox"]
     assert isinstance(memory, wasmtime.Memory)
-    assert isinstance(alloc, wasmtime.Func) and isinstance(print_string, wasmtime.Func)
+    assert isinstance(alloc, wasmtime.Func)
+    assert isinstance(print_string, wasmtime.Func)
     assert isinstance(outbox, wasmtime.Func)
     command = b"fault:grow"
     ptr = alloc(store, len(command))
@@ -269,7 +270,9 @@ def test_a_failed_allocation_leaves_its_size_in_the_outbox() -> None:
     with pytest.raises(wasmtime.WasmtimeError, match="fd_write"):
         print_string(store, ptr, len(command))
     address = outbox(store)
-    _, _, trap_ptr, trap_len = struct.unpack("<4I", bytes(memory.read(store, address, address + 16)))
+    _, _, trap_ptr, trap_len = struct.unpack(
+        "<4I", bytes(memory.read(store, address, address + 16))
+    )
     report = bytes(memory.read(store, trap_ptr, trap_ptr + trap_len)).decode()
     assert report.startswith("memory allocation of ")
     assert report.endswith(" bytes failed")
@@ -284,7 +287,9 @@ def at(raw: RawModule, ptr: int, packed: int) -> bytes:
 def test_the_traced_procedure_step_by_step() -> None:
     # docs/ABI.md, "A procedure traced step by step", byte for byte.
     raw = RawModule(executor=True)
-    data = b'{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}'
+    data = (
+        b'{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}'
+    )
     assert len(data) == 89
     ptr = raw.lend(data.ljust(4096, b"\0"))
     assert raw.live() == 1

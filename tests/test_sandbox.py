@@ -21,6 +21,7 @@ from conftest import (
 
 import py_host
 
+
 def replace_export(name: str, body: str) -> str:
     """The ABI's exports and version with ``name`` replaced by ``body``."""
     kept = [line for line in ABI_FUNCTIONS.splitlines() if f'(export "{name}")' not in line]
@@ -82,9 +83,11 @@ def test_output_claiming_a_gigabyte_is_refused_before_any_copy(tmp_path: Path) -
 
 
 def test_output_outside_memory_is_an_abi_violation(tmp_path: Path, capsys: Any) -> None:
-    with py_host.load(module_file(tmp_path, printing_to(65536 - 4, 8))) as rust:
-        with pytest.raises(py_host.AbiViolation, match="output lies outside memory"):
-            rust.print_string("x")
+    with (
+        py_host.load(module_file(tmp_path, printing_to(65536 - 4, 8))) as rust,
+        pytest.raises(py_host.AbiViolation, match="output lies outside memory"),
+    ):
+        rust.print_string("x")
     assert capsys.readouterr().out == ""
 
 

@@ -5,7 +5,7 @@
 
 import { asyncExecutor, networkExecutor } from "./executors.mjs";
 import { Instance, u32, unpack } from "./instance.mjs";
-import { OneBufferSteps, PackedSteps, runProcedure } from "./procedure.mjs";
+import { OneBufferSteps, PackedSteps, runProcedure, STEP_REPLY_KEYS } from "./procedure.mjs";
 
 const utf8 = new TextEncoder();
 
@@ -16,7 +16,6 @@ const SERVER1_DOWN = networkExecutor({ down: ["server1"] });
 const SERVER1_DOWN_ROUND_1 = utf8.encode(
   '[{"status":"failed","reason":"host is down"},{"status":"ok"}]',
 );
-const STEP_REPLY_KEYS = ["ok", "error", "round"];
 const STEP_CALLS = ["start_procedure", "start_procedure_into", "resume_procedure"];
 
 /** The error kind of a reply document, "ok", "round", or "printed" for a print's 0 (null). */
@@ -27,10 +26,10 @@ function kindOf(reply) {
   return "error" in reply ? reply.error.kind : Object.keys(reply)[0];
 }
 
-/** What a promise settles to, as a report entry: {reply} or {error} (its message). */
-async function settled(promise) {
+/** What `use()` returns or resolves to, {reply}, or the message of what it threw, {error}. */
+export async function outcome(use) {
   try {
-    return { reply: await promise };
+    return { reply: await use() };
   } catch (error) {
     return { error: error.message };
   }
@@ -42,7 +41,7 @@ function packedReply(instance, returned) {
   return instance.replyDocument(instance.takeReply(ptr, len), STEP_REPLY_KEYS);
 }
 
-/** `use(instance)`'s report for a new instance granted `executor`, with the buffers live at the end. */
+/** `use`'s report on a new instance granted `executor`, and the buffers live at its end. */
 async function onNewInstance(wasmModule, executor, use, events = null) {
   const instance = new Instance(wasmModule, { executor, events });
   const report = await use(instance);
@@ -65,25 +64,18 @@ function prints(instance) {
  * executor also asks live_allocations on the first round, when the one
  * buffer is all that is live (the document's step 3).
  */
-function trace(wasmModule) {
+async function trace(wasmModule) {
   const events = [];
-  let instance = null;
   const executor = (round) => {
     if (round.attempt === 1) {
       instance.call("live_allocations");
     }
     return SERVER1_DOWN(round);
   };
-  return onNewInstance(
-    wasmModule,
-    executor,
-    async (created) => {
-      instance = created;
-      const reply = await runProcedure(instance, TUTORIAL_INPUT, new OneBufferSteps(instance, 4096));
-      return { reply, events };
-    },
-    events,
-  );
+  const instance = new Instance(wasmModule, { executor, events });
+  const reply = await runProcedure(instance, TUTORIAL_INPUT, new OneBufferSteps(instance, 4096));
+  instance.call("live_allocations");
+  return { reply, events };
 }
 
 /** Bad pointers, lengths and bytes handed to the module, bad frees, and what comes back. */
@@ -138,7 +130,8 @@ function errorPaths(instance) {
   errors["dealloc(alloc(0), 0)"] = instance.call("dealloc", empty, 0);
 
   // The module's own memory is never the host's to free.
-  errors["outbox, the same address every time"] = u32(instance.call("outbox")) === instance.outboxAddress;
+  errors["outbox, the same address every time"] =
+    u32(instance.call("outbox")) === instance.outboxAddress;
   errors["free_mem, the outbox"] = instance.call("free_mem", instance.outboxAddress);
   errors["dealloc, the outbox"] = instance.call("dealloc", instance.outboxAddress, 16);
   const version = unpack(instance.call("crate_version"));
@@ -146,13 +139,21 @@ function errorPaths(instance) {
   return errors;
 }
 
-/** A call of start_procedure_into or resume_procedure with `bytes` in a buffer of their own and the output range `out(ptr)`. */
+/**
+ * `name` (start_procedure_into or resume_procedure) with `bytes` in a buffer
+ * of their own and the output range `out(ptr)`: its packed reply.
+ */
 function callWithOutput(instance, name, bytes, out) {
   return instance.withInput(bytes, (ptr, len) => {
     const [outPtr, outCap] = out(ptr);
     return packedReply(instance, instance.call(name, ptr, len, outPtr, outCap));
   });
 }
+
+// Output ranges `out(ptr)` that do not lie inside one live buffer, for an input at `ptr`.
+const notFromAlloc = (ptr) => [ptr + 4096, 256];
+const pastItsBuffer = (ptr) => [ptr, 4096];
+const past2GiB = () => [0xffff_0000, 256];
 
 /** The output range of start_procedure_into and resume_procedure: in place, packed, or refused. */
 async function outputPaths(wasmModule) {
@@ -178,18 +179,28 @@ async function outputPaths(wasmModule) {
   const resumeOutsideALiveBuffer = onNewInstance(wasmModule, SERVER1_DOWN, (instance) => {
     const steps = new OneBufferSteps(instance, 4096);
     const first = steps.start(TUTORIAL_INPUT);
-    const refused = callWithOutput(instance, "resume_procedure", SERVER1_DOWN_ROUND_1, (ptr) => [ptr + 4096, 256]);
+    const refused = callWithOutput(
+      instance,
+      "resume_procedure",
+      SERVER1_DOWN_ROUND_1,
+      notFromAlloc,
+    );
     // Nothing ran, so the procedure still waits for round 1's answer.
     const next = steps.resume(SERVER1_DOWN_ROUND_1);
     steps.close();
-    return { first, refused: kindOf(refused), next, cancel_procedure_after: instance.call("cancel_procedure") };
+    return {
+      first,
+      refused: kindOf(refused),
+      next,
+      cancel_procedure_after: instance.call("cancel_procedure"),
+    };
   });
 
   return {
     "start_procedure_into, a buffer too small for the output": tooSmall,
-    "start_procedure_into, an output not from alloc": await outsideALiveBuffer((ptr) => [ptr + 4096, 256]),
-    "start_procedure_into, an output past its buffer": await outsideALiveBuffer((ptr) => [ptr, 4096]),
-    "start_procedure_into, an output past 2 GiB": await outsideALiveBuffer(() => [0xffff_0000, 256]),
+    "start_procedure_into, an output not from alloc": await outsideALiveBuffer(notFromAlloc),
+    "start_procedure_into, an output past its buffer": await outsideALiveBuffer(pastItsBuffer),
+    "start_procedure_into, an output past 2 GiB": await outsideALiveBuffer(past2GiB),
     "resume_procedure, an output not from alloc": await resumeOutsideALiveBuffer,
   };
 }
@@ -236,13 +247,13 @@ async function stepPaths(wasmModule) {
 /** The tutorial's procedure through `executor`, driven by the host; its reply or error. */
 function tutorialThrough(wasmModule, executor, input = TUTORIAL_INPUT) {
   return onNewInstance(wasmModule, executor, (instance) =>
-    settled(runProcedure(instance, input, new PackedSteps(instance))),
+    outcome(() => runProcedure(instance, input, new PackedSteps(instance))),
   );
 }
 
 /** Executors that answer oddly, asynchronously, late, or not at all. */
 async function answerPaths(wasmModule) {
-  const eachHost = (outcome) => (round) => round.hosts.map(() => outcome);
+  const eachHost = (hostOutcome) => (round) => round.hosts.map(() => hostOutcome);
   const throwing = (round) => {
     if (round.attempt === 2) {
       throw new Error("the executor broke");
@@ -267,16 +278,24 @@ async function answerPaths(wasmModule) {
       neverAnswers,
       utf8.encode('{"timeout":1,"retries":0,"host_list":["server1"],"action":"reboot","job_id":2}'),
     ),
-    "an executor that throws on round 2": await onNewInstance(wasmModule, throwing, async (instance) => ({
-      ...(await settled(runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)))),
-      cancel_procedure_afterwards: instance.call("cancel_procedure"),
-    })),
+    "an executor that throws on round 2": await onNewInstance(
+      wasmModule,
+      throwing,
+      async (instance) => ({
+        ...(await outcome(() => runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)))),
+        cancel_procedure_afterwards: instance.call("cancel_procedure"),
+      }),
+    ),
     "two procedures at once on one instance": await onNewInstance(
       wasmModule,
       asyncExecutor(SERVER1_DOWN),
       async (instance) => {
-        const first = settled(runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)));
-        const second = settled(runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)));
+        const first = outcome(() =>
+          runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)),
+        );
+        const second = outcome(() =>
+          runProcedure(instance, TUTORIAL_INPUT, new PackedSteps(instance)),
+        );
         return { first: await first, second: await second };
       },
     ),
@@ -286,7 +305,7 @@ async function answerPaths(wasmModule) {
 /** Every export called on purpose; the report that tests/test_node_host.py checks. */
 export async function exercise(wasmModule) {
   const instance = new Instance(wasmModule, { executor: null });
-  const report = {
+  return {
     abi_version: instance.call("abi_version"),
     crate_version: instance.crateVersion(),
     ...prints(instance),
@@ -297,5 +316,4 @@ export async function exercise(wasmModule) {
     steps: await stepPaths(wasmModule),
     answers: await answerPaths(wasmModule),
   };
-  return report;
 }

@@ -4,6 +4,7 @@
 // instance, since a trap or a broken contract discards the one it happened on.
 
 import { networkExecutor } from "./executors.mjs";
+import { outcome } from "./exercise.mjs";
 import { Instance } from "./instance.mjs";
 import { OneBufferSteps, runProcedure } from "./procedure.mjs";
 
@@ -34,21 +35,12 @@ const ROUND_ACTIONS = [
   "fault-round-forever",
 ];
 
-/** What `use()` returned, or the message of what it threw. */
-async function outcome(use) {
-  try {
-    return { reply: await use() };
-  } catch (error) {
-    return { error: error.message };
-  }
-}
-
 function printCommand(wasmModule, command) {
   const instance = new Instance(wasmModule, { executor: null });
   return outcome(() => instance.printString(utf8.encode(command)));
 }
 
-/** A procedure on the faults module with an executor on which every host is up; the rounds it ran too. */
+/** A procedure run with an executor on which every host is up, and the rounds it ran. */
 async function procedure(wasmModule, input, grantExecutor = true) {
   const ran = [];
   const everyHostUp = networkExecutor({});
@@ -61,7 +53,7 @@ async function procedure(wasmModule, input, grantExecutor = true) {
   return { ...(await outcome(() => runProcedure(instance, utf8.encode(input), steps))), ran };
 }
 
-/** The input for a round fault: the action, timeout 1 and host "a", as src/faults.rs's rounds expect. */
+/** An input for a round fault: timeout 1 and host "a", as src/faults.rs's rounds expect. */
 function roundFaultInput(action) {
   return JSON.stringify({ timeout: 1, retries: 0, host_list: ["a"], action, job_id: 1 });
 }
@@ -75,6 +67,7 @@ async function afterATrap(wasmModule) {
   return { trap, again, new_instance_live_allocations: fresh.call("live_allocations") };
 }
 
+/** Every fault above on a new instance; the report that tests/test_node_host.py checks. */
 export async function faults(wasmModule) {
   const report = { print_string: {}, start_procedure_into: {} };
   for (const command of PRINT_COMMANDS) {

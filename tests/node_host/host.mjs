@@ -10,7 +10,7 @@
 //       and prints one JSON array: per vector, in order, the reply document,
 //       {"ok": ProcedureOutput} or {"error": {kind, message, path}}. With
 //       --async the network answers through an async executor. Exits 1 if
-//       the two ways disagree or a buffer leaks.
+//       the two ways disagree or a buffer is left live.
 //
 //   node tests/node_host/host.mjs exercise <module.wasm>
 //       Calls every export on purpose (exercise.mjs) and prints the report.
@@ -19,9 +19,9 @@
 //       Runs the faults module's commands (faults.mjs) and prints the report.
 //
 // What the module prints is read from its outbox after each call and written
-// to stdout at once, so it comes before the report, in the order printed; the
-// report is the last line of stdout. A refused module, a trap or a broken
-// contract: a message on stderr and exit status 1; a wrong command line: 2.
+// to stdout at once, in the order printed; the report follows it, one line of
+// JSON at the end of stdout. A refused module, a trap or a broken contract: a
+// message on stderr and exit status 1; a wrong command line: status 2.
 
 import fs from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -44,7 +44,9 @@ function vectorExecutor(network, answerAsync) {
 
 /** One vector both ways, on one instance; the reply document, once both agree and nothing leaks. */
 async function runVector(wasmModule, vector, answerAsync) {
-  const instance = new Instance(wasmModule, { executor: vectorExecutor(vector.network, answerAsync) });
+  const instance = new Instance(wasmModule, {
+    executor: vectorExecutor(vector.network, answerAsync),
+  });
   const input = utf8.encode(vector.input);
   const packed = await runProcedure(instance, input, new PackedSteps(instance));
   const oneBuffer = await runProcedure(instance, input, new OneBufferSteps(instance, 64 * 1024));

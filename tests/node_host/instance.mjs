@@ -3,7 +3,7 @@
 // memory and the outbox, and which buffers are whose. Nothing here trusts the
 // module further than the document says ("What a host checks").
 
-export const ABI_VERSION = 3;
+const ABI_VERSION = 3;
 
 // The only imports a module may have ("Imports"): WASI functions that it never
 // calls. This host implements none of them, so each is a function that throws,
@@ -44,13 +44,10 @@ const OUTBOX_BYTES = 16;
 const TRAP_REPORT_MAX_BYTES = 4096;
 
 /** The module broke the contract, or is one this host refuses. */
-export class ContractError extends Error {}
+class ContractError extends Error {}
 
 /** The module trapped; the message carries its trap report when it left one. */
-export class ModuleTrap extends Error {}
-
-/** A trapping import was called; thrown through the module, so it is a trap. */
-class ImportCalled extends Error {}
+class ModuleTrap extends Error {}
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -81,7 +78,8 @@ function trappingImports() {
     imports[module] = {};
     for (const name of names) {
       imports[module][name] = () => {
-        throw new ImportCalled(`the module called ${module}.${name}, which traps`);
+        // Thrown through the module: a trap.
+        throw new Error(`the module called ${module}.${name}, which traps`);
       };
     }
   }
@@ -156,7 +154,7 @@ export class Instance {
   /** Call an export; a trap discards the instance. The output of a printing call goes to stdout. */
   call(name, ...args) {
     if (this.discarded) {
-      throw new ContractError(`${name}: the instance was discarded after a trap or a broken contract`);
+      throw new Error(`${name}: the instance was discarded after a trap or a broken contract`);
     }
     let returned;
     try {
@@ -216,7 +214,7 @@ export class Instance {
     return new Uint8Array(this.exports.memory.buffer);
   }
 
-  /** Throw (and discard the instance) unless the module's range [ptr, ptr+len) lies inside memory. */
+  /** Unless the module's range [ptr, ptr+len) lies inside memory, discard the instance. */
   checkInMemory(ptr, len) {
     const size = this.memoryBytes().length;
     if (ptr + len > size) {
@@ -291,7 +289,9 @@ export class Instance {
     this.record({ reply: text });
     const found = reply !== null && typeof reply === "object" ? Object.keys(reply) : [];
     if (Array.isArray(reply) || found.length !== 1 || !keys.includes(found[0])) {
-      throw this.broken(`a reply that is not one object with one key (${keys.join(", ")}): ${text}`);
+      throw this.broken(
+        `a reply that is not one object with one key (${keys.join(", ")}): ${text}`,
+      );
     }
     return reply;
   }
@@ -312,7 +312,9 @@ export class Instance {
   }
 
   printString(bytes) {
-    return this.withInput(bytes, (ptr, len) => this.printResult(this.call("print_string", ptr, len)));
+    return this.withInput(bytes, (ptr, len) =>
+      this.printResult(this.call("print_string", ptr, len)),
+    );
   }
 
   printInt(number) {

@@ -5,12 +5,12 @@
 
 import { unpack } from "./instance.mjs";
 
-const STEP_REPLY_KEYS = ["ok", "error", "round"];
+export const STEP_REPLY_KEYS = ["ok", "error", "round"];
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8 = new TextEncoder();
 
-/** The input as the module will read it, or null when it is not a JSON object (no round may come). */
+/** The input as the module reads it; null when it is no JSON object (then no round may come). */
 function inputObject(bytes) {
   try {
     const input = JSON.parse(strictUtf8.decode(bytes));
@@ -70,7 +70,7 @@ class RoundPolicy {
   }
 }
 
-/** A step's reply: written into `out` (the host's buffer) when the pointer half is 0, else packed. */
+/** A step's reply: in `out` (the host's buffer) when the pointer half is 0, else packed. */
 function readStepReply(instance, name, returned, out) {
   const { ptr, len } = unpack(returned);
   if (ptr !== 0) {
@@ -97,7 +97,12 @@ export class PackedSteps {
 
   start(input) {
     return this.instance.withInput(input, (ptr, len) =>
-      readStepReply(this.instance, "start_procedure", this.instance.call("start_procedure", ptr, len), null),
+      readStepReply(
+        this.instance,
+        "start_procedure",
+        this.instance.call("start_procedure", ptr, len),
+        null,
+      ),
     );
   }
 
@@ -139,7 +144,13 @@ export class OneBufferSteps {
   step(name, bytes) {
     this.fit(bytes.length);
     this.instance.write(this.buffer, bytes);
-    const returned = this.instance.call(name, this.buffer, bytes.length, this.buffer, this.capacity);
+    const returned = this.instance.call(
+      name,
+      this.buffer,
+      bytes.length,
+      this.buffer,
+      this.capacity,
+    );
     return readStepReply(this.instance, name, returned, { ptr: this.buffer, cap: this.capacity });
   }
 
@@ -186,7 +197,7 @@ async function answerInTime(executor, round) {
   }
 }
 
-/** The answer to `round`; if the executor fails, the procedure is cancelled and the failure thrown. */
+/** The answer to `round`; if the executor fails, the procedure is cancelled and that thrown. */
 async function answerOrCancel(instance, round) {
   try {
     return await answerInTime(instance.executor, round);
@@ -196,7 +207,10 @@ async function answerOrCancel(instance, round) {
     if (status !== 0) {
       throw instance.broken(`cancel_procedure with a procedure in progress returned ${status}`);
     }
-    throw new Error(`the executor failed on round ${round.attempt}, so the procedure was cancelled: ${error.message}`);
+    throw new Error(
+      `the executor failed on round ${round.attempt}, so the procedure was cancelled: ` +
+        error.message,
+    );
   }
 }
 

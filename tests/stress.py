@@ -1,0 +1,252 @@
+"""Signals and asynchronous exceptions against every call of the module.
+
+Run as a script (tests/test_signals.py runs each scenario in a process of
+its own, with a hard timeout): the calling threads make thousands of calls
+of all four functions, with and without an executor, while one scenario
+raises exceptions into them as fast as it can. Then the exceptions stop,
+and the module is checked. Prints one JSON line:
+
+- ``outcomes``: how the calls ended: ``ok``, ``injected`` (the exception
+  raised into the caller, also when a py_host.Error carries it as its cause),
+  ``between`` (it landed in this script's own loop, between two calls), or
+  ``error`` (any other py_host.Error, which no call here should raise);
+- ``unexpected``: any other exception a call raised;
+- ``live_allocations``, ``instances``: the modules' state afterwards;
+- ``after``: what a call made afterwards printed and returned.
+
+A crash or a hang is the process's own exit status, or its timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import ctypes
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import py_host
+
+
+class Injected(Exception):
+    """What the scenarios' handlers and threads raise."""
+
+
+INJECTED: tuple[type[BaseException], ...] = (Injected, KeyboardInterrupt, SystemExit)
+INPUT = {
+    "timeout": 10,
+    "retries": 3,
+    "action": "reboot",
+    "host_list": ["server1", "server2"],
+    "job_id": 1,
+}
+INPUT_JSON = json.dumps(INPUT)
+
+
+class Modules:
+    """The module without an executor (dry runs) and with one."""
+
+    def __init__(self, instances: int) -> None:
+        self.plain = py_host.load(max_instances=instances)
+        network = py_host.SimulatedNetwork(down={"server1"})
+        self.granted = py_host.load(executor=network, max_instances=instances)
+
+    def calls(self) -> list[Callable[[int], object]]:
+        """Every function of the tutorial, each way it can be called."""
+
+        def buffer(_: int) -> None:
+            reply = self.plain.start_procedure_buffer(INPUT_JSON)
+            reply.read()
+            reply.free()
+
+        return [
+            lambda i: self.plain.print_string("hello from the stress test " * 4),
+            self.plain.print_int,
+            lambda i: self.plain.start_procedure(INPUT),
+            lambda i: self.granted.start_procedure(INPUT),
+            buffer,
+            lambda i: self.granted.start_procedure_json(INPUT_JSON),
+        ]
+
+
+def outcome(call: Callable[[int], object], i: int) -> str:
+    try:
+        call(i)
+        return "ok"
+    except INJECTED:
+        return "injected"
+    except py_host.Error as error:
+        return "injected" if isinstance(error.__cause__, INJECTED) else f"error {error!r}"
+
+
+def make_calls(calls: list[Callable[[int], object]], count: int, results: list[str]) -> None:
+    """``count`` calls, each outcome in ``results``; an exception that lands
+    between two calls is counted and the calls go on."""
+    done = 0
+    while done < count:
+        try:
+            while done < count:
+                try:
+                    results.append(outcome(calls[done % len(calls)], done))
+                except INJECTED:
+                    results.append("injected")
+                except BaseException as error:
+                    results.append(f"unexpected {error!r}")
+                done += 1
+        except INJECTED:
+            results.append("between")
+
+
+def repeatedly(action: Callable[[], None], stop: threading.Event, every: float) -> threading.Thread:
+    """A thread doing ``action`` every ``every`` seconds until ``stop``."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            time.sleep(every)
+            action()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def raising(exception: type[BaseException]) -> Callable[[int, Any], None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise exception
+
+    return handler
+
+
+def exit_now(signum: int, frame: Any) -> None:
+    sys.exit(3)
+
+
+@contextlib.contextmanager
+def scenario(name: str, targets: list[int], every: float) -> Iterator[None]:
+    """Exceptions raised into the calling threads while the block runs."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    pid = os.getpid()
+    if name == "alarm":
+        signal.signal(signal.SIGALRM, raising(Injected))
+        signal.setitimer(signal.ITIMER_REAL, every, every)
+    elif name == "sigterm-exit":
+        signal.signal(signal.SIGTERM, exit_now)
+        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGTERM), stop, every))
+    elif name == "sigint-handler":
+        signal.signal(signal.SIGINT, raising(Injected))
+        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGINT), stop, every))
+    elif name == "sigint-default":
+        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGINT), stop, every))
+    elif name == "async-exception":
+        turn = iter(range(1 << 62))
+
+        def raise_into_a_caller() -> None:
+            target = targets[next(turn) % len(targets)]
+            set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+            set_async(ctypes.c_ulong(target), ctypes.py_object(Injected))
+
+        threads.append(repeatedly(raise_into_a_caller, stop, every))
+    else:
+        raise SystemExit(f"unknown scenario {name!r}")
+    try:
+        yield
+    finally:
+        stop_everything(stop, threads)
+
+
+def stop_everything(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    # Exceptions go on landing until the injectors have stopped: any bytecode
+    # here may raise one, so stopping is retried until it is done.
+    while True:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            for signum in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_IGN)
+            time.sleep(0.05)  # an exception already set on a thread lands here
+            return
+        except INJECTED:
+            continue
+
+
+def wait_for(finished: list[None], count: int) -> None:
+    """Wait until ``count`` workers have said they finished. By looking, not
+    by taking: an exception that lands just after a token was taken would
+    lose it (and Thread.join, interrupted, can mark a running thread stopped)."""
+    while len(finished) < count:
+        try:
+            while len(finished) < count:
+                time.sleep(0.01)
+        except INJECTED:
+            continue
+
+
+def work(
+    calls: list[Callable[[int], object]], count: int, results: list[str], finished: list[None]
+) -> None:
+    make_calls(calls, count, results)
+    finished.append(None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenario")
+    parser.add_argument("--calls", type=int, default=3000, help="calls per thread")
+    parser.add_argument("--threads", type=int, default=1, help="calling threads")
+    parser.add_argument("--instances", type=int, default=1, help="max_instances")
+    parser.add_argument("--every", type=float, default=0.0007, help="seconds between exceptions")
+    args = parser.parse_args()
+
+    modules = Modules(args.instances)
+    calls = modules.calls()
+    sys.stdout = io.StringIO()
+    results: list[list[str]] = [[] for _ in range(args.threads)]
+    finished: list[None] = []
+    workers = [
+        threading.Thread(target=work, args=(calls, args.calls, results[n], finished), daemon=True)
+        for n in range(1, args.threads)
+    ]
+    for worker in workers:
+        worker.start()
+    targets = [threading.get_ident()] + [worker.ident or 0 for worker in workers]
+    with scenario(args.scenario, targets, args.every):
+        make_calls(calls, args.calls, results[0])
+        wait_for(finished, len(workers))
+    wait_for(finished, len(workers))  # if an exception cut the first wait short
+    sys.stdout = sys.__stdout__
+
+    outcomes = collections.Counter(
+        "error" if result.startswith("error") else result
+        for thread in results
+        for result in thread
+        if not result.startswith("unexpected")
+    )
+    unexpected = [r for thread in results for r in thread if r.startswith(("unexpected", "error"))]
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        modules.plain.print_int(7)
+        reply = modules.granted.start_procedure(INPUT)
+    summary = {
+        "outcomes": outcomes,
+        "unexpected": unexpected[:10],
+        "calls": [len(thread) for thread in results],
+        "live_allocations": modules.plain.live_allocations() + modules.granted.live_allocations(),
+        "instances": max(len(modules.plain._pool.live()), len(modules.granted._pool.live())),
+        "after": [captured.getvalue(), reply.failed_hosts, reply.failures[0].attempts],
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
