@@ -130,7 +130,10 @@ def test_every_import_a_module_may_have_traps_when_called(tmp_path: Path) -> Non
         + WITH_VERSION
         + "(func $start (drop (call $write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))) (start $start)"
     )
-    with pytest.raises(py_host.LoadError, match="called wasi_snapshot_preview1::fd_write, which no module is granted"):
+    with pytest.raises(
+        py_host.LoadError,
+        match="called wasi_snapshot_preview1::fd_write, which no module is granted",
+    ):
         py_host.load(module_file(tmp_path, wat))
 
 
@@ -182,5 +185,8 @@ def test_the_module_is_granted_nothing_at_all(tmp_path: Path) -> None:
             f" i32.const {ABI_VERSION})"
         )
     )
-    with pytest.raises(py_host.LoadError, match="called wasi_snapshot_preview1::fd_write, which no module is granted"):
+    with pytest.raises(
+        py_host.LoadError,
+        match="called wasi_snapshot_preview1::fd_write, which no module is granted",
+    ):
         py_host.load(module_file(tmp_path, wat))
