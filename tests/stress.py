@@ -90,17 +90,22 @@ def outcome(call: Callable[[int], object], i: int) -> str:
 def make_calls(calls: list[Callable[[int], object]], count: int, results: list[str]) -> None:
     """``count`` calls, each outcome in ``results``; an exception that lands
     between two calls is counted and the calls go on."""
-    done = 0
-    while done < count:
+    done = [0]
+
+    def one(i: int) -> None:
         try:
-            while done < count:
-                try:
-                    results.append(outcome(calls[done % len(calls)], done))
-                except INJECTED:
-                    results.append("injected")
-                except BaseException as error:
-                    results.append(f"unexpected {error!r}")
-                done += 1
+            results.append(outcome(calls[i % len(calls)], i))
+        except INJECTED:
+            results.append("injected")
+        except BaseException as error:
+            results.append(f"unexpected {error!r}")
+        done[0] = i + 1
+
+    while done[0] < count:
+        try:
+            # Iterated in C: a loop of Python's own would give an exception
+            # one more place to land outside every try.
+            collections.deque(map(one, range(done[0], count)), maxlen=0)
         except INJECTED:
             results.append("between")
 
@@ -181,15 +186,10 @@ def stop_everything(stop: threading.Event, threads: list[threading.Thread]) -> N
 
 
 def wait_for(finished: list[None], count: int) -> None:
-    """Wait until ``count`` workers have said they finished. By looking, not
-    by taking: an exception that lands just after a token was taken would
-    lose it (and Thread.join, interrupted, can mark a running thread stopped)."""
+    """Wait until ``count`` workers have said they finished (not with
+    Thread.join, which an exception can make mark a running thread stopped)."""
     while len(finished) < count:
-        try:
-            while len(finished) < count:
-                time.sleep(0.01)
-        except INJECTED:
-            continue
+        time.sleep(0.01)
 
 
 def work(
@@ -222,8 +222,7 @@ def main() -> None:
     targets = [threading.get_ident()] + [worker.ident or 0 for worker in workers]
     with scenario(args.scenario, targets, args.every):
         make_calls(calls, args.calls, results[0])
-        wait_for(finished, len(workers))
-    wait_for(finished, len(workers))  # if an exception cut the first wait short
+    wait_for(finished, len(workers))
     sys.stdout = sys.__stdout__
 
     outcomes = collections.Counter(
