@@ -18,6 +18,7 @@ from pathlib import Path
 import wasmtime
 
 from ._cache import ModuleCache
+from ._transport import epoch_incrementer
 from .errors import LoadError
 from .limits import Limits
 
@@ -73,6 +74,8 @@ def _engine(flavor: Flavor) -> wasmtime.Engine:
 
 
 _engines: dict[Flavor, wasmtime.Engine] = {}
+_advancers: dict[Flavor, Callable[[int], None]] = {}
+"""How the epoch clock advances each engine's epoch."""
 _compiled: OrderedDict[tuple[str, Flavor], wasmtime.Module] = OrderedDict()
 _compiled_lock = threading.Lock()
 
@@ -82,6 +85,7 @@ def engine(flavor: Flavor) -> wasmtime.Engine:
     with _compiled_lock:
         if flavor not in _engines:
             _engines[flavor] = _engine(flavor)
+            _advancers[flavor] = epoch_incrementer(_engines[flavor])
         return _engines[flavor]
 
 
@@ -199,9 +203,8 @@ class _EpochClock:
                 owed = int((time.monotonic() - last) / EPOCH_SECONDS)
                 last += owed * EPOCH_SECONDS
                 self.ticks += 1
-                for each in list(_engines.values()):
-                    for _ in range(owed):
-                        each.increment_epoch()
+                for advance in list(_advancers.values()):
+                    advance(owed)
                 self.ticks += 1
             wake.clear()
             # A call that started between the check and the clear found the

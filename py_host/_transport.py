@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import os
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import wasmtime
@@ -139,6 +140,9 @@ if FAST:
     _DATA = _raw("wasmtime_memory_data", _ADDRESS, _ADDRESS, _ADDRESS)
     _DATA_SIZE = _raw("wasmtime_memory_data_size", ctypes.c_size_t, _ADDRESS, _ADDRESS)
     _STORE_DELETE = _raw("wasmtime_store_delete", None, _ADDRESS)
+    # Keeps the GIL: the epoch clock must not wait for it again after each
+    # tick while other threads keep it busy (an atomic add needs no release).
+    _INCREMENT_EPOCH = ctypes.PYFUNCTYPE(None, _ADDRESS)(("wasmtime_engine_increment_epoch", dll))
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
     _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
 
@@ -249,6 +253,26 @@ def transport(
     """The transport for an instance's memory and exports; ``i64_results``
     names the exports that return an i64."""
     return (FastTransport if FAST else PublicTransport)(store, memory, funcs, i64_results)
+
+
+def epoch_incrementer(engine: wasmtime.Engine) -> Callable[[int], None]:
+    """A function that advances ``engine``'s epoch by ``ticks``, holding the
+    GIL throughout when it can (through the public API each tick lets the
+    GIL go, and must wait for it again)."""
+    if not FAST:
+
+        def advance_publicly(ticks: int) -> None:
+            for _ in range(ticks):
+                engine.increment_epoch()
+
+        return advance_publicly
+    address = _address(engine.ptr())
+
+    def advance(ticks: int) -> None:
+        for _ in range(ticks):
+            _INCREMENT_EPOCH(address)
+
+    return advance
 
 
 def close_store(store: wasmtime.Store) -> None:

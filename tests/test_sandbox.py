@@ -208,3 +208,32 @@ def test_modules_in_threads_each_keep_their_own_deadline() -> None:
 def test_limits_out_of_range_are_refused(limits: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(limits))):
         py_host.Limits(**limits)
+
+
+@pytest.mark.parametrize("busy_threads", [8, 16])
+def test_the_deadline_holds_while_python_threads_keep_the_gil_busy(busy_threads: int) -> None:
+    # The epoch clock is a Python thread: with busy threads it gets the GIL
+    # far less often than every tick, and catches up on what it missed.
+    # Without that, a 1 s deadline here fired after 8 s (8 threads), 14 s (16).
+    done = run_python(
+        f"""
+        import threading, time, py_host
+        stop = threading.Event()
+        def busy():
+            count = 0
+            while not stop.is_set():
+                count += 1
+        rust = py_host.load({str(FAULTS_WASM)!r}, limits=py_host.Limits(deadline_seconds=1.0))
+        for _ in range({busy_threads}):
+            threading.Thread(target=busy, daemon=True).start()
+        started = time.monotonic()
+        try:
+            rust.print_string("fault:loop")
+        except py_host.DeadlineExceeded:
+            print(time.monotonic() - started)
+        stop.set()
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    elapsed = float(done.stdout)
+    assert 1.0 <= elapsed < 3.0, f"a 1 s deadline fired after {elapsed:.2f} s"
