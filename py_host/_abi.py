@@ -34,6 +34,8 @@ MAX_INPUT = 2**31 - 1
 
 _MAX_VERSION_BYTES = 256
 _MAX_TRAP_REPORT = 64 * 1024
+_OUTPUT_PTR, _OUTPUT_LEN, _TRAP_PTR, _TRAP_LEN = range(4)
+"""The outbox's fields, in order."""
 _PROBE_SECONDS = 1.0
 _PROBE_FUEL = 100_000_000
 _FIRST_INPUT_BYTES = 4096
@@ -67,7 +69,6 @@ _FUNCTIONS = {
     "grant_executor": ([], []),
     "outbox": ([], [wasmtime.ValType.i32()]),
 }
-_OUTBOX_BYTES = 16
 
 
 def u32(value: int) -> int:
@@ -175,9 +176,9 @@ class Exports:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
             )
-        self._outbox = u32(self._transport.call(self.store_context, "outbox"))
+        outbox = u32(self._transport.call(self.store_context, "outbox"))
         try:
-            check_bounds(self.memory_size(self.store_context), self._outbox, _OUTBOX_BYTES)
+            self._outbox = self._transport.u32_reader(self.store_context, outbox, 4)
         except OutOfBounds as error:
             raise LoadError(f"the module's outbox lies outside memory: {error}") from None
         self._input: tuple[int, int] | None = None
@@ -192,9 +193,10 @@ class Exports:
 
     def take_output(self, ctx: Context) -> bytes:
         """What the last call printed, checked against the output limit."""
-        ptr, length = self._outbox_range(ctx, 0)
+        length = self._outbox(_OUTPUT_LEN)
         if not length:
             return b""
+        ptr = self._outbox(_OUTPUT_PTR)
         if length > self._max_output_bytes:
             raise LimitExceeded(
                 "output", f"the module wrote {length} bytes, more than {self._max_output_bytes}"
@@ -207,17 +209,14 @@ class Exports:
     def trap_report(self, ctx: Context) -> str | None:
         """Why the module said it was trapping, if it said; only meaningful
         after a trap."""
+        length = self._outbox(_TRAP_LEN)
+        if not length:
+            return None
+        ptr = self._outbox(_TRAP_PTR)
         try:
-            ptr, length = self._outbox_range(ctx, 8)
-            if not length:
-                return None
             return self.read(ctx, ptr, min(length, _MAX_TRAP_REPORT)).decode("utf-8", "replace")
         except AbiViolation:
             return "(the module's trap report lies outside memory)"
-
-    def _outbox_range(self, ctx: Context, offset: int) -> tuple[int, int]:
-        ptr, length = self.read_u32s(ctx, self._outbox + offset, 2)
-        return ptr, length
 
     def crate_version(self, ctx: Context) -> str:
         """The module's own version, from its ``crate_version`` export."""
@@ -242,13 +241,6 @@ class Exports:
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
         """Copy ``data`` to ``ptr``."""
         self._transport.write(ctx, ptr, data)
-
-    def read_u32s(self, ctx: Context, ptr: int, count: int) -> tuple[int, ...]:
-        """``count`` little-endian u32 values at ``ptr``."""
-        return struct.unpack(f"<{count}I", self.read(ctx, ptr, 4 * count))
-
-    def write_u32(self, ctx: Context, ptr: int, value: int) -> None:
-        self.write(ctx, ptr, struct.pack("<I", value))
 
     # Buffers.
 
@@ -355,7 +347,7 @@ class Exports:
         else:
             self._check_reply_size(ctx, function, 0, length)
             reply = self.read(ctx, ptr, length)
-        if not reply.startswith(ROUND_PREFIX):
+        if capacity > _KEPT_INPUT_BYTES and not reply.startswith(ROUND_PREFIX):
             self._shrink_input(ctx)
         return reply
 

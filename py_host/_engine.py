@@ -198,7 +198,10 @@ class _EpochClock:
         while True:
             wake.wait()
             last = time.monotonic()
-            while running:
+            # Tick at least once per wake-up before looking whether calls
+            # still run: a clock that went back to sleep at once would be
+            # woken again by the next short call, and the next.
+            while True:
                 time.sleep(EPOCH_SECONDS)
                 owed = int((time.monotonic() - last) / EPOCH_SECONDS)
                 last += owed * EPOCH_SECONDS
@@ -206,6 +209,8 @@ class _EpochClock:
                 for advance in list(_advancers.values()):
                     advance(owed)
                 self.ticks += 1
+                if not running:
+                    break
             wake.clear()
             # A call that started between the check and the clear found the
             # clock still awake and did not wake it: look again.

@@ -105,10 +105,11 @@ class Instance:
         self._output_left = self._limits.max_output_bytes
         if self._limits.max_fuel is not None:
             self.store.set_fuel(self._limits.max_fuel)
-        for ptr, holder in list(self.unread.items()):
-            if holder() is None:
-                del self.unread[ptr]
-                self.call(partial(Exports.free_mem, ptr=ptr))
+        if self.unread:
+            for ptr, holder in list(self.unread.items()):
+                if holder() is None:
+                    del self.unread[ptr]
+                    self.call(partial(Exports.free_mem, ptr=ptr))
 
     def call(self, run: Callable[[Exports, Context], T], *, prints: bool = False) -> T:
         """One step: ``run(exports, context)``, within what is left of the

@@ -33,12 +33,14 @@ lent: a lease lost to an exception frees its place without telling anyone."""
 class Lease:
     """One caller's use of one instance, until :meth:`InstancePool.release`."""
 
-    __slots__ = ("__weakref__", "instance", "thread")
+    __slots__ = ("__weakref__", "instance", "ref")
 
     def __init__(self, instance: Instance | None) -> None:
         self.instance = instance
         """The instance, or None while it is being made."""
-        self.thread = threading.get_ident()
+        self.ref = weakref.ref(self)
+        """How the pool, and the borrower's thread, know the lease without
+        keeping it alive."""
 
 
 class InstancePool:
@@ -63,6 +65,9 @@ class InstancePool:
         self._returned: queue.SimpleQueue[None] = queue.SimpleQueue()
         """A token for each instance given back while callers wait: a C
         queue, so a waiter interrupted in ``get`` leaves nothing half done."""
+        self._waiting = 0
+        """Callers waiting for a token. An exception may leave it wrong: too
+        high costs a spare token, too low a waiter's next recount."""
 
     def acquire(self, wanted: Instance | None = None) -> Lease:
         """A lease on an idle instance (``wanted``, if given, once it is idle)."""
@@ -81,8 +86,10 @@ class InstancePool:
                 elif len(self._lent()) + self._making() < self._size:
                     lease = self._lend(None)
                     break
+            self._waiting += 1
             with contextlib.suppress(queue.Empty):
                 self._returned.get(timeout=_RECHECK_SECONDS)
+            self._waiting -= 1
         try:
             lease.instance = self._make()
         except BaseException:
@@ -94,12 +101,12 @@ class InstancePool:
         """Give back the lease's instance; ``discard`` it (after a trap, say) instead."""
         instance = lease.instance
         with self._lock:
-            self._leases.discard(weakref.ref(lease))
+            self._leases.discard(lease.ref)
             lease.instance = None
             keep = instance is not None and not discard and not self._closed
             if keep:
                 self._idle.append(instance)  # type: ignore[arg-type]
-        if self._returned.qsize() < self._size:
+        if self._waiting > 0 and self._returned.qsize() < self._size:
             self._returned.put(None)
         if instance is not None and not keep:
             instance.close()
@@ -119,7 +126,7 @@ class InstancePool:
 
     def _lend(self, instance: Instance | None) -> Lease:
         lease = Lease(instance)
-        self._leases.add(weakref.ref(lease))
+        self._leases.add(lease.ref)
         return lease
 
     def _alive(self) -> list[Lease]:

@@ -6,22 +6,17 @@ executor that runs them between two steps, and its answers (docs/ABI.md,
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any, TypeVar, get_args
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._abi import ROUND_PREFIX, Exports
 from ._instance import Instance
-from ._transport import Context
 from .errors import AbiViolation, ModuleError
 from .executors import Executor, Outcome, Round, Status
 from .models import ActionName, HostName, ProcedureInput
-
-T = TypeVar("T")
-StepRun = Callable[[Exports, Context], "tuple[bytes | None, T]"]
-"""One step of a procedure: the round it asks for (the step reply), or None
-and what the procedure came to."""
 
 ROUND_ROOM = 256
 """What a round may need beyond the input's length: it names a subset of
@@ -137,19 +132,20 @@ def procedure(
     policy: RoundPolicy | None,
     executor: Executor | None,
 ) -> bytes:
-    """Run the procedure whose input is ``data`` to its final reply, each
-    step's reply written into the instance's kept buffer."""
-
-    def steps(reply: bytes) -> tuple[bytes | None, bytes]:
-        return (reply if reply.startswith(ROUND_PREFIX) else None), reply
-
-    return drive(
-        instance,
-        lambda exports, ctx: steps(exports.start_procedure(ctx, data, ROUND_ROOM)),
-        lambda answer: lambda exports, ctx: steps(exports.resume_procedure(ctx, answer)),
-        policy,
-        executor,
+    """Run the procedure whose input is ``data`` to its final reply: each
+    round it asks for is run with ``executor`` between two steps, while no
+    WebAssembly runs. Each step's reply comes in the instance's kept buffer."""
+    reply = instance.call(
+        lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
     )
+    try:
+        while reply.startswith(ROUND_PREFIX):
+            answer = _answer(reply, policy, executor)
+            reply = instance.call(partial(Exports.resume_procedure, answer=answer), prints=True)
+    except ModuleError:
+        _cancel(instance)
+        raise
+    return reply
 
 
 def procedure_unread(
@@ -158,49 +154,36 @@ def procedure_unread(
     policy: RoundPolicy | None,
     executor: Executor | None,
 ) -> tuple[int, int]:
-    """Run the procedure whose input is ``data`` and leave its final reply
-    in memory, unread: ``(ptr, length)``. Replies asking for a round are
+    """Run the procedure whose input is ``data`` as :func:`procedure` does,
+    but leave its final reply in memory, unread: ``(ptr, length)``. Each
+    step's reply comes in a buffer of its own; those asking for a round are
     read and freed."""
-
-    def steps(
-        exports: Exports, ctx: Context, reply: tuple[int, int]
-    ) -> tuple[bytes | None, tuple[int, int]]:
-        return exports.round_or_kept(ctx, reply), reply
-
-    return drive(
-        instance,
-        lambda exports, ctx: steps(exports, ctx, exports.start_procedure_unread(ctx, data)),
-        lambda answer: (
-            lambda exports, ctx: steps(exports, ctx, exports.resume_procedure_unread(ctx, answer))
-        ),
-        policy,
-        executor,
+    reply = instance.call(
+        lambda exports, ctx: exports.start_procedure_unread(ctx, data), prints=True
     )
-
-
-def drive(
-    instance: Instance,
-    first: StepRun[T],
-    then: Callable[[bytes], StepRun[T]],
-    policy: RoundPolicy | None,
-    executor: Executor | None,
-) -> T:
-    """Take the procedure's ``first`` step, and for each round it asks for,
-    run the round with ``executor`` and take the step ``then`` makes of the
-    answer, until the procedure comes to its result. No WebAssembly runs
-    while the executor does."""
-    request, result = instance.call(first, prints=True)
     try:
-        while request is not None:
-            if policy is None or executor is None:
-                raise AbiViolation("the module asked for a round, but no executor was granted")
-            answer = encode_outcomes(_outcomes(executor, policy.admit(request)))
-            request, result = instance.call(then(answer), prints=True)
+        while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
+            answer = _answer(request, policy, executor)
+            reply = instance.call(
+                partial(Exports.resume_procedure_unread, answer=answer), prints=True
+            )
     except ModuleError:
-        # The instance stays: the module must not keep the procedure.
-        instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
+        _cancel(instance)
         raise
-    return result
+    return reply
+
+
+def _answer(request: bytes, policy: RoundPolicy | None, executor: Executor | None) -> bytes:
+    """The executor's answer to the round ``request`` asks for, if the policy admits it."""
+    if policy is None or executor is None:
+        raise AbiViolation("the module asked for a round, but no executor was granted")
+    return encode_outcomes(_outcomes(executor, policy.admit(request)))
+
+
+def _cancel(instance: Instance) -> None:
+    # The instance stays (the module refused a step in its own words): it
+    # must not keep the procedure.
+    instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
 
 
 def _outcomes(executor: Executor, round: Round) -> list[Outcome]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import os
+import struct
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -50,6 +51,11 @@ class Transport(Protocol):
 
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
         """Copy ``data`` to ``ptr``; :class:`OutOfBounds` outside memory."""
+
+    def u32_reader(self, ctx: Context, ptr: int, count: int) -> Callable[[int], int]:
+        """A function that reads the ``n``-th of the ``count`` little-endian
+        u32s at ``ptr`` (which must lie inside memory, as it only grows) each
+        time it is called with ``n``."""
 
     def memory_size(self, ctx: Context) -> int:
         """The size of linear memory in bytes."""
@@ -107,6 +113,10 @@ class PublicTransport:
         check_bounds(self._memory.data_len(ctx), ptr, len(data))
         if data:
             self._memory.write(ctx, data, ptr)
+
+    def u32_reader(self, ctx: Context, ptr: int, count: int) -> Callable[[int], int]:
+        check_bounds(self.memory_size(ctx), ptr, 4 * count)
+        return lambda n: int(struct.unpack("<I", self.read(ctx, ptr + 4 * n, 4))[0])
 
     def memory_size(self, ctx: Context) -> int:
         return int(self._memory.data_len(ctx))
@@ -230,6 +240,15 @@ class FastTransport:
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
         self._check(ctx, ptr, len(data))
         ctypes.memmove(self._base + ptr, data, len(data))
+
+    def u32_reader(self, ctx: Context, ptr: int, count: int) -> Callable[[int], int]:
+        check_bounds(self.memory_size(ctx), ptr, 4 * count)
+        # A view straight onto linear memory, which never moves: reading it
+        # costs no copy. (WebAssembly is little-endian; so is every platform
+        # wasmtime-py ships for.)
+        view = (ctypes.c_uint32 * count).from_address(self._base + ptr)
+        reader: Callable[[int], int] = view.__getitem__
+        return reader
 
     def memory_size(self, ctx: Context) -> int:
         self._size = int(_DATA_SIZE(ctx, self._memory))

@@ -240,7 +240,7 @@ class RustModule:
         discard = True
         try:
             lease = self._pool.acquire(on)
-            self._in_call.lease = weakref.ref(lease)
+            self._in_call.lease = lease.ref
             instance = lease.instance
             assert instance is not None
             instance.begin()
