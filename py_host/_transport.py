@@ -133,8 +133,15 @@ if FAST:
 
     def _raw(name: str, result: Any, *params: Any) -> Any:
         """The C function ``name`` taking plain addresses: ctypes then skips
-        the typed-pointer checks wasmtime-py's bindings make on every call."""
+        the typed-pointer checks wasmtime-py's bindings make on every call.
+        It lets the GIL go while it runs, as running WebAssembly must."""
         return ctypes.CFUNCTYPE(result, *params)((name, dll))
+
+    def _quick(name: str, result: Any, *params: Any) -> Any:
+        """Like :func:`_raw`, but for a function that returns at once: it
+        keeps the GIL, so it never waits to take it back from another thread
+        (the epoch clock, busy threads), which costs more than the call."""
+        return ctypes.PYFUNCTYPE(result, *params)((name, dll))
 
     _ADDRESS = ctypes.c_void_p
     _CALL = _raw(
@@ -146,13 +153,13 @@ if FAST:
         ctypes.c_size_t,
         _ADDRESS,
     )
-    _SET_DEADLINE = _raw("wasmtime_context_set_epoch_deadline", None, _ADDRESS, ctypes.c_uint64)
-    _DATA = _raw("wasmtime_memory_data", _ADDRESS, _ADDRESS, _ADDRESS)
-    _DATA_SIZE = _raw("wasmtime_memory_data_size", ctypes.c_size_t, _ADDRESS, _ADDRESS)
+    _SET_DEADLINE = _quick("wasmtime_context_set_epoch_deadline", None, _ADDRESS, ctypes.c_uint64)
+    _DATA = _quick("wasmtime_memory_data", _ADDRESS, _ADDRESS, _ADDRESS)
+    _DATA_SIZE = _quick("wasmtime_memory_data_size", ctypes.c_size_t, _ADDRESS, _ADDRESS)
     _STORE_DELETE = _raw("wasmtime_store_delete", None, _ADDRESS)
-    # Keeps the GIL: the epoch clock must not wait for it again after each
-    # tick while other threads keep it busy (an atomic add needs no release).
-    _INCREMENT_EPOCH = ctypes.PYFUNCTYPE(None, _ADDRESS)(("wasmtime_engine_increment_epoch", dll))
+    # Also keeps the GIL for the epoch clock, which advances each tick it
+    # owes in one go while other threads wait for the GIL.
+    _INCREMENT_EPOCH = _quick("wasmtime_engine_increment_epoch", None, _ADDRESS)
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
     _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
 
