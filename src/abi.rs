@@ -406,7 +406,8 @@ fn pack(ptr: usize, len: usize) -> u64 {
 /// the outbox holds no trap report from an earlier call.
 fn enter() {
     static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| std::panic::set_hook(Box::new(|info| record_trap(format_args!("{info}")))));
+    INSTALL
+        .call_once(|| std::panic::set_hook(Box::new(|info| record_trap(format_args!("{info}")))));
     OUTBOX.set(Outbox {
         trap_len: 0,
         ..OUTBOX.get()

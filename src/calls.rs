@@ -134,8 +134,7 @@ mod tests {
         serde_json::from_slice(document).unwrap()
     }
 
-    const TUTORIAL: &str =
-        r#"{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}"#;
+    const TUTORIAL: &str = r#"{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}"#;
 
     #[test]
     fn an_ok_reply_wraps_the_output() {
@@ -179,18 +178,17 @@ mod tests {
     fn the_tutorial_traced_round_by_round() {
         // docs/ABI.md's traced example: server1 down, retries 3.
         let mut procedures = Procedures::default();
-        let round = |attempt: u16, hosts: &[&str]| {
-            json!({"round": {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": hosts}})
-        };
+        let round = |attempt: u16, hosts: &[&str]| json!({"round": {"action": "reboot", "timeout": 10, "attempt": attempt, "hosts": hosts}});
         assert_eq!(
             json(&procedures.start(TUTORIAL.as_bytes(), true)),
             round(1, &["server1", "server2"])
         );
         let down = br#"[{"status":"failed","reason":"host is down"}]"#;
         assert_eq!(
-            json(&procedures.resume(
-                br#"[{"status":"failed","reason":"host is down"},{"status":"ok"}]"#
-            )),
+            json(
+                &procedures
+                    .resume(br#"[{"status":"failed","reason":"host is down"},{"status":"ok"}]"#)
+            ),
             round(2, &["server1"])
         );
         assert_eq!(json(&procedures.resume(down)), round(3, &["server1"]));
@@ -227,7 +225,10 @@ mod tests {
             json(&procedures.start(other.as_bytes(), true))["round"]["hosts"],
             json!(["x"])
         );
-        assert_eq!(json(&procedures.resume(br#"[{"status":"ok"}]"#))["ok"]["job_id"], json!(9));
+        assert_eq!(
+            json(&procedures.resume(br#"[{"status":"ok"}]"#))["ok"]["job_id"],
+            json!(9)
+        );
     }
 
     #[test]
@@ -281,7 +282,10 @@ mod tests {
                 let Outcome::Failed { reason } = outcome else {
                     panic!("{bad:?} did not fail the host");
                 };
-                assert!(reason.starts_with("the executor's answer was unusable: "), "{reason}");
+                assert!(
+                    reason.starts_with("the executor's answer was unusable: "),
+                    "{reason}"
+                );
             }
         }
     }

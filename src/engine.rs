@@ -427,8 +427,12 @@ mod tests {
 
     #[test]
     fn a_procedure_held_between_rounds_owns_its_input() {
-        let text = String::from(r#"{"timeout":5,"retries":1,"host_list":["a","b"],"action":"ping","job_id":3}"#);
-        let input = crate::validate::parse_input(text.as_bytes()).unwrap().into_owned();
+        let text = String::from(
+            r#"{"timeout":5,"retries":1,"host_list":["a","b"],"action":"ping","job_id":3}"#,
+        );
+        let input = crate::validate::parse_input(text.as_bytes())
+            .unwrap()
+            .into_owned();
         drop(text);
         let procedure = Procedure::start(input);
         let round = procedure.round();
@@ -438,8 +442,12 @@ mod tests {
         let Step::Round(procedure) = procedure.record(Execution::Ran(outcomes)) else {
             panic!("the second round was not due");
         };
-        assert_eq!((procedure.round().attempt, procedure.round().hosts), (2, vec!["a"]));
-        let Step::Done(output) = procedure.record(Execution::Ran(vec![failed("still down")])) else {
+        assert_eq!(
+            (procedure.round().attempt, procedure.round().hosts),
+            (2, vec!["a"])
+        );
+        let Step::Done(output) = procedure.record(Execution::Ran(vec![failed("still down")]))
+        else {
             panic!("a third round was due with retries 1");
         };
         assert_eq!(output.failures[0].attempts, 2);
