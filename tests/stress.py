@@ -25,12 +25,14 @@ import contextlib
 import ctypes
 import io
 import json
+import operator
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import py_host
@@ -41,6 +43,9 @@ class Injected(Exception):
 
 
 INJECTED: tuple[type[BaseException], ...] = (Injected, KeyboardInterrupt, SystemExit)
+SIGNALS = (signal.SIGALRM, signal.SIGTERM, signal.SIGINT)
+CALL = operator.methodcaller("__call__")
+"""Calls its argument, in C: no Python bytecode for an exception to land on."""
 INPUT = {
     "timeout": 10,
     "retries": 3,
@@ -87,9 +92,17 @@ def outcome(call: Callable[[int], object], i: int) -> str:
         return "injected" if isinstance(error.__cause__, INJECTED) else f"error {error!r}"
 
 
-def make_calls(calls: list[Callable[[int], object]], count: int, results: list[str]) -> None:
-    """``count`` calls, each outcome in ``results``; an exception that lands
-    between two calls is counted and the calls go on."""
+def make_calls(
+    calls: list[Callable[[int], object]],
+    count: int,
+    results: list[str],
+    arm: list[Callable[[], object]],
+    disarm: list[Callable[[], object]],
+) -> None:
+    """``arm``, then ``count`` calls, each outcome in ``results``: an
+    exception that lands between two calls is counted and the calls go on.
+    Then ``disarm``. From the first exception to the last, none can land
+    outside a ``try``."""
     done = [0]
 
     def one(i: int) -> None:
@@ -101,11 +114,17 @@ def make_calls(calls: list[Callable[[int], object]], count: int, results: list[s
             results.append(f"unexpected {error!r}")
         done[0] = i + 1
 
-    while done[0] < count:
+    disarmed = False
+    while not disarmed:
         try:
             # Iterated in C: a loop of Python's own would give an exception
-            # one more place to land outside every try.
+            # one more place to land outside every try. So are arming and
+            # disarming: their C functions run with no Python in between.
+            collections.deque(map(CALL, arm), maxlen=0)
             collections.deque(map(one, range(done[0], count)), maxlen=0)
+            collections.deque(map(CALL, disarm), maxlen=0)
+            time.sleep(0.05)  # an exception already on its way lands here
+            disarmed = True
         except INJECTED:
             results.append("between")
 
@@ -134,55 +153,51 @@ def exit_now(signum: int, frame: Any) -> None:
     sys.exit(3)
 
 
-@contextlib.contextmanager
-def scenario(name: str, targets: list[int], every: float) -> Iterator[None]:
-    """Exceptions raised into the calling threads while the block runs."""
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
+def prepare_scenario(
+    name: str, targets: list[int], every: float, stop: threading.Event
+) -> tuple[list[Callable[[], object]], list[Callable[[], object]]]:
+    """Set up the exceptions to raise into the calling threads: what arms
+    them, and what disarms them, as C functions (see :func:`make_calls`)."""
     pid = os.getpid()
+    armed: list[bool] = []
+    arm: list[Callable[[], object]] = [partial(armed.append, True)]
+    disarm: list[Callable[[], object]] = [
+        *(partial(signal.signal, signum, signal.SIG_IGN) for signum in SIGNALS),
+        armed.clear,
+    ]
+
+    def kill(signum: int) -> Callable[[], None]:
+        def send() -> None:
+            if armed:
+                os.kill(pid, signum)
+
+        return send
+
     if name == "alarm":
         signal.signal(signal.SIGALRM, raising(Injected))
-        signal.setitimer(signal.ITIMER_REAL, every, every)
+        arm.append(partial(signal.setitimer, signal.ITIMER_REAL, every, every))
+        disarm.append(partial(signal.setitimer, signal.ITIMER_REAL, 0))
     elif name == "sigterm-exit":
         signal.signal(signal.SIGTERM, exit_now)
-        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGTERM), stop, every))
+        repeatedly(kill(signal.SIGTERM), stop, every)
     elif name == "sigint-handler":
         signal.signal(signal.SIGINT, raising(Injected))
-        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGINT), stop, every))
+        repeatedly(kill(signal.SIGINT), stop, every)
     elif name == "sigint-default":
-        threads.append(repeatedly(lambda: os.kill(pid, signal.SIGINT), stop, every))
+        repeatedly(kill(signal.SIGINT), stop, every)
     elif name == "async-exception":
         turn = iter(range(1 << 62))
 
         def raise_into_a_caller() -> None:
-            target = targets[next(turn) % len(targets)]
-            set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
-            set_async(ctypes.c_ulong(target), ctypes.py_object(Injected))
+            if armed:
+                target = targets[next(turn) % len(targets)]
+                set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+                set_async(ctypes.c_ulong(target), ctypes.py_object(Injected))
 
-        threads.append(repeatedly(raise_into_a_caller, stop, every))
+        repeatedly(raise_into_a_caller, stop, every)
     else:
         raise SystemExit(f"unknown scenario {name!r}")
-    try:
-        yield
-    finally:
-        stop_everything(stop, threads)
-
-
-def stop_everything(stop: threading.Event, threads: list[threading.Thread]) -> None:
-    # Exceptions go on landing until the injectors have stopped: any bytecode
-    # here may raise one, so stopping is retried until it is done.
-    while True:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            stop.set()
-            for thread in threads:
-                thread.join()
-            for signum in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_IGN)
-            time.sleep(0.05)  # an exception already set on a thread lands here
-            return
-        except INJECTED:
-            continue
+    return arm, disarm
 
 
 def wait_for(finished: list[None], count: int) -> None:
@@ -195,7 +210,7 @@ def wait_for(finished: list[None], count: int) -> None:
 def work(
     calls: list[Callable[[int], object]], count: int, results: list[str], finished: list[None]
 ) -> None:
-    make_calls(calls, count, results)
+    make_calls(calls, count, results, [], [])
     finished.append(None)
 
 
@@ -220,8 +235,10 @@ def main() -> None:
     for worker in workers:
         worker.start()
     targets = [threading.get_ident()] + [worker.ident or 0 for worker in workers]
-    with scenario(args.scenario, targets, args.every):
-        make_calls(calls, args.calls, results[0])
+    stop = threading.Event()
+    arm, disarm = prepare_scenario(args.scenario, targets, args.every, stop)
+    make_calls(calls, args.calls, results[0], arm, disarm)
+    stop.set()
     wait_for(finished, len(workers))
     sys.stdout = sys.__stdout__
 

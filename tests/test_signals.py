@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-CALLS = 1500
+CALLS = 2000
 """Calls per calling thread: enough that hundreds are interrupted."""
 SCENARIOS = ["alarm", "sigterm-exit", "sigint-handler", "sigint-default", "async-exception"]
 
