@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import math
 import os
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -164,14 +165,18 @@ class _EpochClock:
         atomic, and removing one twice harmless, so a call starts and stops
         without a lock, and an exception between the two leaves no call
         counted for ever: the thread's next call stops it."""
-        self._wake = threading.Event()
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        """Where the sleeping clock waits for a call to start. A C queue, not
+        a threading.Event, whose Python code an exception could leave with
+        its lock taken, and every later call waiting on it."""
+        self._asleep = False
         self._started = False
 
     def start(self) -> None:
         """A call begins on this thread: keep the clock going until its :meth:`stop`."""
         self._running[threading.get_ident()] = None
-        if not self._wake.is_set():
-            self._wake.set()
+        if self._asleep and not self._wake.qsize():
+            self._wake.put(None)
         if not self._started:
             with self._lock:
                 if not self._started:
@@ -196,7 +201,12 @@ class _EpochClock:
     def _tick(self) -> None:
         running, wake = self._running, self._wake
         while True:
-            wake.wait()
+            # A call that starts after this looks finds the clock asleep, and
+            # wakes it; one that started before is seen here.
+            self._asleep = True
+            if not running:
+                wake.get()
+            self._asleep = False
             last = time.monotonic()
             # Tick at least once per wake-up before looking whether calls
             # still run: a clock that went back to sleep at once would be
@@ -211,11 +221,6 @@ class _EpochClock:
                 self.ticks += 1
                 if not running:
                     break
-            wake.clear()
-            # A call that started between the check and the clear found the
-            # clock still awake and did not wake it: look again.
-            if running:
-                wake.set()
 
 
 EPOCH_CLOCK = _EpochClock()
