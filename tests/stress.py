@@ -34,6 +34,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from soak import TUTORIAL, TUTORIAL_JSON
+
 import py_host
 
 
@@ -45,14 +47,6 @@ INJECTED: tuple[type[BaseException], ...] = (Injected, KeyboardInterrupt, System
 SIGNALS = (signal.SIGALRM, signal.SIGTERM, signal.SIGINT)
 CALL = operator.methodcaller("__call__")
 """Calls its argument, in C: no Python bytecode for an exception to land on."""
-INPUT = {
-    "timeout": 10,
-    "retries": 3,
-    "action": "reboot",
-    "host_list": ["server1", "server2"],
-    "job_id": 1,
-}
-INPUT_JSON = json.dumps(INPUT)
 
 
 class Modules:
@@ -67,17 +61,17 @@ class Modules:
         """Every function of the tutorial, each way it can be called."""
 
         def buffer(_: int) -> None:
-            reply = self.plain.start_procedure_buffer(INPUT_JSON)
+            reply = self.plain.start_procedure_buffer(TUTORIAL_JSON)
             reply.read()
             reply.free()
 
         return [
             lambda i: self.plain.print_string("hello from the stress test " * 4),
             self.plain.print_int,
-            lambda i: self.plain.start_procedure(INPUT),
-            lambda i: self.granted.start_procedure(INPUT),
+            lambda i: self.plain.start_procedure(TUTORIAL),
+            lambda i: self.granted.start_procedure(TUTORIAL),
             buffer,
-            lambda i: self.granted.start_procedure_json(INPUT_JSON),
+            lambda i: self.granted.start_procedure_json(TUTORIAL_JSON),
         ]
 
 
@@ -266,7 +260,7 @@ def main() -> None:
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
         modules.plain.print_int(7)
-        reply = modules.granted.start_procedure(INPUT)
+        reply = modules.granted.start_procedure(TUTORIAL)
     summary = {
         "outcomes": outcomes,
         "unexpected": unexpected[:10],
