@@ -41,7 +41,7 @@ class Transport(Protocol):
     """Calls and memory of one instance."""
 
     store_context: Context
-    """The context for calls made from Python (not from a host function)."""
+    """The Store's context, for calls and memory accesses."""
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
         """Call the export ``name`` (i32 params, one i32 or i64 result, or none)."""

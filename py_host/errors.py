@@ -86,8 +86,8 @@ class AbiViolation(Error):
 
 class ReentrancyError(Error):
     """A call into the module from inside one of its own calls (from an
-    executor, or from ``sys.stdout`` while the module prints), which would
-    run on the instance in the middle of its work."""
+    executor, or from ``sys.stdout`` while the module's output is written),
+    which would wait for the very instance it is running on."""
 
 
 class BufferFreed(Error):

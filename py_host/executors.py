@@ -1,8 +1,10 @@
 """Executors: what the host grants the module to run actions on hosts.
 
-The module never runs anything itself. For each round of a procedure it asks
-the executor granted at load time to run one action on a batch of hosts, and
-gets one :class:`Outcome` per host back. Three kinds come built in:
+The module never runs anything itself. For each round of a procedure it
+asks py_host to run one action on a batch of hosts, and returns; py_host
+runs the round with the executor granted at load time, while no WebAssembly
+runs, and hands one :class:`Outcome` per host back in the next call. Three
+kinds come built in:
 
 - any callable ``(host, action, timeout) -> Outcome | bool``, run for the
   hosts of a round concurrently, each attempt bounded by the timeout;
@@ -11,9 +13,10 @@ gets one :class:`Outcome` per host back. Three kinds come built in:
 - :class:`CommandExecutor`, which maps each permitted action to an argv
   template and runs it with :mod:`subprocess`; any other action is refused.
 
-An executor runs while the module's call is in progress, so it must not call
-back into the module it serves: from another thread that call would wait for
-the procedure to end, and the attempt would time out.
+An executor runs while the procedure holds its instance, so it must not call
+back into the module it serves: from the same thread that raises
+:class:`~py_host.ReentrancyError`, and from another thread the call waits
+for an instance, which may be this one.
 """
 
 from __future__ import annotations
