@@ -172,9 +172,10 @@ class _EpochClock:
         self._asleep = False
         self._started = False
 
-    def start(self) -> None:
-        """A call begins on this thread: keep the clock going until its :meth:`stop`."""
-        self._running[threading.get_ident()] = None
+    def start(self, thread: int) -> None:
+        """A call begins on ``thread`` (its ident): keep the clock going
+        until its :meth:`stop`."""
+        self._running[thread] = None
         if self._asleep and not self._wake.qsize():
             self._wake.put(None)
         if not self._started:
@@ -185,18 +186,19 @@ class _EpochClock:
                     _thread.start_new_thread(self._tick, ())
                     self._started = True
 
-    def stop(self) -> None:
-        """The call on this thread has ended."""
-        self._running.pop(threading.get_ident(), None)
+    def stop(self, thread: int) -> None:
+        """The call on ``thread`` has ended."""
+        self._running.pop(thread, None)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Keep the clock going for the duration of a block."""
+        thread = threading.get_ident()
         try:
-            self.start()
+            self.start(thread)
             yield
         finally:
-            self.stop()
+            self.stop(thread)
 
     def _tick(self) -> None:
         running, wake = self._running, self._wake

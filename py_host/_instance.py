@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from functools import partial
+from threading import get_ident
 from typing import TypeVar
 
 import wasmtime
@@ -122,14 +123,15 @@ class Instance:
         seconds_left = self._seconds_left
         if seconds_left is not None:
             self._set_deadline(context, seconds_left)
-        started = time.monotonic()
+            started = time.monotonic()
+        thread = get_ident()
         try:
-            EPOCH_CLOCK.start()
+            EPOCH_CLOCK.start(thread)
             result = run(exports, context)
         except _TRAPS as trap:
             raise self._explain(trap, context) from None
         finally:
-            EPOCH_CLOCK.stop()
+            EPOCH_CLOCK.stop(thread)
             if seconds_left is not None:
                 self._seconds_left = seconds_left - (time.monotonic() - started)
         if prints:

@@ -21,9 +21,10 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
+from threading import get_ident
 
 from ._instance import Instance
-from .errors import BufferFreed, ClosedError
+from .errors import BufferFreed, ClosedError, ReentrancyError
 
 _RECHECK_SECONDS = 0.05
 """How long a caller waits for an instance before it counts again what is
@@ -33,14 +34,15 @@ lent: a lease lost to an exception frees its place without telling anyone."""
 class Lease:
     """One caller's use of one instance, until :meth:`InstancePool.release`."""
 
-    __slots__ = ("__weakref__", "instance", "ref")
+    __slots__ = ("__weakref__", "instance", "ref", "thread")
 
-    def __init__(self, instance: Instance | None) -> None:
+    def __init__(self, instance: Instance | None, thread: int) -> None:
         self.instance = instance
         """The instance, or None while it is being made."""
+        self.thread = thread
+        """The borrower's thread (its ident)."""
         self.ref = weakref.ref(self)
-        """How the pool, and the borrower's thread, know the lease without
-        keeping it alive."""
+        """How the pool knows the lease without keeping it alive."""
 
 
 class InstancePool:
@@ -71,20 +73,23 @@ class InstancePool:
 
     def acquire(self, wanted: Instance | None = None) -> Lease:
         """A lease on an idle instance (``wanted``, if given, once it is idle)."""
+        thread = get_ident()
         while True:
             with self._lock:
                 if self._closed:
                     raise ClosedError("the module was closed")
+                if self._leases:
+                    self._refuse_reentry(thread)
                 if wanted is not None:
                     if wanted in self._idle:
                         self._idle.remove(wanted)
-                        return self._lend(wanted)
+                        return self._lend(wanted, thread)
                     if wanted not in self._lent():
                         raise BufferFreed("the instance that held this buffer was discarded")
                 elif self._idle:
-                    return self._lend(self._idle.pop())
-                elif len(self._lent()) + self._making() < self._size:
-                    lease = self._lend(None)
+                    return self._lend(self._idle.pop(), thread)
+                elif len(self._alive()) < self._size:
+                    lease = self._lend(None, thread)
                     break
             self._waiting += 1
             with contextlib.suppress(queue.Empty):
@@ -119,26 +124,38 @@ class InstancePool:
     def close(self) -> None:
         """Close the idle instances now, and lent ones when they come back."""
         with self._lock:
+            if self._leases:
+                self._refuse_reentry(get_ident())
             self._closed = True
             idle, self._idle = self._idle, []
         for instance in idle:
             instance.close()
 
-    def _lend(self, instance: Instance | None) -> Lease:
-        lease = Lease(instance)
+    def _lend(self, instance: Instance | None, thread: int) -> Lease:
+        lease = Lease(instance, thread)
         self._leases.add(lease.ref)
         return lease
 
+    def _refuse_reentry(self, thread: int) -> None:
+        # An executor, or sys.stdout, calling the module from inside its own
+        # call would wait for the very instance it is running on.
+        if any(lease.thread == thread for lease in self._alive()):
+            raise ReentrancyError(
+                "the module was called from inside one of its own calls "
+                "(from an executor, or from sys.stdout while its output was written)"
+            )
+
     def _alive(self) -> list[Lease]:
-        leases = [ref() for ref in self._leases]
-        self._leases = {ref for ref in self._leases if ref() is not None}
-        return [lease for lease in leases if lease is not None]
+        """The leases out; the dead are forgotten (rarely any, so only here)."""
+        leases = [lease for ref in self._leases if (lease := ref()) is not None]
+        if len(leases) < len(self._leases):
+            self._leases = {lease.ref for lease in leases}
+        return leases
 
     def _lent(self) -> list[Instance]:
+        if not self._leases:
+            return []
         return [lease.instance for lease in self._alive() if lease.instance is not None]
-
-    def _making(self) -> int:
-        return sum(lease.instance is None for lease in self._alive())
 
 
 _POOLS: weakref.WeakSet[InstancePool] = weakref.WeakSet()

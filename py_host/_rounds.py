@@ -117,13 +117,16 @@ class RoundPolicy:
 
 def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
     """The answer to a round: one outcome object per host, in order."""
-    return json.dumps(
+    return _COMPACT_JSON.encode(
         [
             {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
             for o in outcomes
-        ],
-        separators=(",", ":"),
+        ]
     ).encode()
+
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+"""Made once: json.dumps makes an encoder on every call for any option."""
 
 
 def procedure(
@@ -201,7 +204,7 @@ def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
         if outcome.status not in _STATUSES or not isinstance(outcome.reason, str):
             reason = f"the executor returned an invalid {outcome!r}"
             return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
-    return [Outcome(o.status, _utf8_safe(o.reason)) for o in outcomes]
+    return [o if o.reason.isascii() else Outcome(o.status, _utf8_safe(o.reason)) for o in outcomes]
 
 
 def _utf8_safe(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -17,7 +16,7 @@ from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module, engine
 from ._instance import Instance, prepare
-from ._pool import InstancePool, Lease
+from ._pool import InstancePool
 from ._rounds import RoundPolicy, procedure_unread
 from ._rounds import procedure as procedure_steps
 from ._transport import Context
@@ -29,7 +28,6 @@ from .errors import (
     InvalidInput,
     LoadError,
     ModuleError,
-    ReentrancyError,
 )
 from .executors import Executor, HostAction, as_executor
 from .limits import Limits
@@ -114,7 +112,6 @@ class RustModule:
         granted = executor is not None
         linked = prepare(module, limits)
         self._pool = InstancePool(lambda: Instance(linked, granted, limits), max_instances)
-        self._in_call = _InCall()
         self.crate_version: str = self._call(Exports.crate_version)
         """The module's own version (its Rust crate's). It speaks ABI version
         :data:`ABI_VERSION`, or it would not have loaded."""
@@ -196,7 +193,6 @@ class RustModule:
 
     def close(self) -> None:
         """Free the module's instances now. Further calls raise :class:`ClosedError`."""
-        self._refuse_reentry()
         self._pool.close()
 
     def __enter__(self) -> RustModule:
@@ -227,7 +223,7 @@ class RustModule:
         on: Instance | None = None,
     ) -> T:
         """``run`` in one step on an instance from the pool (``on`` that one)."""
-        return self._lend(lambda instance: instance.call(run, prints=prints), on=on)
+        return self._lend(partial(Instance.call, run=run, prints=prints), on=on)
 
     def _lend(self, work: Callable[[Instance], T], *, on: Instance | None = None) -> T:
         """``work`` on an instance lent from the pool (``on`` that one, if
@@ -235,12 +231,10 @@ class RustModule:
         :class:`ModuleError`, the module's own well-formed refusal, or a
         :class:`BufferFreed`: after an exception from anywhere else, even a
         signal handler's between two steps, its state is unknown."""
-        self._refuse_reentry()
         lease = None
         discard = True
         try:
             lease = self._pool.acquire(on)
-            self._in_call.lease = lease.ref
             instance = lease.instance
             assert instance is not None
             instance.begin()
@@ -257,25 +251,6 @@ class RustModule:
             if lease is not None:
                 self._pool.release(lease, discard=discard)
         return result
-
-    def _refuse_reentry(self) -> None:
-        # An executor, or sys.stdout, calling the module from inside its own
-        # call would wait for the very instance it is running on.
-        held = self._in_call.lease
-        lease = held() if held is not None else None
-        if lease is not None and lease.instance is not None:
-            raise ReentrancyError(
-                "the module was called from inside one of its own calls "
-                "(from an executor, or from sys.stdout while it printed)"
-            )
-
-
-class _InCall(threading.local):
-    """The lease of this thread's call in progress, to refuse re-entry. Held
-    weakly, and given back by the pool: nothing needs resetting when the
-    call ends, however it ends."""
-
-    lease: weakref.ref[Lease] | None = None
 
 
 class ReplyBuffer:
