@@ -2,14 +2,19 @@
 tutorial's way (the same Rust logic as a native library through ctypes), a
 naive wasmtime-py host that uses only the obvious public API, and py_host.
 All three send the same pydantic-made JSON, parse the reply with the same
-pydantic model, and run rounds through the same executor."""
+pydantic model, and drive a procedure's rounds through the same executor,
+as docs/ABI.md (version 3) has a host do: each step's reply is the output,
+an error, or a round to run and answer in the next step."""
 
 from __future__ import annotations
 
 import ctypes
 import json
+import struct
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import wasmtime
 
@@ -17,13 +22,9 @@ import py_host
 from py_host._rounds import encode_outcomes
 from py_host._wire import parse_procedure_reply
 
-_ROUND_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int32,
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.POINTER(ctypes.c_void_p),
-    ctypes.POINTER(ctypes.c_size_t),
-)
+ROUND_PREFIX = b'{"round":'
+"""How a step reply that asks for a round starts: the module writes its
+JSON without spaces."""
 
 
 class Host(Protocol):
@@ -36,52 +37,75 @@ class Host(Protocol):
     def close(self) -> None: ...
 
 
-def answer_round(executor: py_host.Executor, request: bytes) -> bytes:
-    """What every host's glue does with a round: parse, run, encode."""
-    fields = json.loads(request)
+def answer_round(executor: py_host.Executor | None, reply: bytes) -> bytes:
+    """What every host's glue does with a reply asking for a round: parse,
+    run, encode the answer."""
+    if executor is None:
+        raise RuntimeError("the module asked for a round, but no executor was granted")
+    fields = json.loads(reply)["round"]
     round = py_host.Round(
         fields["action"], fields["timeout"], fields["attempt"], tuple(fields["hosts"])
     )
     return encode_outcomes(list(executor.run_round(round)))
 
 
+def run_procedure(
+    first: bytes, resume: Callable[[bytes], bytes], executor: py_host.Executor | None
+) -> bytes:
+    """The procedure's final reply, from its first step's: every round a
+    reply asks for is run, and its answer resumes the procedure."""
+    reply = first
+    while reply.startswith(ROUND_PREFIX):
+        reply = resume(answer_round(executor, reply))
+    return reply
+
+
+class _Outbox(ctypes.Structure):
+    """bench/native's ``Outbox``: where the last ``print_int`` put its output."""
+
+    _fields_ = [("output_ptr", ctypes.c_void_p), ("output_len", ctypes.c_size_t)]
+
+
 class NativeHost:
-    """The tutorial's way: a native cdylib through ctypes, its executor a
-    ctypes callback."""
+    """The tutorial's way: a native cdylib through ctypes, in the module's
+    shape: an instance of its own, rounds driven from here, replies freed
+    with ``free_reply``, output read from the outbox."""
 
     name = "ctypes (native)"
 
     def __init__(self, library: Path, executor: py_host.Executor | None) -> None:
         lib = ctypes.CDLL(str(library))
-        lib.start_procedure.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            _ROUND_CALLBACK,
-            ctypes.POINTER(ctypes.c_size_t),
-        ]
-        lib.start_procedure.restype = ctypes.c_void_p
+        lib.instance_new.restype = ctypes.c_void_p
+        lib.instance_free.argtypes = [ctypes.c_void_p]
+        lib.grant_executor.argtypes = [ctypes.c_void_p]
+        lib.outbox.argtypes = [ctypes.c_void_p]
+        lib.outbox.restype = ctypes.POINTER(_Outbox)
+        for step in (lib.start_procedure, lib.resume_procedure):
+            step.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_size_t,
+                ctypes.POINTER(ctypes.c_size_t),
+            ]
+            step.restype = ctypes.c_void_p
         lib.free_reply.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        lib.print_int.argtypes = [ctypes.POINTER(ctypes.c_int32)]
+        lib.print_int.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
         lib.empty.restype = ctypes.c_uint32
         self._lib = lib
+        self._instance = lib.instance_new()
+        if executor is not None:
+            lib.grant_executor(self._instance)
+        self._outbox = lib.outbox(self._instance).contents
         self._executor = executor
-        self._answer = b""
-        self._callback = _ROUND_CALLBACK(self._execute_round)
         self._reply_len = ctypes.c_size_t()
-
-    def _execute_round(self, request: int, length: int, answer: Any, answer_len: Any) -> int:
-        if self._executor is None:
-            return -1
-        self._answer = answer_round(self._executor, ctypes.string_at(request, length))
-        answer[0] = ctypes.cast(ctypes.c_char_p(self._answer), ctypes.c_void_p).value
-        answer_len[0] = len(self._answer)
-        return 0
 
     def empty(self) -> None:
         self._lib.empty()
 
     def print_int(self, value: int) -> None:
-        self._lib.print_int(ctypes.byref(ctypes.c_int32(value)))
+        self._lib.print_int(self._instance, ctypes.byref(ctypes.c_int32(value)))
+        outbox = self._outbox
+        sys.stdout.write(ctypes.string_at(outbox.output_ptr, outbox.output_len).decode())
 
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput:
         return parse_procedure_reply(
@@ -89,42 +113,43 @@ class NativeHost:
         )
 
     def start_procedure_json(self, data: bytes) -> bytes:
+        first = self._step(self._lib.start_procedure, data)
+        return run_procedure(first, self._resume, self._executor)
+
+    def _resume(self, answer: bytes) -> bytes:
+        return self._step(self._lib.resume_procedure, answer)
+
+    def _step(self, function: Callable[..., int | None], data: bytes) -> bytes:
+        """The reply of one step, copied out and freed."""
         reply_len = self._reply_len
-        reply = self._lib.start_procedure(data, len(data), self._callback, ctypes.byref(reply_len))
+        reply = function(self._instance, data, len(data), ctypes.byref(reply_len))
         copied = ctypes.string_at(reply, reply_len.value)
         self._lib.free_reply(reply, reply_len.value)
         return copied
 
     def close(self) -> None:
-        pass
+        self._lib.instance_free(self._instance)
 
 
 class NaiveHost:
-    """wasmtime-py's obvious public API: ``Func.__call__``, ``Memory.read``
-    and ``write``, wasmtime's WASI, ``Linker.define_func`` for the executor,
-    and alloc, write, call, read and dealloc for every call."""
+    """wasmtime-py's obvious public API, as a newcomer would write it from
+    docs/ABI.md: ``Func.__call__``, ``Memory.read`` and ``write``,
+    ``Linker.define_unknown_imports_as_traps`` for the imports, alloc,
+    write, call, read and dealloc for every buffer, and the outbox read
+    after every call that may print."""
 
     name = "naive wasmtime-py"
 
     def __init__(self, wasm: Path, executor: py_host.Executor | None) -> None:
         engine = wasmtime.Engine()
         self._store = store = wasmtime.Store(engine)
+        module = wasmtime.Module.from_file(engine, str(wasm))
         linker = wasmtime.Linker(engine)
-        linker.define_wasi()
-        store.set_wasi(wasmtime.WasiConfig())
-        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-        linker.define_func(
-            "host",
-            "execute_round",
-            wasmtime.FuncType([i32, i32], [i64]),
-            self._execute_round,
-            access_caller=True,
-        )
-        linker.define_func(
-            "host", "report_panic", wasmtime.FuncType([i32, i32], []), lambda *_: None
-        )
-        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(wasm)))
-        self._exports = instance.exports(store)
+        linker.define_unknown_imports_as_traps(module)
+        self._exports = linker.instantiate(store, module).exports(store)
+        if executor is not None:
+            self._func("grant_executor")(store)
+        self._outbox = self._func("outbox")(store) & 0xFFFF_FFFF
         self._executor = executor
 
     def _func(self, name: str) -> wasmtime.Func:
@@ -138,18 +163,18 @@ class NaiveHost:
         assert isinstance(memory, wasmtime.Memory)
         return memory
 
-    def _execute_round(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
-        if self._executor is None:
-            return 0  # docs/ABI.md: no executor granted
-        answer = answer_round(self._executor, bytes(self._memory.read(caller, ptr, ptr + length)))
-        answer_ptr = self._func("alloc")(caller, len(answer))
-        self._memory.write(caller, answer, answer_ptr)
-        return int((answer_ptr << 32) | len(answer))
+    def _read(self, ptr: int, length: int) -> bytes:
+        return bytes(self._memory.read(self._store, ptr, ptr + length))
 
     def _lend(self, data: bytes) -> int:
         ptr: int = self._func("alloc")(self._store, len(data))
         self._memory.write(self._store, data, ptr)
         return ptr
+
+    def _print_output(self) -> None:
+        """Write what the last call printed, from the outbox, to sys.stdout."""
+        ptr, length = struct.unpack("<II", self._read(self._outbox, 8))
+        sys.stdout.write(self._read(ptr, length).decode())
 
     def empty(self) -> None:
         self._func("live_allocations")(self._store)
@@ -158,6 +183,7 @@ class NaiveHost:
         ptr = self._lend(value.to_bytes(4, "little", signed=True))
         self._func("print_int")(self._store, ptr)
         self._func("dealloc")(self._store, ptr, 4)
+        self._print_output()
 
     def start_procedure(self, procedure: py_host.ProcedureInput) -> py_host.ProcedureOutput:
         return parse_procedure_reply(
@@ -166,10 +192,24 @@ class NaiveHost:
 
     def start_procedure_json(self, data: bytes) -> bytes:
         ptr = self._lend(data)
-        packed = self._func("start_procedure")(self._store, ptr, len(data)) & (2**64 - 1)
-        self._func("dealloc")(self._store, ptr, len(data))
-        reply_ptr, reply_len = packed >> 32, packed & 0xFFFF_FFFF
-        reply = bytes(self._memory.read(self._store, reply_ptr, reply_ptr + reply_len))
+        packed = self._func("start_procedure")(self._store, ptr, len(data))
+        first = self._take_step(packed, ptr, len(data))
+        return run_procedure(first, self._resume, self._executor)
+
+    def _resume(self, answer: bytes) -> bytes:
+        ptr = self._lend(answer)
+        # No room for the reply in the answer's buffer (out_cap 0): it comes
+        # packed in a buffer of its own, as start_procedure's does.
+        packed = self._func("resume_procedure")(self._store, ptr, len(answer), ptr, 0)
+        return self._take_step(packed, ptr, len(answer))
+
+    def _take_step(self, packed: int, ptr: int, length: int) -> bytes:
+        """A step's reply, copied out; its input and reply buffers freed and
+        its output printed."""
+        self._func("dealloc")(self._store, ptr, length)
+        self._print_output()
+        reply_ptr, reply_len = (packed & (2**64 - 1)) >> 32, packed & 0xFFFF_FFFF
+        reply = self._read(reply_ptr, reply_len)
         self._func("dealloc")(self._store, reply_ptr, reply_len)
         return reply
 

@@ -1,9 +1,11 @@
 """`just bench`: the same Rust logic three ways, measured side by side.
 
-Every workload runs for each host in interleaved rounds (host order rotating
-each round), so a drift in the machine's speed touches all of them alike;
-each figure is the median over the rounds, with the fastest and slowest
-round as its spread, and a ratio is the median of the per-round ratios.
+Each workload is first run once in every host, which must come to the same
+result, output and rounds. Then it runs for each host in interleaved rounds
+(host order rotating each round), so a drift in the machine's speed touches
+all of them alike; each figure is the median over the rounds, with the
+fastest and slowest round as its spread, and a ratio is the median of the
+per-round ratios.
 Cold starts and memory are measured in fresh processes. Prints a table,
 writes docs/BENCHMARKS.md and docs/benchmarks.json.
 """
@@ -14,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -24,7 +27,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,21 +54,10 @@ class NullWriter:
         pass
 
 
-@contextlib.contextmanager
-def output_discarded() -> Iterator[None]:
-    """Both Python's sys.stdout and file descriptor 1 (the native library
-    prints there) go nowhere."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        with contextlib.redirect_stdout(NullWriter()):  # type: ignore[type-var]
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+def output_discarded() -> contextlib.AbstractContextManager[object]:
+    """sys.stdout goes nowhere: every host writes what the Rust side printed
+    there, after reading it from the outbox."""
+    return contextlib.redirect_stdout(NullWriter())  # type: ignore[type-var]
 
 
 @dataclass
@@ -139,9 +131,39 @@ def per_call(call: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+class RecordingExecutor:
+    """Another executor, noting every round it runs."""
+
+    def __init__(self, executor: py_host.Executor) -> None:
+        self.executor = executor
+        self.rounds: list[py_host.Round] = []
+
+    def run_round(self, round: py_host.Round) -> Sequence[py_host.Outcome]:
+        self.rounds.append(round)
+        return self.executor.run_round(round)
+
+
+def check_same_work(workload: Workload) -> None:
+    """Every host does the same work for ``workload``: the same result, the
+    same output, the same rounds. Otherwise its figures would compare
+    unlike things."""
+    done = {}
+    for make in HOSTS:
+        executor = workload.executor()
+        recorder = RecordingExecutor(executor) if executor is not None else None
+        host = make(recorder)
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            result = workload.run(host)()
+        host.close()
+        done[host.name] = (result, printed.getvalue(), recorder.rounds if recorder else [])
+    if any(work != done["py_host"] for work in done.values()):
+        raise SystemExit(f"the hosts did different work for {workload.name!r}: {done}")
+
+
 def measure_calls(rounds: int, scale: float) -> dict[str, dict[str, Figure]]:
     results: dict[str, dict[str, Figure]] = {}
     for workload in WORKLOADS:
+        check_same_work(workload)
         hosts = [make(workload.executor()) for make in HOSTS]
         calls = max(1, int(workload.calls * scale))
         figures = {host.name: Figure() for host in hosts}
@@ -225,14 +247,10 @@ COLD_STARTS = {
         started = time.perf_counter()
         engine = wasmtime.Engine()
         store = wasmtime.Store(engine)
+        module = wasmtime.Module.from_file(engine, {str(WASM)!r})
         linker = wasmtime.Linker(engine)
-        linker.define_wasi()
-        store.set_wasi(wasmtime.WasiConfig())
-        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-        linker.define_func("host", "execute_round", wasmtime.FuncType([i32, i32], [i64]), lambda *a: 0)
-        linker.define_func("host", "report_panic", wasmtime.FuncType([i32, i32], []), lambda *a: None)
-        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, {str(WASM)!r}))
-        instance.exports(store)["live_allocations"](store)
+        linker.define_unknown_imports_as_traps(module)
+        linker.instantiate(store, module).exports(store)["live_allocations"](store)
         print((time.perf_counter() - started) * 1e3)
     """,
     "py_host, no cache": f"""
@@ -466,9 +484,12 @@ def main() -> None:
             "",
             "Written by `just bench` (bench/run.py); do not edit by hand. The same Rust",
             "logic three ways: the tutorial's native library through ctypes, a naive",
-            "wasmtime-py host, and py_host. Each workload runs for each host in",
-            f"{args.rounds} interleaved rounds; figures are medians with the fastest and",
-            "slowest round, ratios the median of the per-round ratios.",
+            "wasmtime-py host, and py_host. All three drive a procedure's rounds from",
+            "Python, as docs/ABI.md (version 3) has a host do, and each workload does",
+            "the same work in all three (result, output, rounds: checked before it is",
+            f"measured). Each workload runs for each host in {args.rounds} interleaved",
+            "rounds; figures are medians with the fastest and slowest round, ratios the",
+            "median of the per-round ratios.",
             "",
             f"Machine: {described}.",
             "",
