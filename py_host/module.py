@@ -223,7 +223,7 @@ class RustModule:
         on: Instance | None = None,
     ) -> T:
         """``run`` in one step on an instance from the pool (``on`` that one)."""
-        return self._lend(partial(Instance.call, run=run, prints=prints), on=on)
+        return self._lend(lambda instance: instance.call(run, prints=prints), on=on)
 
     def _lend(self, work: Callable[[Instance], T], *, on: Instance | None = None) -> T:
         """``work`` on an instance lent from the pool (``on`` that one, if
