@@ -444,7 +444,10 @@ impl std::fmt::Write for TrapReport {
     }
 }
 
-/// Puts the reason for the coming trap in the outbox.
+/// Puts the reason for the coming trap in the outbox. Cold: every
+/// allocation's failure path leads here, and none should carry its code.
+#[cold]
+#[inline(never)]
 fn record_trap(reason: std::fmt::Arguments<'_>) {
     // A second failure while the first is being recorded keeps the first.
     let _ = TRAP_REPORT.try_with(|report| {
