@@ -89,15 +89,16 @@ def unpack(packed: int) -> tuple[int, int]:
     return packed >> 32, packed & 0xFFFF_FFFF
 
 
-def check_module(module: wasmtime.Module, engine: wasmtime.Engine) -> None:
+def check_module(module: wasmtime.Module, engine: wasmtime.Engine | None) -> None:
     """Raise :class:`LoadError` unless ``module`` imports only what the ABI
     allows and exports what it says, with its signatures. A module that
-    fails because it speaks another version of the ABI is told so. Checked
+    fails because it speaks another version of the ABI is told so, when
+    ``engine`` (the module's) has a deadline to bound asking it. Checked
     once per module, not per instance."""
     try:
         _check_imports_and_exports(module)
     except LoadError:
-        version = _abi_version(module, engine)
+        version = _abi_version(module, engine) if engine else None
         if version is not None and version != ABI_VERSION:
             raise LoadError(
                 f"the module speaks ABI version {version}; this py_host speaks {ABI_VERSION}"
@@ -244,12 +245,11 @@ class Exports:
 
     # Buffers.
 
-    def lend(self, ctx: Context, data: bytes) -> int:
-        """Copy ``data`` into a new buffer from ``alloc`` and return its pointer."""
-        ptr = u32(self._transport.call(ctx, "alloc", len(data)))
+    def _alloc(self, ctx: Context, length: int) -> int:
+        """A new buffer of ``length`` zeroed bytes from ``alloc``."""
+        ptr = u32(self._transport.call(ctx, "alloc", length))
         if ptr == 0:
-            raise LimitExceeded("memory", f"the module could not allocate {len(data)} bytes")
-        self.write(ctx, ptr, data)
+            raise LimitExceeded("memory", f"the module could not allocate {length} bytes")
         return ptr
 
     def dealloc(self, ctx: Context, ptr: int, length: int) -> bool:
@@ -383,7 +383,7 @@ class Exports:
             if self._input is not None:
                 self._free_input(ctx)
             capacity = max(capacity, _FIRST_INPUT_BYTES)
-            self._input = (self.lend(ctx, bytes(capacity)), capacity)
+            self._input = (self._alloc(ctx, capacity), capacity)
         ptr, capacity = self._input
         self.write(ctx, ptr, data)
         return ptr, capacity

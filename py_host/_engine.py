@@ -171,6 +171,7 @@ class _EpochClock:
         its lock taken, and every later call waiting on it."""
         self._asleep = False
         self._started = False
+        self._ticking = False
 
     def start(self, thread: int) -> None:
         """A call begins on ``thread`` (its ident): keep the clock going
@@ -201,6 +202,12 @@ class _EpochClock:
             self.stop(thread)
 
     def _tick(self) -> None:
+        with self._lock:
+            # An exception in start() after it started this thread, before
+            # it noted so, makes the next start() start another: one ticks.
+            if self._ticking:
+                return
+            self._ticking = True
         running, wake = self._running, self._wake
         while True:
             # A call that starts after this looks finds the clock asleep, and

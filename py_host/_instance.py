@@ -23,7 +23,15 @@ import wasmtime
 from ._abi import Exports
 from ._engine import EPOCH_CLOCK, Flavor, deadline_ticks, engine
 from ._transport import Context, close_store
-from .errors import DeadlineExceeded, Error, LimitExceeded, LoadError, ModuleError, ModuleTrap
+from .errors import (
+    AbiViolation,
+    DeadlineExceeded,
+    Error,
+    LimitExceeded,
+    LoadError,
+    ModuleError,
+    ModuleTrap,
+)
 from .limits import Limits
 
 T = TypeVar("T")
@@ -83,19 +91,22 @@ class Instance:
                 self.store.set_epoch_deadline(self._whole_deadline)
             if limits.max_fuel is not None:
                 self.store.set_fuel(limits.max_fuel)
+            # The exports' first calls run the module too: under the deadline.
             with EPOCH_CLOCK.running():
                 instance = linked.instantiate(self.store)
-            self.exports = Exports(
-                instance, self.store, limits.max_reply_bytes, limits.max_output_bytes
-            )
-            if executor_granted:
-                self.exports.grant_executor(self.exports.store_context)
+                self.exports = Exports(
+                    instance, self.store, limits.max_reply_bytes, limits.max_output_bytes
+                )
+                if executor_granted:
+                    self.exports.grant_executor(self.exports.store_context)
         except LoadError:
             self.close()
             raise
         except _TRAPS as trap:
+            # Explained before the Store is freed: the reason lies in its memory.
+            cause = self._explain(trap, self._context())
             self.close()
-            raise LoadError(f"cannot instantiate the module: {self._explain(trap, None)}") from None
+            raise LoadError(f"cannot instantiate the module: {cause}") from None
         except BaseException:
             self.close()
             raise
@@ -110,7 +121,8 @@ class Instance:
             for ptr, holder in list(self.unread.items()):
                 if holder() is None:
                     del self.unread[ptr]
-                    self.call(partial(Exports.free_mem, ptr=ptr))
+                    if not self.call(partial(Exports.free_mem, ptr=ptr)):
+                        raise AbiViolation("free_mem did not recognise a reply the module returned")
 
     def call(self, run: Callable[[Exports, Context], T], *, prints: bool = False) -> T:
         """One step: ``run(exports, context)``, within what is left of the
@@ -140,6 +152,10 @@ class Instance:
 
     def close(self) -> None:
         close_store(self.store)
+
+    def _context(self) -> Context:
+        exports: Exports | None = getattr(self, "exports", None)
+        return exports.store_context if exports else None
 
     def _set_deadline(self, context: Context, seconds_left: float) -> None:
         if seconds_left <= 0:

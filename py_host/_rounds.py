@@ -34,7 +34,7 @@ class _RoundRequest(BaseModel):
     action: ActionName
     timeout: Annotated[int, Field(ge=1, le=255)]
     attempt: Annotated[int, Field(ge=1, le=256)]
-    hosts: list[HostName]
+    hosts: Annotated[list[HostName], Field(min_length=1)]
 
 
 class _RoundReply(BaseModel):

@@ -88,7 +88,7 @@ def load(
         wasm_path,
         flavor=flavor,
         cache=kept,
-        check=partial(check_module, engine=engine(flavor)),
+        check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
     )
     size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
     return RustModule(module, granted, limits, size)
@@ -123,8 +123,11 @@ class RustModule:
         UTF-8, or a ``str`` with lone surrogates, raises :class:`InvalidInput`.
         """
         data = _input(text)
-        reply = self._call(lambda exports, ctx: exports.print_string(ctx, data), prints=True)
-        check_status("print_string", reply)
+        # Checked while the instance is lent: one that broke the ABI is discarded.
+        self._call(
+            lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data)),
+            prints=True,
+        )
 
     def print_int(self, value: int) -> None:
         """Print ``Python gave us number <value>`` from Rust, to ``sys.stdout``.
@@ -135,8 +138,10 @@ class RustModule:
             raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
         if not I32_MIN <= value <= I32_MAX:
             raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-        reply = self._call(lambda exports, ctx: exports.print_int(ctx, value), prints=True)
-        check_status("print_int", reply)
+        self._call(
+            lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value)),
+            prints=True,
+        )
 
     def start_procedure(self, procedure: ProcedureInput | Mapping[str, Any]) -> ProcedureOutput:
         """Run a procedure and return what it did.
@@ -153,16 +158,23 @@ class RustModule:
                 raise invalid_input(error) from None
         data = _input(encode_input(procedure))
         policy = RoundPolicy.for_input(procedure, len(data)) if self._executor else None
-        reply = self._lend(lambda instance: procedure_steps(instance, data, policy, self._executor))
-        return parse_procedure_reply(reply)
+        return self._lend(
+            lambda instance: parse_procedure_reply(
+                procedure_steps(instance, data, policy, self._executor)
+            )
+        )
 
     def start_procedure_json(self, data: str | Buffer) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
         policy = self._policy_for_json(raw)
-        reply = self._lend(lambda instance: procedure_steps(instance, raw, policy, self._executor))
-        return parse_procedure_reply(reply).model_dump_json().encode()
+        output = self._lend(
+            lambda instance: parse_procedure_reply(
+                procedure_steps(instance, raw, policy, self._executor)
+            )
+        )
+        return output.model_dump_json().encode()
 
     def start_procedure_buffer(self, data: str | Buffer) -> ReplyBuffer:
         """The tutorial's way: run a procedure from JSON and get a handle on

@@ -63,7 +63,7 @@ impl Procedures {
                 "no procedure is in progress: start_procedure starts one",
             )));
         };
-        let execution = execution_from_answer(answer, procedure.round().hosts.len());
+        let execution = execution_from_answer(answer, procedure.pending_hosts());
         self.settle(procedure.record(execution))
     }
 

@@ -1,5 +1,5 @@
-//! The procedure engine: runs an action on every host through an executor,
-//! in rounds, retrying failed hosts, and reports what happened.
+//! The procedure engine: an action on every host, in rounds that the host
+//! runs one at a time, failed hosts retried, and a report of what happened.
 
 use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult};
 use serde::{Deserialize, Serialize};
@@ -38,11 +38,6 @@ pub enum Execution {
     Ran(Vec<Outcome>),
 }
 
-/// Runs rounds of attempts. The host grants one; the engine never runs anything itself.
-pub trait Executor {
-    fn execute(&mut self, round: &Round<'_>) -> Execution;
-}
-
 /// A procedure between its rounds: which hosts are still to be tried, and
 /// what each one's attempts so far came to. The host drives it, one round
 /// at a time, so no host code ever runs inside the engine.
@@ -79,6 +74,11 @@ impl<'a> Procedure<'a> {
             last_failure: vec![None; hosts],
             pending: (0..hosts).collect(),
         }
+    }
+
+    /// How many hosts the round now due asks for.
+    pub fn pending_hosts(&self) -> usize {
+        self.pending.len()
     }
 
     /// The round now due: the input's action on each host still pending.
@@ -165,24 +165,6 @@ impl<'a> Procedure<'a> {
     }
 }
 
-/// Runs `input.action` on every host through `executor`, round after round
-/// until the procedure is over: up to `1 + retries` attempts each, a host
-/// leaving the rounds at its first success or refusal.
-///
-/// `input` must have passed [`crate::validate::validate`].
-pub fn run_procedure(input: ProcedureInput<'_>, executor: &mut dyn Executor) -> ProcedureOutput {
-    let mut step = Step::Round(Procedure::start(input));
-    loop {
-        match step {
-            Step::Round(procedure) => {
-                let execution = executor.execute(&procedure.round());
-                step = procedure.record(execution);
-            }
-            Step::Done(output) => return output,
-        }
-    }
-}
-
 fn failed(reason: &str) -> Outcome {
     Outcome::Failed {
         reason: reason.to_owned(),
@@ -216,6 +198,32 @@ pub fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs rounds of attempts. The host grants one; the engine never runs anything itself.
+    pub trait Executor {
+        fn execute(&mut self, round: &Round<'_>) -> Execution;
+    }
+
+    /// Runs `input.action` on every host through `executor`, round after round
+    /// until the procedure is over: up to `1 + retries` attempts each, a host
+    /// leaving the rounds at its first success or refusal.
+    ///
+    /// `input` must have passed [`crate::validate::validate`].
+    pub fn run_procedure(
+        input: ProcedureInput<'_>,
+        executor: &mut dyn Executor,
+    ) -> ProcedureOutput {
+        let mut step = Step::Round(Procedure::start(input));
+        loop {
+            match step {
+                Step::Round(procedure) => {
+                    let execution = executor.execute(&procedure.round());
+                    step = procedure.record(execution);
+                }
+                Step::Done(output) => return output,
+            }
+        }
+    }
     use std::collections::HashMap;
 
     fn input<'a>(hosts: &[&'a str], retries: u8) -> ProcedureInput<'a> {

@@ -85,6 +85,11 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
                 .to_vec(),
             forever: false,
         },
+        b"fault:round-no-host" => Fault::Round {
+            request: br#"{"action":"fault-round-no-host","timeout":1,"attempt":1,"hosts":[]}"#
+                .to_vec(),
+            forever: false,
+        },
         b"fault:round-other-host" => Fault::Round {
             request: br#"{"action":"fault-round-other-host","timeout":1,"attempt":1,"hosts":["elsewhere"]}"#
                 .to_vec(),

@@ -3,9 +3,9 @@
 //!
 //! Everything here but [`abi`] is plain safe Rust, tested natively:
 //! [`model`] and [`validate`] define and check the procedure's input,
-//! [`engine`] runs it through an executor the host grants, [`calls`] is the
-//! byte-level face every adapter shares. [`abi`] (wasm32-wasip1 only) holds
-//! the exports, the imports and every raw pointer.
+//! [`engine`] holds a procedure between the rounds its host runs, [`calls`]
+//! is the byte-level face every adapter shares. [`abi`] (wasm32-wasip1 only)
+//! holds the exports, the outbox and every raw pointer.
 
 #![deny(unsafe_code)]
 

@@ -50,8 +50,12 @@ def test_a_bad_procedure_reply_raises_abi_violation(faulty: py_host.RustModule, 
 def test_a_reply_that_is_not_the_documented_json_raises_abi_violation(
     faulty: py_host.RustModule, fault: str
 ) -> None:
+    instances = faulty._pool.live()
     with pytest.raises(py_host.AbiViolation):
         faulty.start_procedure_json(fault)
+    assert not set(faulty._pool.live()) & set(instances), "the instance that broke the ABI is gone"
+    with pytest.raises(py_host.AbiViolation):
+        faulty.print_string("fault:reply-garbage")
     with pytest.raises(py_host.AbiViolation):
         faulty.start_procedure_json(fault)
     assert faulty.live_allocations() == 0
@@ -67,6 +71,7 @@ def fault_input(action: str) -> str:
     [
         ("fault-round-garbage", "invalid request"),
         ("fault-round-bad-host", "invalid request"),
+        ("fault-round-no-host", "invalid request"),
         ("fault-round-other-host", "'elsewhere' that the input does not allow"),
         ("fault-round-other-action", "asked to run 'reboot'"),
         ("fault-round-forever", "'a' that the input does not allow"),

@@ -190,3 +190,38 @@ def test_the_module_is_granted_nothing_at_all(tmp_path: Path) -> None:
         match="called wasi_snapshot_preview1::fd_write, which no module is granted",
     ):
         py_host.load(module_file(tmp_path, wat))
+
+
+GRANT_TRAPS = WITH_VERSION.replace(
+    '(func (export "grant_executor"))', '(func (export "grant_executor") unreachable)'
+)
+GRANT_LOOPS = WITH_VERSION.replace(
+    '(func (export "grant_executor"))',
+    '(func (export "grant_executor") (loop $forever (br $forever)))',
+)
+
+
+def test_a_module_that_traps_as_its_executor_is_granted_is_refused(tmp_path: Path) -> None:
+    # Explained from the Store's memory before the Store is freed.
+    with pytest.raises(py_host.LoadError, match=r"cannot instantiate the module: .*unreachable"):
+        py_host.load(module_file(tmp_path, GRANT_TRAPS), executor=py_host.SimulatedNetwork())
+
+
+def test_the_first_calls_of_an_instance_run_under_the_deadline(tmp_path: Path) -> None:
+    limits = py_host.Limits(deadline_seconds=0.2)
+    with pytest.raises(py_host.LoadError, match="deadline"):
+        py_host.load(
+            module_file(tmp_path, GRANT_LOOPS), executor=py_host.SimulatedNetwork(), limits=limits
+        )
+
+
+def test_a_refused_module_is_not_asked_its_version_without_a_deadline(tmp_path: Path) -> None:
+    # Its abi_version loops: with no deadline to stop it, it is not called.
+    wat = (
+        '(import "env" "f" (func))'
+        + ABI_FUNCTIONS
+        + '(func (export "abi_version") (result i32) (loop $forever (br $forever)) i32.const 2)'
+    )
+    limits = py_host.Limits(deadline_seconds=None)
+    with pytest.raises(py_host.LoadError, match="imports env::f"):
+        py_host.load(module_file(tmp_path, wat), limits=limits)
