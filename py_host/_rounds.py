@@ -138,10 +138,10 @@ def procedure(
     """Run the procedure whose input is ``data`` to its final reply: each
     round it asks for is run with ``executor`` between two steps, while no
     WebAssembly runs. Each step's reply comes in the instance's kept buffer."""
-    reply = instance.call(
-        lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
-    )
     try:
+        reply = instance.call(
+            lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
+        )
         while reply.startswith(ROUND_PREFIX):
             answer = _answer(reply, policy, executor)
             reply = instance.call(partial(Exports.resume_procedure, answer=answer), prints=True)
@@ -161,10 +161,10 @@ def procedure_unread(
     but leave its final reply in memory, unread: ``(ptr, length)``. Each
     step's reply comes in a buffer of its own; those asking for a round are
     read and freed."""
-    reply = instance.call(
-        lambda exports, ctx: exports.start_procedure_unread(ctx, data), prints=True
-    )
     try:
+        reply = instance.call(
+            lambda exports, ctx: exports.start_procedure_unread(ctx, data), prints=True
+        )
         while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
             answer = _answer(request, policy, executor)
             reply = instance.call(
@@ -184,8 +184,8 @@ def _answer(request: bytes, policy: RoundPolicy | None, executor: Executor | Non
 
 
 def _cancel(instance: Instance) -> None:
-    # The instance stays (the module refused a step in its own words): it
-    # must not keep the procedure.
+    # The instance stays (the module refused a step in its own words, or
+    # writing a step's output failed): it must not keep the procedure.
     instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
 
 

@@ -3,6 +3,8 @@ py_host error, and the next call runs on a fresh instance."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 from pathlib import Path
@@ -288,3 +290,16 @@ def test_the_deadline_does_not_count_the_executors_time() -> None:
 def test_limits_refuse_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         py_host.Limits(**bad)
+
+
+def test_a_step_whose_output_cannot_be_written_fails_with_io_and_leaves_nothing(
+    faulty: py_host.RustModule,
+) -> None:
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("stdout is closed")
+
+    with contextlib.redirect_stdout(Closed()), pytest.raises(py_host.ModuleError) as raised:
+        faulty.start_procedure_json("fault:huge-output-then-error")
+    assert raised.value.kind == "io"
+    assert_recovers(faulty)
