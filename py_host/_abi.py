@@ -149,7 +149,7 @@ def _abi_version(module: wasmtime.Module, engine: wasmtime.Engine) -> int | None
 
 
 class Exports:
-    """The ABI exports of an instance of a module that passed :func:`check_exports`."""
+    """The ABI exports of an instance of a module that passed :func:`check_module`."""
 
     def __init__(
         self,
@@ -294,18 +294,18 @@ class Exports:
         packed = self._transport.call(ctx, "print_int", ptr)
         return self.take_reply(ctx, "print_int", packed) if packed else None
 
-    def start_procedure(self, ctx: Context, data: bytes, room: int = 0) -> bytes:
+    def start_procedure(self, ctx: Context, data: bytes, room: int) -> bytes:
         """The first step's reply (``ok``, ``error`` or ``round``) for UTF-8
         JSON input; ``room`` is what the reply may need beyond the input's
         length (a round asks for at most the input's hosts).
 
         The module writes each step's reply over the kept buffer when it
         fits, so most steps cross into the module once and free nothing."""
-        return self._step("start_procedure_into", data, len(data) + room, ctx)
+        return self._step(ctx, "start_procedure_into", data, len(data) + room)
 
     def resume_procedure(self, ctx: Context, answer: bytes) -> bytes:
         """The next step's reply, for the executor's answer to the last round."""
-        return self._step("resume_procedure", answer, len(answer), ctx)
+        return self._step(ctx, "resume_procedure", answer, len(answer))
 
     def cancel_procedure(self, ctx: Context) -> None:
         """Abandon the procedure in progress, if any."""
@@ -334,7 +334,7 @@ class Exports:
             return None
         return self.take_reply(ctx, "a procedure's step", pack(ptr, length))
 
-    def _step(self, function: str, data: bytes, capacity: int, ctx: Context) -> bytes:
+    def _step(self, ctx: Context, function: str, data: bytes, capacity: int) -> bytes:
         ptr, capacity = self._hold_input(ctx, data, capacity)
         packed = self._transport.call(ctx, function, ptr, len(data), ptr, capacity)
         if packed == 0:
