@@ -147,8 +147,12 @@ class Instance:
             if seconds_left is not None:
                 self._seconds_left = seconds_left - (time.monotonic() - started)
         if prints:
-            self._write_output(exports.take_output(context))
+            self.print_output()
         return result
+
+    def print_output(self) -> None:
+        """Write what the last step printed to ``sys.stdout``."""
+        self._write_output(self.exports.take_output(self.exports.store_context))
 
     def close(self) -> None:
         close_store(self.store)
@@ -182,8 +186,9 @@ class Instance:
         stdout = sys.stdout
         if stdout is None:
             return
+        text = output.decode("utf-8", "replace")
         try:
-            stdout.write(output.decode("utf-8", "replace"))
+            stdout.write(text)
         except Exception as error:
             raise ModuleError("io", f"writing the module's output failed: {error!r}") from error
 

@@ -7,10 +7,12 @@ while the pool is below its size, or waits for one to come back.
 
 An exception can land at any bytecode (a signal handler's, or one set on the
 thread from outside), so no count is kept that such an exception could leave
-wrong. What is lent is known by its :class:`Lease`, held weakly: a lease the
-borrower lost without giving back dies with the borrower's frame, and its
-place in the pool is free again. An instance is never idle twice, so never
-lent to two callers.
+wrong. What is lent is known by its :class:`Lease`, held weakly. The
+borrower makes the lease before it is lent anything and ends it first thing
+when done, with a C call no exception can cut short, so a lease outlives its
+use only when the borrower's frame is gone, and it dies with it; even an
+exception the caller keeps, whose traceback holds the lease, leaves its
+place free. An instance is never idle twice, so never lent to two callers.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ lent: a lease lost to an exception frees its place without telling anyone."""
 
 
 class Lease:
-    """One caller's use of one instance, until :meth:`InstancePool.release`."""
+    """One caller's use of one instance: made by :meth:`InstancePool.lease`,
+    filled by :meth:`InstancePool.acquire`, ended by
+    :attr:`InstancePool.end_lease` and then :meth:`InstancePool.release`."""
 
     __slots__ = ("__weakref__", "instance", "ref", "thread")
 
-    def __init__(self, instance: Instance | None, thread: int) -> None:
-        self.instance = instance
-        """The instance, or None while it is being made."""
+    def __init__(self, thread: int) -> None:
+        self.instance: Instance | None = None
+        """The instance, once lent."""
         self.thread = thread
         """The borrower's thread (its ident)."""
         self.ref = weakref.ref(self)
@@ -64,6 +68,12 @@ class InstancePool:
         # gone but their frames, and so the leases, never die: forget them.
         self._lock = threading.Lock()
         self._leases: set[weakref.ref[Lease]] = set()
+        self.end_lease = self._leases.discard
+        """``end_lease(lease.ref)`` makes the pool forget a lease. A C call,
+        with no Python frame in it where an exception from outside could
+        land first: call it first thing in a ``finally``, and an exception
+        kept by the caller (its traceback holds the lease) still leaves the
+        place free."""
         self._returned: queue.SimpleQueue[None] = queue.SimpleQueue()
         """A token for each instance given back while callers wait: a C
         queue, so a waiter interrupted in ``get`` leaves nothing half done."""
@@ -71,36 +81,41 @@ class InstancePool:
         """Callers waiting for a token. An exception may leave it wrong: too
         high costs a spare token, too low a waiter's next recount."""
 
-    def acquire(self, wanted: Instance | None = None) -> Lease:
-        """A lease on an idle instance (``wanted``, if given, once it is idle)."""
-        thread = get_ident()
+    def lease(self) -> Lease:
+        """A lease for this thread, not yet holding an instance."""
+        return Lease(get_ident())
+
+    def acquire(self, lease: Lease, wanted: Instance | None = None) -> Instance:
+        """Lend ``lease`` an idle instance (``wanted``, if given, once it is
+        idle) and return it. Whatever happens, end the lease and
+        :meth:`release` it after: the pool counts it from the start."""
         while True:
             with self._lock:
                 if self._closed:
                     raise ClosedError("the module was closed")
                 if self._leases:
-                    self._refuse_reentry(thread)
+                    self._refuse_reentry(lease.thread)
                 if wanted is not None:
                     if wanted in self._idle:
+                        self._leases.add(lease.ref)
                         self._idle.remove(wanted)
-                        return self._lend(wanted, thread)
+                        lease.instance = wanted
+                        return wanted
                     if wanted not in self._lent():
                         raise BufferFreed("the instance that held this buffer was discarded")
                 elif self._idle:
-                    return self._lend(self._idle.pop(), thread)
+                    self._leases.add(lease.ref)
+                    lease.instance = self._idle.pop()
+                    return lease.instance
                 elif len(self._alive()) < self._size:
-                    lease = self._lend(None, thread)
+                    self._leases.add(lease.ref)
                     break
             self._waiting += 1
             with contextlib.suppress(queue.Empty):
                 self._returned.get(timeout=_RECHECK_SECONDS)
             self._waiting -= 1
-        try:
-            lease.instance = self._make()
-        except BaseException:
-            self.release(lease)
-            raise
-        return lease
+        lease.instance = self._make()
+        return lease.instance
 
     def release(self, lease: Lease, *, discard: bool = False) -> None:
         """Give back the lease's instance; ``discard`` it (after a trap, say) instead."""
@@ -109,6 +124,10 @@ class InstancePool:
             self._leases.discard(lease.ref)
             lease.instance = None
             keep = instance is not None and not discard and not self._closed
+            # Once the lease ended, another caller may have made an instance
+            # in its place: never keep more than the pool's size.
+            if keep and self._leases and len(self._idle) + len(self._alive()) >= self._size:
+                keep = False
             if keep:
                 self._idle.append(instance)  # type: ignore[arg-type]
         if self._waiting > 0 and self._returned.qsize() < self._size:
@@ -131,11 +150,6 @@ class InstancePool:
         for instance in idle:
             instance.close()
 
-    def _lend(self, instance: Instance | None, thread: int) -> Lease:
-        lease = Lease(instance, thread)
-        self._leases.add(lease.ref)
-        return lease
-
     def _refuse_reentry(self, thread: int) -> None:
         # An executor, or sys.stdout, calling the module from inside its own
         # call would wait for the very instance it is running on.
@@ -147,9 +161,11 @@ class InstancePool:
 
     def _alive(self) -> list[Lease]:
         """The leases out; the dead are forgotten (rarely any, so only here)."""
-        leases = [lease for ref in self._leases if (lease := ref()) is not None]
-        if len(leases) < len(self._leases):
-            self._leases = {lease.ref for lease in leases}
+        # A copy: leases end (a C call) outside the lock.
+        refs = self._leases.copy()
+        leases = [lease for ref in refs if (lease := ref()) is not None]
+        if len(leases) < len(refs):
+            self._leases.difference_update(ref for ref in refs if ref() is None)
         return leases
 
     def _lent(self) -> list[Instance]:

@@ -6,7 +6,7 @@ executor that runs them between two steps, and its answers (docs/ABI.md,
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Annotated, Any, get_args
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._abi import ROUND_PREFIX, Exports
 from ._instance import Instance
+from ._transport import Context
 from .errors import AbiViolation, ModuleError
 from .executors import Executor, Outcome, Round, Status
 from .models import ActionName, HostName, ProcedureInput
@@ -162,16 +163,29 @@ def procedure_unread(
     step's reply comes in a buffer of its own; those asking for a round are
     read and freed."""
     try:
-        reply = instance.call(
-            lambda exports, ctx: exports.start_procedure_unread(ctx, data), prints=True
+        reply = _unread_step(
+            instance, lambda exports, ctx: exports.start_procedure_unread(ctx, data)
         )
         while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
             answer = _answer(request, policy, executor)
-            reply = instance.call(
-                partial(Exports.resume_procedure_unread, answer=answer), prints=True
-            )
+            reply = _unread_step(instance, partial(Exports.resume_procedure_unread, answer=answer))
     except ModuleError:
         _cancel(instance)
+        raise
+    return reply
+
+
+def _unread_step(
+    instance: Instance, step: Callable[[Exports, Context], tuple[int, int]]
+) -> tuple[int, int]:
+    """One step whose reply stays in memory: ``(ptr, length)``. The instance
+    stays when its output cannot be written (a ModuleError): the reply must
+    not stay with it."""
+    reply = instance.call(step)
+    try:
+        instance.print_output()
+    except ModuleError:
+        instance.call(partial(Exports.free_mem, ptr=reply[0]))
         raise
     return reply
 

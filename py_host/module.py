@@ -24,7 +24,6 @@ from ._wire import check_status, encode_input, invalid_input, parse_procedure_re
 from .errors import (
     AbiViolation,
     BufferFreed,
-    Error,
     InvalidInput,
     LoadError,
     ModuleError,
@@ -243,25 +242,19 @@ class RustModule:
         :class:`ModuleError`, the module's own well-formed refusal, or a
         :class:`BufferFreed`: after an exception from anywhere else, even a
         signal handler's between two steps, its state is unknown."""
-        lease = None
+        lease = self._pool.lease()
         discard = True
         try:
-            lease = self._pool.acquire(on)
-            instance = lease.instance
-            assert instance is not None
+            instance = self._pool.acquire(lease, on)
             instance.begin()
             result = work(instance)
             discard = False
         except (ModuleError, BufferFreed):
             discard = False
             raise
-        except Error:
-            raise
-        except Exception as error:
-            raise Error(f"the call failed unexpectedly: {error!r}") from error
         finally:
-            if lease is not None:
-                self._pool.release(lease, discard=discard)
+            self._pool.end_lease(lease.ref)
+            self._pool.release(lease, discard=discard)
         return result
 
 

@@ -292,14 +292,15 @@ def test_limits_refuse_nonsense(bad: dict[str, Any]) -> None:
         py_host.Limits(**bad)
 
 
+@pytest.mark.parametrize("entry", ["start_procedure_json", "start_procedure_buffer"])
 def test_a_step_whose_output_cannot_be_written_fails_with_io_and_leaves_nothing(
-    faulty: py_host.RustModule,
+    faulty: py_host.RustModule, entry: str
 ) -> None:
     class Closed(io.StringIO):
         def write(self, text: str) -> int:
             raise OSError("stdout is closed")
 
     with contextlib.redirect_stdout(Closed()), pytest.raises(py_host.ModuleError) as raised:
-        faulty.start_procedure_json("fault:huge-output-then-error")
+        getattr(faulty, entry)("fault:huge-output-then-error")
     assert raised.value.kind == "io"
     assert_recovers(faulty)

@@ -115,6 +115,24 @@ def test_many_threads_share_one_module() -> None:
         assert len(rust._pool.live()) <= 4
 
 
+def test_an_ended_lease_frees_its_place_but_never_grows_the_pool() -> None:
+    # A lease ends before its instance comes back (docs in _pool.py), so
+    # another caller may make an instance in its place meanwhile: the one
+    # coming back must then be closed, not kept beyond the pool's size.
+    with py_host.load(max_instances=1) as rust:
+        pool = rust._pool
+        first = pool.lease()
+        returning = pool.acquire(first)
+        pool.end_lease(first.ref)
+        second = pool.lease()
+        made = pool.acquire(second)
+        assert made is not returning
+        pool.release(first)
+        pool.release(second)
+        assert pool.live() == [made]
+        rust.print_int(1)
+
+
 def test_a_pool_needs_room_for_one() -> None:
     with pytest.raises(ValueError, match="at least one"):
         py_host.load(max_instances=0)
