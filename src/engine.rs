@@ -17,9 +17,9 @@ pub struct Round<'a> {
 
 /// How one attempt on one host ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "status", rename_all = "snake_case", try_from = "OutcomeFields")]
 pub enum Outcome {
-    /// Succeeded. A struct variant, so that unknown fields are refused here too.
+    /// Succeeded.
     Ok {},
     /// Failed; worth another attempt.
     Failed { reason: String },
@@ -27,6 +27,46 @@ pub enum Outcome {
     Timeout { reason: String },
     /// The executor will not run this action: retrying cannot help.
     Refused { reason: String },
+}
+
+/// An outcome as an answer spells it. Read as a plain struct, not as an
+/// internally tagged enum, which serde buffers field by field: that took a
+/// sixth of a round's parsing and the module's largest function.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeFields {
+    status: Status,
+    #[serde(default, deserialize_with = "present")]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    Ok,
+    Failed,
+    Timeout,
+    Refused,
+}
+
+/// A field that, when present, is a string: never `null`.
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(field).map(Some)
+}
+
+impl TryFrom<OutcomeFields> for Outcome {
+    type Error = &'static str;
+
+    fn try_from(fields: OutcomeFields) -> Result<Self, Self::Error> {
+        match (fields.status, fields.reason) {
+            (Status::Ok, None) => Ok(Outcome::Ok {}),
+            (Status::Ok, Some(_)) => Err("an `ok` outcome has no `reason`"),
+            (_, None) => Err("missing field `reason`"),
+            (Status::Failed, Some(reason)) => Ok(Outcome::Failed { reason }),
+            (Status::Timeout, Some(reason)) => Ok(Outcome::Timeout { reason }),
+            (Status::Refused, Some(reason)) => Ok(Outcome::Refused { reason }),
+        }
+    }
 }
 
 /// What an executor did with a round.
@@ -460,5 +500,32 @@ mod tests {
         };
         assert_eq!(output.failures[0].attempts, 2);
         assert_eq!(output.failures[0].reason, "still down");
+    }
+
+    #[test]
+    fn outcomes_are_read_as_docs_abi_spells_them() {
+        let read = |text: &str| serde_json::from_str::<Outcome>(text).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"status":"ok"}"#), Ok(Outcome::Ok {}));
+        for (status, expected) in [
+            ("failed", Outcome::Failed { reason: "r".into() }),
+            ("timeout", Outcome::Timeout { reason: "r".into() }),
+            ("refused", Outcome::Refused { reason: "r".into() }),
+        ] {
+            let text = format!(r#"{{"reason":"r","status":"{status}"}}"#);
+            assert_eq!(read(&text), Ok(expected));
+            let error = read(&format!(r#"{{"status":"{status}"}}"#)).unwrap_err();
+            assert!(error.contains("missing field `reason`"), "{error}");
+        }
+        for (text, problem) in [
+            (r#"{"status":"ok","reason":"r"}"#, "no `reason`"),
+            (r#"{"status":"failed","reason":null}"#, "invalid type: null"),
+            (r#"{"status":"ok","extra":1}"#, "unknown field `extra`"),
+            (r#"{"status":"maybe"}"#, "unknown variant `maybe`"),
+            (r#"{"reason":"r"}"#, "missing field `status`"),
+            (r#""ok""#, "invalid type"),
+        ] {
+            let error = read(text).unwrap_err();
+            assert!(error.contains(problem), "{text}: {error}");
+        }
     }
 }
