@@ -160,24 +160,37 @@ class _EpochClock:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[int, None] = {}
-        """The threads whose call is running. Adding and removing a key is
-        atomic, and removing one twice harmless, so a call starts and stops
-        without a lock, and an exception between the two leaves no call
-        counted for ever: the thread's next call stops it."""
+        self.calls: dict[int, None] = {}
+        """The threads whose call is running, by ident: a call sets its key
+        and pops it when done (see :meth:`start`). Setting and popping a key
+        are atomic, and popping one twice harmless, so no lock is needed, and
+        an exception between the two leaves no call counted for ever: the
+        thread's next call pops it."""
         self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
         """Where the sleeping clock waits for a call to start. A C queue, not
         a threading.Event, whose Python code an exception could leave with
         its lock taken, and every later call waiting on it."""
-        self._asleep = False
+        self.asleep = True
+        """Whether the clock waits for a call (or was never started): a call
+        that starts then must :meth:`wake` it."""
         self._started = False
         self._ticking = False
 
     def start(self, thread: int) -> None:
         """A call begins on ``thread`` (its ident): keep the clock going
-        until its :meth:`stop`."""
-        self._running[thread] = None
-        if self._asleep and not self._wake.qsize():
+        until its :meth:`stop`. (A hot path may do the same inline: set
+        ``calls[thread]``, then :meth:`wake` the clock if it is ``asleep``.)"""
+        self.calls[thread] = None
+        if self.asleep:
+            self.wake()
+
+    def stop(self, thread: int) -> None:
+        """The call on ``thread`` has ended."""
+        self.calls.pop(thread, None)
+
+    def wake(self) -> None:
+        """Wake the clock for a call that started, starting it the first time."""
+        if not self._wake.qsize():
             self._wake.put(None)
         if not self._started:
             with self._lock:
@@ -186,10 +199,6 @@ class _EpochClock:
                     # thread to be scheduled: a tenth of a first call's time.
                     _thread.start_new_thread(self._tick, ())
                     self._started = True
-
-    def stop(self, thread: int) -> None:
-        """The call on ``thread`` has ended."""
-        self._running.pop(thread, None)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -208,14 +217,14 @@ class _EpochClock:
             if self._ticking:
                 return
             self._ticking = True
-        running, wake = self._running, self._wake
+        running, wake = self.calls, self._wake
         while True:
             # A call that starts after this looks finds the clock asleep, and
             # wakes it; one that started before is seen here.
-            self._asleep = True
+            self.asleep = True
             if not running:
                 wake.get()
-            self._asleep = False
+            self.asleep = False
             last = time.monotonic()
             # Tick at least once per wake-up before looking whether calls
             # still run: a clock that went back to sleep at once would be

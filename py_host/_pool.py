@@ -34,19 +34,17 @@ lent: a lease lost to an exception frees its place without telling anyone."""
 
 
 class Lease:
-    """One caller's use of one instance: made by :meth:`InstancePool.lease`,
-    filled by :meth:`InstancePool.acquire`, ended by
-    :attr:`InstancePool.end_lease` and then :meth:`InstancePool.release`."""
+    """One caller's use of one instance: made empty by the caller (in C, with
+    no Python frame an exception could land in), filled by
+    :meth:`InstancePool.acquire`, ended by :attr:`InstancePool.end_lease`
+    and then :meth:`InstancePool.release`."""
 
-    __slots__ = ("__weakref__", "instance", "ref", "thread")
-
-    def __init__(self, thread: int) -> None:
-        self.instance: Instance | None = None
-        """The instance, once lent."""
-        self.thread = thread
-        """The borrower's thread (its ident)."""
-        self.ref = weakref.ref(self)
-        """How the pool knows the lease without keeping it alive."""
+    instance: Instance | None = None
+    """The instance, once lent."""
+    thread = 0
+    """The borrower's thread (its ident), once lent."""
+    ref: weakref.ref[Lease] | None = None
+    """How the pool knows the lease without keeping it alive, once lent."""
 
 
 class InstancePool:
@@ -81,14 +79,12 @@ class InstancePool:
         """Callers waiting for a token. An exception may leave it wrong: too
         high costs a spare token, too low a waiter's next recount."""
 
-    def lease(self) -> Lease:
-        """A lease for this thread, not yet holding an instance."""
-        return Lease(get_ident())
-
     def acquire(self, lease: Lease, wanted: Instance | None = None) -> Instance:
         """Lend ``lease`` an idle instance (``wanted``, if given, once it is
         idle) and return it. Whatever happens, end the lease and
         :meth:`release` it after: the pool counts it from the start."""
+        lease.thread = get_ident()
+        lease.ref = ref = weakref.ref(lease)
         while True:
             with self._lock:
                 if self._closed:
@@ -97,18 +93,18 @@ class InstancePool:
                     self._refuse_reentry(lease.thread)
                 if wanted is not None:
                     if wanted in self._idle:
-                        self._leases.add(lease.ref)
+                        self._leases.add(ref)
                         self._idle.remove(wanted)
                         lease.instance = wanted
                         return wanted
                     if wanted not in self._lent():
                         raise BufferFreed("the instance that held this buffer was discarded")
                 elif self._idle:
-                    self._leases.add(lease.ref)
+                    self._leases.add(ref)
                     lease.instance = self._idle.pop()
                     return lease.instance
                 elif len(self._alive()) < self._size:
-                    self._leases.add(lease.ref)
+                    self._leases.add(ref)
                     break
             self._waiting += 1
             with contextlib.suppress(queue.Empty):

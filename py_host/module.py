@@ -16,7 +16,7 @@ from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module, engine
 from ._instance import Instance, prepare
-from ._pool import InstancePool
+from ._pool import InstancePool, Lease
 from ._rounds import RoundPolicy, procedure_unread
 from ._rounds import procedure as procedure_steps
 from ._transport import Context
@@ -242,7 +242,7 @@ class RustModule:
         :class:`ModuleError`, the module's own well-formed refusal, or a
         :class:`BufferFreed`: after an exception from anywhere else, even a
         signal handler's between two steps, its state is unknown."""
-        lease = self._pool.lease()
+        lease = Lease()
         discard = True
         try:
             instance = self._pool.acquire(lease, on)

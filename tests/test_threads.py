@@ -12,6 +12,7 @@ import pytest
 from conftest import run_python, tutorial_input
 
 import py_host
+from py_host._pool import Lease
 from py_host import Outcome, Round
 
 
@@ -121,10 +122,10 @@ def test_an_ended_lease_frees_its_place_but_never_grows_the_pool() -> None:
     # coming back must then be closed, not kept beyond the pool's size.
     with py_host.load(max_instances=1) as rust:
         pool = rust._pool
-        first = pool.lease()
+        first = Lease()
         returning = pool.acquire(first)
         pool.end_lease(first.ref)
-        second = pool.lease()
+        second = Lease()
         made = pool.acquire(second)
         assert made is not returning
         pool.release(first)
