@@ -26,7 +26,7 @@ from collections.abc import Callable
 from threading import get_ident
 
 from ._instance import Instance
-from .errors import BufferFreed, ClosedError, ReentrancyError
+from .errors import BufferFreed, ClosedError, ConfigError, ReentrancyError
 
 _RECHECK_SECONDS = 0.05
 """How long a caller waits for an instance before it counts again what is
@@ -52,8 +52,8 @@ class InstancePool:
     at a time."""
 
     def __init__(self, make: Callable[[], Instance], size: int) -> None:
-        if size < 1:
-            raise ValueError("a pool needs room for at least one instance")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"max_instances must be an int of at least 1; got {size!r}")
         self._make = make
         self._size = size
         self._idle: list[Instance] = [make()]

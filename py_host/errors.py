@@ -31,6 +31,14 @@ class ClosedError(Error):
     """The module was closed; load it again to go on."""
 
 
+class ConfigError(Error, ValueError, TypeError):
+    """An argument that sets py_host up was wrong: a :class:`~py_host.Limits`
+    field, an argument of :func:`~py_host.load`, an executor. Also a
+    ValueError and a TypeError, what Python raises for an argument of the
+    wrong value or type (as numpy's AxisError is a ValueError and an
+    IndexError)."""
+
+
 class ModuleError(Error):
     """The module refused a call and said why.
 

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from .errors import ConfigError
+
 Status = Literal["ok", "failed", "timeout", "refused"]
 
 
@@ -104,7 +106,7 @@ class ConcurrentExecutor:
 
     def __init__(self, action: HostAction, *, max_workers: int = 32) -> None:
         if max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
+            raise ConfigError("max_workers must be at least 1")
         self._action = action
         self._max_workers = max_workers
         self._abandoned: list[threading.Thread] = []
@@ -208,7 +210,7 @@ class CommandExecutor:
     def __init__(self, commands: Mapping[str, Sequence[str]], *, max_workers: int = 32) -> None:
         for action, argv in commands.items():
             if not argv or isinstance(argv, str):
-                raise ValueError(f"the command for {action!r} must be a non-empty argv list")
+                raise ConfigError(f"the command for {action!r} must be a non-empty argv list")
         self.commands = {action: tuple(argv) for action, argv in commands.items()}
         self._runner = ConcurrentExecutor(self._run, max_workers=max_workers)
 
@@ -255,7 +257,7 @@ def as_executor(granted: Executor | HostAction) -> Executor:
         return granted
     if callable(granted):
         return ConcurrentExecutor(granted)
-    raise TypeError(
+    raise ConfigError(
         f"executor must be an Executor or a callable (host, action, timeout), "
         f"not {type(granted).__name__}"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 MiB = 1 << 20
 MAX_MEMORY_BYTES = 4 << 30
 """A 32-bit module can address no more than 4 GiB."""
@@ -49,7 +51,7 @@ class Limits:
             or not math.isfinite(deadline)
             or not 0 < deadline <= MAX_DEADLINE_SECONDS
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"deadline_seconds must be a number of seconds above 0 and at most "
                 f"{MAX_DEADLINE_SECONDS:g}, or None; got {deadline!r}"
             )
@@ -57,4 +59,4 @@ class Limits:
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int from {low} to {high}; got {value!r}")
+        raise ConfigError(f"{name} must be an int from {low} to {high}; got {value!r}")

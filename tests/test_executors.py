@@ -162,7 +162,7 @@ def test_an_executor_that_answers_garbage_fails_the_round() -> None:
 
 
 def test_a_thing_that_is_neither_executor_nor_callable_is_refused() -> None:
-    with pytest.raises(TypeError, match="executor must be"):
+    with pytest.raises(py_host.ConfigError, match="executor must be"):
         py_host.load(executor=42)  # type: ignore[arg-type]
 
 

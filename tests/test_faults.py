@@ -285,10 +285,13 @@ def test_the_deadline_does_not_count_the_executors_time() -> None:
         {"deadline_seconds": -1.0},
         {"max_fuel": 0},
         {"max_output_bytes": -5},
+        {"max_reply_bytes": "1"},
+        {"max_memory_bytes": True},
+        {"deadline_seconds": float("nan")},
     ],
 )
 def test_limits_refuse_nonsense(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(py_host.ConfigError, match=next(iter(bad))):
         py_host.Limits(**bad)
 
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import run_python, tutorial_input
 
 import py_host
-from py_host._pool import Lease
 from py_host import Outcome, Round
+from py_host._pool import Lease
 
 
 class Gate:
@@ -134,9 +134,10 @@ def test_an_ended_lease_frees_its_place_but_never_grows_the_pool() -> None:
         rust.print_int(1)
 
 
-def test_a_pool_needs_room_for_one() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        py_host.load(max_instances=0)
+@pytest.mark.parametrize("size", [0, -1, 1.5, "2", True])
+def test_a_pool_needs_room_for_one(size: object) -> None:
+    with pytest.raises(py_host.ConfigError, match="max_instances must be an int of at least 1"):
+        py_host.load(max_instances=size)  # type: ignore[arg-type]
 
 
 def test_a_module_dropped_without_close_is_freed() -> None:
