@@ -26,8 +26,10 @@ ActionName = Annotated[
 class ProcedureInput(BaseModel):
     """Run ``action`` on every host of ``host_list``.
 
-    Strict like serde: no coercion of ``"10"`` or ``10.0`` to an int, no
-    unknown fields.
+    Strict like the module: an integer field takes an ``int`` of any size
+    (out of range: ``out_of_range``) and nothing else, not ``True``,
+    ``10.0`` or ``"10"`` (``invalid_type``), as docs/ABI.md's rule for JSON
+    integers says; and no unknown fields.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)

@@ -13,13 +13,14 @@ pub const ACTION_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
 /// What the host asks for: run `action` on every host of `host_list`.
 //
-// Deserializing checks types and ranges only; `crate::validate` checks the
-// rules that serde cannot express (host names, duplicates, a zero timeout),
-// which the schema attributes below restate. Strings borrow from the input
-// where they can: a procedure may name 100,000 hosts, and a copy of each
-// would cost more than the parse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// `crate::validate` reads it from JSON (types and ranges, as it goes) and
+// then checks the rules that types do not express (host names, duplicates,
+// a zero timeout), which the schema attributes below restate. Strings
+// borrow from the input where they can: a procedure may name 100,000
+// hosts, and a copy of each would cost more than the parse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+// For the schema: no field but these.
 #[serde(deny_unknown_fields)]
 pub struct ProcedureInput<'a> {
     /// Seconds each attempt may take, 1 to 255.
@@ -28,14 +29,12 @@ pub struct ProcedureInput<'a> {
     /// Attempts after the first for a host that failed, 0 to 255.
     pub retries: u8,
     /// Host names (RFC 1123), unique ignoring case, in the order to report them.
-    #[serde(borrow)]
     #[cfg_attr(feature = "schema", schemars(
         length(min = 1, max = crate::validate::MAX_HOSTS),
         inner(length(min = 1, max = crate::validate::MAX_HOST_NAME_LEN), regex(pattern = HOST_NAME_PATTERN))
     ))]
     pub host_list: Vec<Text<'a>>,
     /// The action's name, as the host's executor knows it.
-    #[serde(borrow)]
     #[cfg_attr(feature = "schema", schemars(
         length(min = 1, max = crate::validate::MAX_ACTION_LEN),
         regex(pattern = ACTION_PATTERN)

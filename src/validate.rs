@@ -3,6 +3,14 @@
 
 use crate::error::{Error, ErrorKind, PathSegment};
 use crate::model::{ProcedureInput, Text};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor,
+};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// The most hosts one procedure may name.
 pub const MAX_HOSTS: usize = 100_000;
@@ -24,30 +32,20 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Error> {
 /// Parses and validates a UTF-8 JSON `ProcedureInput`.
 pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
     let text = utf8(bytes)?;
-    // serde would also accept a struct written as a JSON array; the ABI says object.
-    if !text.trim_start().starts_with('{') {
-        return Err(Error::new(
-            ErrorKind::InvalidJson,
-            "expected a JSON object for ProcedureInput",
-        ));
-    }
-    // Tracking the path costs a third of the parse: only an error needs it.
-    let input = serde_json::from_str(text).map_err(|plain| describe_json_error(text, &plain))?;
+    let refusal = Refusal::default();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let input = Fields(&refusal)
+        .deserialize(&mut deserializer)
+        .and_then(|input| deserializer.end().map(|()| input))
+        .map_err(|error| {
+            // Every field records why it refused a value; anything else is
+            // the parser's: the text is not one JSON object.
+            refusal
+                .take()
+                .unwrap_or_else(|| Error::new(ErrorKind::InvalidJson, error.to_string()))
+        })?;
     validate(&input)?;
     Ok(input)
-}
-
-/// The error for `text`, which serde refused with `plain`, with the path of
-/// the field at fault.
-fn describe_json_error(text: &str, plain: &serde_json::Error) -> Error {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, ProcedureInput>(&mut deserializer) {
-        Err(error) => json_error(path_segments(error.path()), error.inner()),
-        Ok(_) => json_error(
-            Vec::new(),
-            deserializer.end().err().as_ref().unwrap_or(plain),
-        ),
-    }
 }
 
 /// Checks the rules that types alone do not express.
@@ -177,49 +175,372 @@ pub fn action_problem(action: &str) -> Option<String> {
         .map(|c| format!("{c:?} is not allowed (letters, digits, '_', '-', '.')"))
 }
 
-fn path_segments(path: &serde_path_to_error::Path) -> Vec<PathSegment> {
-    path.iter()
-        .filter_map(|segment| match segment {
-            serde_path_to_error::Segment::Seq { index } => Some(PathSegment::Index(*index)),
-            serde_path_to_error::Segment::Map { key } => Some(PathSegment::Key(key.clone())),
-            serde_path_to_error::Segment::Enum { variant } => {
-                Some(PathSegment::Key(variant.clone()))
-            }
-            serde_path_to_error::Segment::Unknown => None,
-        })
-        .collect()
+// Reading the input's fields. serde_json reports a value it refused as
+// English text only, so each field checks its own value and records the
+// error, kind and path, in a `Refusal` before it fails: the kind never
+// depends on anyone's wording.
+
+/// The first problem a field found, recorded where the parse can read it
+/// back once serde_json has unwound.
+#[derive(Default)]
+struct Refusal(Cell<Option<Error>>);
+
+impl Refusal {
+    /// Records `error` and returns the deserializer's error to fail with,
+    /// which says the same for callers who read only that.
+    fn refuse<E: de::Error>(&self, error: Error) -> E {
+        let failure = E::custom(&error);
+        self.0.set(Some(error));
+        failure
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.0.take()
+    }
 }
 
-/// Maps a serde_json error at `segments` to our kind and the full path of the field.
-fn json_error(mut segments: Vec<PathSegment>, error: &serde_json::Error) -> Error {
-    if !error.is_data() {
-        // Syntax and end-of-input errors: the position is what helps.
-        return Error::new(ErrorKind::InvalidJson, error.to_string()).at(segments);
+/// Where a value lies in the input.
+#[derive(Clone, Copy)]
+enum At {
+    Field(&'static str),
+    Host(usize),
+}
+
+impl At {
+    fn path(self) -> Vec<PathSegment> {
+        match self {
+            At::Field(name) => vec![name.into()],
+            At::Host(index) => vec!["host_list".into(), index.into()],
+        }
     }
-    // serde only reports data errors as text; its wording is stable across 1.x.
-    let position = format!(" at line {} column {}", error.line(), error.column());
-    let full = error.to_string();
-    let message = full.strip_suffix(&position).unwrap_or(&full).to_owned();
-    let kind = if message.starts_with("missing field") {
-        ErrorKind::MissingField
-    } else if message.starts_with("unknown field") {
-        ErrorKind::UnknownField
-    } else if message.starts_with("duplicate field") {
-        ErrorKind::DuplicateField
-    } else if message.starts_with("invalid value: integer") {
-        ErrorKind::OutOfRange
-    } else if message.starts_with("invalid value") {
-        ErrorKind::InvalidValue
-    } else {
-        ErrorKind::InvalidType
+}
+
+/// The input's fields, for the message about one it does not have.
+const FIELDS: &str = "`timeout`, `retries`, `host_list`, `action`, `job_id`";
+
+/// For whoever deserializes an input with serde directly (the fuzz target):
+/// the same checks, with the error as text.
+impl<'de> Deserialize<'de> for ProcedureInput<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Fields(&Refusal::default()).deserialize(deserializer)
+    }
+}
+
+/// The input object, field by field.
+struct Fields<'r>(&'r Refusal);
+
+impl<'de> DeserializeSeed<'de> for Fields<'_> {
+    type Value = ProcedureInput<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        // Anything but an object is refused by serde_json itself, unrecorded:
+        // an `invalid_json` input.
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Fields<'_> {
+    type Value = ProcedureInput<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object for ProcedureInput")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let refusal = self.0;
+        let (mut timeout, mut retries, mut host_list, mut action, mut job_id) =
+            (None, None, None, None, None);
+        // Keys are strings in JSON, so reading one fails only on bad JSON.
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key {
+                "timeout" => fill(&mut timeout, "timeout", refusal, || {
+                    map.next_value_seed(Integer::new(refusal, "timeout"))
+                }),
+                "retries" => fill(&mut retries, "retries", refusal, || {
+                    map.next_value_seed(Integer::new(refusal, "retries"))
+                }),
+                "host_list" => fill(&mut host_list, "host_list", refusal, || {
+                    map.next_value_seed(HostList(refusal))
+                }),
+                "action" => fill(&mut action, "action", refusal, || {
+                    map.next_value_seed(Str(refusal, At::Field("action")))
+                }),
+                "job_id" => fill(&mut job_id, "job_id", refusal, || {
+                    map.next_value_seed(Integer::new(refusal, "job_id"))
+                }),
+                unknown => Err(refusal.refuse(
+                    Error::new(
+                        ErrorKind::UnknownField,
+                        format!("unknown field `{unknown}`, expected one of {FIELDS}"),
+                    )
+                    .at([unknown.into()]),
+                )),
+            }?;
+        }
+        let missing = |name: &'static str| {
+            refusal.refuse(
+                Error::new(ErrorKind::MissingField, format!("missing field `{name}`"))
+                    .at([name.into()]),
+            )
+        };
+        Ok(ProcedureInput {
+            timeout: timeout.ok_or_else(|| missing("timeout"))?,
+            retries: retries.ok_or_else(|| missing("retries"))?,
+            host_list: host_list.ok_or_else(|| missing("host_list"))?,
+            action: action.ok_or_else(|| missing("action"))?,
+            job_id: job_id.ok_or_else(|| missing("job_id"))?,
+        })
+    }
+}
+
+/// Reads the field `name` into its empty `slot`; a second value for it is
+/// refused before it is read.
+fn fill<T, E: de::Error>(
+    slot: &mut Option<T>,
+    name: &'static str,
+    refusal: &Refusal,
+    read: impl FnOnce() -> Result<T, E>,
+) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(refusal.refuse(
+            Error::new(
+                ErrorKind::DuplicateField,
+                format!("duplicate field `{name}`"),
+            )
+            .at([name.into()]),
+        ));
+    }
+    *slot = Some(read()?);
+    Ok(())
+}
+
+/// An integer field of type `T`, from its JSON text: serde_json reads an
+/// integer beyond 64 bits as a float, or not at all, so only the text tells
+/// a huge integer from a fraction.
+struct Integer<'r, T> {
+    refusal: &'r Refusal,
+    name: &'static str,
+    of: PhantomData<T>,
+}
+
+impl<'r, T> Integer<'r, T> {
+    fn new(refusal: &'r Refusal, name: &'static str) -> Self {
+        Integer {
+            refusal,
+            name,
+            of: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: TryFrom<i64>> DeserializeSeed<'de> for Integer<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        let json = <&RawValue>::deserialize(deserializer)?.get();
+        integer(json).map_err(|error| self.refusal.refuse(error.at([self.name.into()])))
+    }
+}
+
+/// The longest value quoted whole in an error's message.
+const MAX_QUOTED: usize = 40;
+
+/// The integer that `json`, one JSON value, writes: a number with no
+/// fraction and no exponent (`-0` is 0), within `T`'s range.
+fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, Error> {
+    let expected = std::any::type_name::<T>();
+    let quoted = |what: &str| match json.len() {
+        ..=MAX_QUOTED => format!("{what} `{json}`"),
+        len => format!("{what} of {len} bytes"),
     };
-    // Missing and duplicate fields are reported at the enclosing object.
-    if matches!(kind, ErrorKind::MissingField | ErrorKind::DuplicateField)
-        && let Some(field) = message.split('`').nth(1)
-    {
-        segments.push(PathSegment::Key(field.to_owned()));
+    let found = match json.as_bytes()[0] {
+        b'-' | b'0'..=b'9' if !json.contains(['.', 'e', 'E']) => {
+            // What JSON calls an integer, of any length: parsing it fails
+            // only when it overflows.
+            return json
+                .parse::<i64>()
+                .ok()
+                .and_then(|value| T::try_from(value).ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::OutOfRange,
+                        format!("invalid value: {}, expected {expected}", quoted("integer")),
+                    )
+                });
+        }
+        b'-' | b'0'..=b'9' => quoted("floating point"),
+        b'"' if json.len() <= MAX_QUOTED => format!("string {json}"),
+        b'"' => format!("string of {} bytes", json.len()),
+        b't' | b'f' => quoted("boolean"),
+        b'n' => "null".into(),
+        b'[' => "sequence".into(),
+        _ => "map".into(),
+    };
+    Err(Error::new(
+        ErrorKind::InvalidType,
+        format!("invalid type: {found}, expected {expected}"),
+    ))
+}
+
+/// The host list: an array of strings.
+struct HostList<'r>(&'r Refusal);
+
+impl<'de> DeserializeSeed<'de> for HostList<'_> {
+    type Value = Vec<Text<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
-    Error::new(kind, message).at(segments)
+}
+
+impl<'de> Visitor<'de> for HostList<'_> {
+    type Value = Vec<Text<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut hosts = Vec::new();
+        while let Some(host) = seq.next_element_seed(Str(self.0, At::Host(hosts.len())))? {
+            hosts.push(host);
+        }
+        Ok(hosts)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Bool(v),
+            &self,
+        ))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Signed(v),
+            &self,
+        ))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Unsigned(v),
+            &self,
+        ))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Float(v),
+            &self,
+        ))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Str(v),
+            &self,
+        ))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, At::Field("host_list"), NULL, &self))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(wrong_type(
+            self.0,
+            At::Field("host_list"),
+            Unexpected::Map,
+            &self,
+        ))
+    }
+}
+
+/// A string field, or a host in the list: borrowed from the input unless
+/// JSON escapes made a copy necessary.
+struct Str<'r>(&'r Refusal, At);
+
+impl<'de> DeserializeSeed<'de> for Str<'_> {
+    type Value = Text<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Str<'_> {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, self.1, Unexpected::Bool(v), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, self.1, Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, self.1, Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, self.1, Unexpected::Float(v), &self))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(wrong_type(self.0, self.1, NULL, &self))
+    }
+
+    // Refused before its elements are read: nesting of any depth costs nothing.
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(wrong_type(self.0, self.1, Unexpected::Seq, &self))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(wrong_type(self.0, self.1, Unexpected::Map, &self))
+    }
+}
+
+/// JSON's `null`, which serde calls a unit.
+const NULL: Unexpected<'static> = Unexpected::Other("null");
+
+/// Records that the value at `at` is `found`, of the wrong JSON type.
+fn wrong_type<E: de::Error>(
+    refusal: &Refusal,
+    at: At,
+    found: Unexpected<'_>,
+    expected: &dyn de::Expected,
+) -> E {
+    refusal.refuse(
+        Error::new(
+            ErrorKind::InvalidType,
+            format!("invalid type: {found}, expected {expected}"),
+        )
+        .at(at.path()),
+    )
 }
 
 #[cfg(test)]
@@ -228,18 +549,38 @@ mod tests {
 
     const VALID: &str = r#"{"timeout":10,"retries":3,"host_list":["server1","server2"],"action":"reboot","job_id":1}"#;
 
+    /// The fields of VALID, each with its value as JSON text.
+    const FIELDS_OF_VALID: [(&str, &str); 5] = [
+        ("timeout", "10"),
+        ("retries", "3"),
+        ("host_list", r#"["server1","server2"]"#),
+        ("action", r#""reboot""#),
+        ("job_id", "1"),
+    ];
+
+    /// VALID with `field` set to the JSON text `value`, kept exactly as
+    /// written (a number is not read and written again), or added last.
     fn with(field: &str, value: &str) -> String {
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(VALID).unwrap();
-        object.insert(field.into(), serde_json::from_str(value).unwrap());
-        serde_json::to_string(&object).unwrap()
+        let mut fields: Vec<String> = FIELDS_OF_VALID
+            .iter()
+            .filter(|(name, _)| *name != field)
+            .map(|(name, json)| format!(r#""{name}":{json}"#))
+            .collect();
+        let at = FIELDS_OF_VALID
+            .iter()
+            .position(|(name, _)| *name == field)
+            .unwrap_or(fields.len());
+        fields.insert(at, format!(r#""{field}":{value}"#));
+        format!("{{{}}}", fields.join(","))
     }
 
     fn without(field: &str) -> String {
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(VALID).unwrap();
-        object.remove(field);
-        serde_json::to_string(&object).unwrap()
+        let fields: Vec<String> = FIELDS_OF_VALID
+            .iter()
+            .filter(|(name, _)| *name != field)
+            .map(|(name, json)| format!(r#""{name}":{json}"#))
+            .collect();
+        format!("{{{}}}", fields.join(","))
     }
 
     fn error_of(json: &str) -> Error {
@@ -297,47 +638,110 @@ mod tests {
         parse_input(with("action", &longest_action).as_bytes()).unwrap();
     }
 
+    /// docs/ABI.md's rule for an integer field: a JSON number written with
+    /// no fraction and no exponent is an integer (`-0` is 0) however many
+    /// digits it has, and `out_of_range` outside the field's range; any
+    /// other value is `invalid_type`.
     #[test]
-    fn refuses_numbers_out_of_range() {
-        for (field, value) in [
-            ("timeout", "0"),
-            ("timeout", "256"),
-            ("timeout", "-1"),
-            ("retries", "256"),
-            ("retries", "-1"),
-            ("job_id", "2147483648"),
-            ("job_id", "-2147483649"),
-        ] {
-            let error = error_of(&with(field, value));
-            assert_eq!(error.kind, ErrorKind::OutOfRange, "{field}={value}");
-            assert_eq!(error.path, path(&[field]), "{field}={value}");
+    fn integers_follow_the_rule_at_every_edge() {
+        let googol_to_the_fourth = format!("1{}", "0".repeat(400));
+        let beyond_every_range = [
+            "18446744073709551616",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "-1000000000000000000000000000000",
+            &googol_to_the_fourth,
+            &format!("-{googol_to_the_fourth}"),
+        ];
+        let not_integers = [
+            "1.0", "1e2", "1E2", "1e+2", "10.5", "-0.0", "0e0", "-1e30", "1e999", "true", "false",
+            "null", r#""10""#, r#""""#, "[]", "[1]", "{}",
+        ];
+        let mut cases: Vec<(&str, &str, Result<i64, ErrorKind>)> = vec![
+            ("timeout", "1", Ok(1)),
+            ("timeout", "255", Ok(255)),
+            ("timeout", "0", Err(ErrorKind::OutOfRange)),
+            ("timeout", "-0", Err(ErrorKind::OutOfRange)),
+            ("timeout", "256", Err(ErrorKind::OutOfRange)),
+            ("timeout", "-1", Err(ErrorKind::OutOfRange)),
+            ("retries", "0", Ok(0)),
+            ("retries", "-0", Ok(0)),
+            ("retries", "255", Ok(255)),
+            ("retries", "256", Err(ErrorKind::OutOfRange)),
+            ("retries", "-1", Err(ErrorKind::OutOfRange)),
+            ("job_id", "-0", Ok(0)),
+            ("job_id", "-2147483648", Ok(-2147483648)),
+            ("job_id", "2147483647", Ok(2147483647)),
+            ("job_id", "2147483648", Err(ErrorKind::OutOfRange)),
+            ("job_id", "-2147483649", Err(ErrorKind::OutOfRange)),
+        ];
+        for field in ["timeout", "retries", "job_id"] {
+            cases.extend(beyond_every_range.map(|v| (field, v, Err(ErrorKind::OutOfRange))));
+            cases.extend(not_integers.map(|v| (field, v, Err(ErrorKind::InvalidType))));
         }
+        for (field, value, expected) in cases {
+            let got = parse_input(with(field, value).as_bytes()).map(|input| match field {
+                "timeout" => i64::from(input.timeout),
+                "retries" => i64::from(input.retries),
+                _ => i64::from(input.job_id),
+            });
+            match (got, expected) {
+                (Ok(number), Ok(expected)) => assert_eq!(number, expected, "{field}={value}"),
+                (Err(error), Err(kind)) => {
+                    assert_eq!(
+                        (error.kind, error.path),
+                        (kind, path(&[field])),
+                        "{field}={value}"
+                    );
+                    assert!(
+                        error.message.len() < 100,
+                        "{field}={value}: {}",
+                        error.message
+                    );
+                }
+                (got, _) => panic!("{field}={value}: {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn serde_alone_reads_an_input_with_the_same_checks() {
+        let input: ProcedureInput = serde_json::from_str(VALID).unwrap();
+        assert_eq!(input, parse_input(VALID.as_bytes()).unwrap());
+        let error = serde_json::from_str::<ProcedureInput>(&with("retries", "1e2")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("retries: invalid type: floating point `1e2`, expected u8"),
+            "{error}"
+        );
     }
 
     #[test]
     fn refuses_wrong_types() {
         for (field, value) in [
-            ("timeout", "10.5"),
-            ("timeout", "true"),
-            ("timeout", r#""10""#),
-            ("timeout", "null"),
-            ("retries", "[]"),
-            ("job_id", "1.0"),
             ("action", "1"),
+            ("action", "null"),
+            ("action", r#"["reboot"]"#),
             ("host_list", r#""server1""#),
             ("host_list", "{}"),
+            ("host_list", "7"),
+            ("host_list", "null"),
         ] {
             let error = error_of(&with(field, value));
             assert_eq!(error.kind, ErrorKind::InvalidType, "{field}={value}");
             assert_eq!(error.path, path(&[field]), "{field}={value}");
         }
-        // Beyond u64, serde_json reads an integer as a float.
-        let error = error_of(&with("job_id", "18446744073709551616"));
-        assert_eq!(error.kind, ErrorKind::InvalidType);
-        assert_eq!(error.path, path(&["job_id"]));
-        let error = error_of(&with("host_list", r#"["a", 7]"#));
-        assert_eq!(error.kind, ErrorKind::InvalidType);
-        assert_eq!(error.path, path(&["host_list", "1"]));
+        for hosts in [
+            r#"["a", 7]"#,
+            r#"["a", true]"#,
+            r#"["a", null]"#,
+            r#"["a", {}]"#,
+        ] {
+            let error = error_of(&with("host_list", hosts));
+            assert_eq!(error.kind, ErrorKind::InvalidType, "{hosts}");
+            assert_eq!(error.path, path(&["host_list", "1"]), "{hosts}");
+        }
     }
 
     #[test]

@@ -182,7 +182,7 @@ CASES = [
     raw(
         "an int beyond u64",
         TUTORIAL_JSON.replace('"job_id": 1', '"job_id": 18446744073709551616'),
-        "invalid_type",
+        "out_of_range",
         ("job_id",),
     ),
     raw(
