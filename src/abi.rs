@@ -255,7 +255,7 @@ fn step_into(
     out: &mut Vec<u8>,
 ) -> u64 {
     let Some(out_buffer) = host_buffer_of(out_ptr, out_cap) else {
-        return error_reply(outside_buffers("the reply buffer", out_ptr, out_cap));
+        return error_reply(outside_buffers("the reply buffer", out_cap));
     };
     match self::step(step, ptr, len, out) {
         Ok(reply) if write_host_bytes(&reply, out_ptr, out_cap, out_buffer) => reply.len() as u64,
@@ -317,7 +317,7 @@ fn with_output(call: impl FnOnce(&mut Vec<u8>) -> u64) -> u64 {
 /// they lie inside one live buffer from `alloc`.
 fn copy_host_bytes(what: &str, ptr: *const u8, len: usize) -> Result<Vec<u8>, Error> {
     if host_buffer_of(ptr, len).is_none() {
-        return Err(outside_buffers(what, ptr, len));
+        return Err(outside_buffers(what, len));
     }
     // SAFETY: the range lies inside a live allocation that `alloc` zeroed, so
     // it is allocated and initialized. The slice lives only for the copy,
@@ -343,10 +343,13 @@ fn host_buffer_of(ptr: *const u8, len: usize) -> Option<u64> {
     LIVE.with_borrow(|live| live.host_buffer_of(ptr as usize, len))
 }
 
-fn outside_buffers(what: &str, ptr: *const u8, len: usize) -> Error {
+/// The error for a range that is not inside a live buffer. It names no
+/// address: a reply must not show the module's memory layout, nor differ
+/// with the allocations that came before the call.
+fn outside_buffers(what: &str, len: usize) -> Error {
     Error::new(
         ErrorKind::InvalidArgument,
-        format!("{what}: {len} bytes at {ptr:?} are not inside a live buffer from alloc"),
+        format!("{what} ({len} bytes) is not inside a live buffer from alloc"),
     )
 }
 

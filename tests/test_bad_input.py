@@ -14,7 +14,8 @@ from typing import Any
 
 import pydantic
 import pytest
-from conftest import tutorial_input
+import wasmtime
+from conftest import ROOT, tutorial_input
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -364,6 +365,116 @@ def test_invalid_input_names_the_field_in_its_message(shared: py_host.RustModule
 
 def test_the_corpus_is_at_least_sixty_cases() -> None:
     assert len(CASES) + len(FIELD_CASES) >= 60
+
+
+class Bare:
+    """The module with no host around it, to make the calls py_host never
+    makes: pointers that are not live buffers."""
+
+    def __init__(self) -> None:
+        engine = wasmtime.Engine()
+        self.store = wasmtime.Store(engine)
+        module = wasmtime.Module.from_file(engine, str(ROOT / "py_host/rust_lib.wasm"))
+        linker = wasmtime.Linker(engine)
+        linker.define_unknown_imports_as_traps(module)
+        self.exports = linker.instantiate(self.store, module).exports(self.store)
+
+    def call(self, name: str, *args: int) -> int:
+        func = self.exports[name]
+        assert isinstance(func, wasmtime.Func)
+        result: int = func(self.store, *args)
+        return result
+
+    def lend(self, data: bytes) -> int:
+        ptr = self.call("alloc", len(data)) & 0xFFFF_FFFF
+        memory = self.exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        memory.write(self.store, data, ptr)
+        return ptr
+
+    def dangling(self, length: int) -> int:
+        """The address of a buffer of ``length`` bytes, freed."""
+        ptr = self.lend(bytes(length))
+        assert self.call("dealloc", ptr, length) == 0
+        return ptr
+
+    def reply(self, packed: int) -> bytes:
+        packed &= 2**64 - 1
+        ptr, length = packed >> 32, packed & 0xFFFF_FFFF
+        assert ptr != 0, "a reply in a buffer of its own"
+        memory = self.exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        return bytes(memory.read(self.store, ptr, ptr + length))
+
+
+def no_history(bare: Bare) -> None:
+    """A fresh instance."""
+
+
+def a_long_history(bare: Bare) -> None:
+    """Buffers of many sizes made, some kept and some freed, a procedure run
+    and text printed: the allocator's state is nothing like a fresh one's."""
+    sizes = [1, 4096, 70_000, 13, 300_000, 61, 7]
+    kept = [(bare.lend(bytes(size)), size) for size in sizes]
+    for ptr, size in kept[::2]:
+        assert bare.call("dealloc", ptr, size) == 0
+    text = bare.lend(b"hello")
+    assert bare.call("print_string", text, 5) == 0
+    reply = bare.call("start_procedure", bare.lend(TUTORIAL_JSON.encode()), len(TUTORIAL_JSON))
+    assert bare.call("free_mem", (reply & (2**64 - 1)) >> 32) == 0
+
+
+@dataclass
+class Buffers:
+    """What one bad call passes: a stale pointer, freed after the live
+    buffers were made so that none of them can lie where it points."""
+
+    tutorial: int
+    """The tutorial's input, live."""
+    out: int
+    """200 live bytes for a reply."""
+    stale: int
+    """61 bytes, freed."""
+
+
+BAD_CALLS: dict[str, Callable[[Bare, Buffers], int]] = {
+    "print_string": lambda bare, b: bare.call("print_string", b.stale, 61),
+    "print_int": lambda bare, b: bare.call("print_int", b.stale),
+    "start_procedure": lambda bare, b: bare.call("start_procedure", b.stale, 61),
+    "start_procedure_into, input": lambda bare, b: bare.call(
+        "start_procedure_into", b.stale, 61, b.out, 200
+    ),
+    "start_procedure_into, reply buffer": lambda bare, b: bare.call(
+        "start_procedure_into", b.tutorial, len(TUTORIAL_JSON), b.stale, 61
+    ),
+    "resume_procedure, answer": lambda bare, b: bare.call(
+        "resume_procedure", b.stale, 61, b.out, 200
+    ),
+    "resume_procedure, reply buffer": lambda bare, b: bare.call(
+        "resume_procedure", b.tutorial, 2, b.stale, 61
+    ),
+}
+
+
+@pytest.mark.parametrize("call", BAD_CALLS.values(), ids=BAD_CALLS.keys())
+def test_a_bad_pointer_gets_the_same_reply_whatever_came_before(
+    call: Callable[[Bare, Buffers], int],
+) -> None:
+    replies = []
+    for history in (no_history, a_long_history):
+        bare = Bare()
+        history(bare)
+        tutorial, out = bare.lend(TUTORIAL_JSON.encode()), bare.lend(bytes(200))
+        buffers = Buffers(tutorial, out, stale=bare.dangling(61))
+        reply = bare.reply(call(bare, buffers))
+        assert json.loads(reply)["error"]["kind"] == "invalid_argument"
+        # Nor does it name the address, in any base.
+        for written in (str(buffers.stale), f"{buffers.stale:x}", f"{buffers.stale:X}"):
+            assert written.encode() not in reply
+        replies.append((buffers.stale, reply))
+    (first, first_reply), (second, second_reply) = replies
+    assert first != second, "the histories must leave the stale buffer at two addresses"
+    assert first_reply == second_reply
 
 
 # Properties over generated input.
