@@ -834,6 +834,62 @@ mod tests {
         );
     }
 
+    /// RFC 1123: a name of at most 253 bytes, a label of at most 63. The
+    /// lengths are written out, not taken from the code's constants.
+    #[test]
+    fn host_names_at_the_length_limits() {
+        let label = |c: &str, len: usize| c.repeat(len);
+        let cases = [
+            // 253 bytes: three labels of 63, and one of 61, with 3 dots.
+            (
+                format!(
+                    "{}.{}.{}.{}",
+                    label("a", 63),
+                    label("b", 63),
+                    label("c", 63),
+                    label("d", 61)
+                ),
+                253,
+                true,
+            ),
+            (
+                format!(
+                    "{}.{}.{}.{}",
+                    label("a", 63),
+                    label("b", 63),
+                    label("c", 63),
+                    label("d", 62)
+                ),
+                254,
+                false,
+            ),
+            (format!("{}a", "a.".repeat(126)), 253, true),
+            (format!("{}ab", "a.".repeat(126)), 254, false),
+            (label("x", 63), 63, true),
+            (label("x", 64), 64, false),
+            (format!("a.{}.b", label("x", 63)), 67, true),
+            (format!("a.{}.b", label("x", 64)), 68, false),
+            (format!("a.{}", label("x", 64)), 66, false),
+            (format!("{}.a", label("x", 64)), 66, false),
+        ];
+        for (host, len, valid) in cases {
+            assert_eq!(host.len(), len, "the case is built as described");
+            let json = with("host_list", &format!(r#"["ok", "{host}"]"#));
+            match parse_input(json.as_bytes()) {
+                Ok(input) => {
+                    assert!(valid, "{len} bytes accepted: {host}");
+                    assert_eq!(&*input.host_list[1], host);
+                }
+                Err(error) => {
+                    assert!(!valid, "{len} bytes refused: {host}: {error}");
+                    assert_eq!(error.kind, ErrorKind::InvalidValue, "{host}");
+                    assert_eq!(error.path, path(&["host_list", "1"]), "{host}");
+                }
+            }
+            assert_eq!(host_name_problem(&host).is_none(), valid, "{host}");
+        }
+    }
+
     #[test]
     fn refuses_too_many_hosts() {
         let hosts: Vec<String> = (0..=MAX_HOSTS).map(|i| format!("h{i}")).collect();

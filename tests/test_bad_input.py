@@ -6,6 +6,7 @@ and holds no buffer."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import py_host
+from py_host._wire import invalid_input
 
 TUTORIAL_JSON = json.dumps(tutorial_input())
 DEEP = 100_000
@@ -365,6 +367,63 @@ def test_invalid_input_names_the_field_in_its_message(shared: py_host.RustModule
 
 def test_the_corpus_is_at_least_sixty_cases() -> None:
     assert len(CASES) + len(FIELD_CASES) >= 60
+
+
+# RFC 1123 (docs/ABI.md): a host name of at most 253 bytes, a label of at
+# most 63. Each case: the name, its length written out, and whether the rule
+# takes it.
+HOST_NAME_EDGES: dict[str, tuple[str, int, bool]] = {
+    "253 bytes, labels of 63": (".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61]), 253, True),
+    "254 bytes, labels of 63": (".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 62]), 254, False),
+    "253 bytes, labels of 1": ("a." * 126 + "a", 253, True),
+    "254 bytes, labels of 1": ("a." * 126 + "ab", 254, False),
+    "a label of 63": ("x" * 63, 63, True),
+    "a label of 64": ("x" * 64, 64, False),
+    "an inner label of 63": ("a." + "x" * 63 + ".b", 67, True),
+    "an inner label of 64": ("a." + "x" * 64 + ".b", 68, False),
+}
+
+
+def models_alone(rust: py_host.RustModule, fields: dict[str, Any]) -> object:
+    """What the models make of ``fields``, with the error start_procedure
+    would raise: the module never sees them, so it cannot cover for a
+    model that accepts too much."""
+    try:
+        return py_host.ProcedureInput.model_validate(fields)
+    except pydantic.ValidationError as error:
+        raise invalid_input(error) from None
+
+
+HOST_NAME_WAYS: dict[str, Callable[[py_host.RustModule, dict[str, Any]], object]] = {
+    "models": models_alone,
+    "models, then the module": lambda rust, fields: rust.start_procedure(fields),
+    "raw JSON": lambda rust, fields: rust.start_procedure_json(json.dumps(fields)),
+    "unchecked model": lambda rust, fields: rust.start_procedure(
+        py_host.ProcedureInput.model_construct(**fields)
+    ),
+}
+
+
+@pytest.mark.parametrize("way", HOST_NAME_WAYS.values(), ids=HOST_NAME_WAYS.keys())
+@pytest.mark.parametrize(
+    ("host", "length", "valid"), HOST_NAME_EDGES.values(), ids=HOST_NAME_EDGES.keys()
+)
+def test_host_names_at_the_length_limits(
+    shared: py_host.RustModule,
+    way: Callable[[py_host.RustModule, dict[str, Any]], object],
+    host: str,
+    length: int,
+    valid: bool,
+) -> None:
+    assert len(host.encode()) == length, "the case is built as its name says"
+    call = functools.partial(way, shared, tutorial_input(host_list=["ok", host]))
+    if valid:
+        call()
+    else:
+        with pytest.raises(py_host.InvalidInput) as raised:
+            call()
+        assert (raised.value.kind, raised.value.path) == ("invalid_value", ("host_list", 1))
+    assert_still_works(shared)
 
 
 class Bare:
