@@ -759,6 +759,27 @@ mod tests {
         let error = error_of(&duplicate);
         assert_eq!(error.kind, ErrorKind::DuplicateField);
         assert_eq!(error.path, path(&["job_id"]));
+
+        // docs/ABI.md: refused at the name, before the value is read.
+        let unreadable = "[".repeat(100_000);
+        for (field, kind) in [
+            ("job_id", ErrorKind::DuplicateField),
+            ("priority", ErrorKind::UnknownField),
+        ] {
+            let error = error_of(&VALID.replacen('}', &format!(r#","{field}":{unreadable}"#), 1));
+            assert_eq!((error.kind, error.path), (kind, path(&[field])));
+        }
+        // And a missing field only once the object is read.
+        let error = error_of(r#"{"action":7}"#);
+        assert_eq!(
+            (error.kind, error.path),
+            (ErrorKind::InvalidType, path(&["action"]))
+        );
+        let error = error_of(r#"{"job_id":1}"#);
+        assert_eq!(
+            (error.kind, error.path),
+            (ErrorKind::MissingField, path(&["timeout"]))
+        );
     }
 
     #[test]

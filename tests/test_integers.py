@@ -16,6 +16,8 @@ from typing import Any
 import pydantic
 import pytest
 from conftest import tutorial_input
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import py_host
 from py_host._wire import invalid_input
@@ -181,3 +183,36 @@ def test_a_huge_integer_is_not_copied_whole_into_the_message(rust: py_host.RustM
         rust.start_procedure_json(json_with("job_id", "9" * 100_000))
     assert raised.value.kind == "out_of_range"
     assert len(raised.value.message) < 200
+
+
+ANY_NUMBERISH = st.one_of(
+    st.integers(),
+    st.integers(-(2**70), 2**70),
+    st.integers(-300, 300),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.integers(-300, 300).map(str),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(INTEGER_FIELDS), value=ANY_NUMBERISH)
+def test_models_and_module_agree_on_any_value_of_an_integer_field(
+    rust: py_host.RustModule, field: str, value: object
+) -> None:
+    """The same acceptance and the same kind on both paths, for values no
+    table lists: the other fields are valid, so each path has one problem
+    at most to report."""
+    fields = {**ONE_HOST, field: value}
+    try:
+        py_host.ProcedureInput.model_validate(fields)
+        by_models = "accepted"
+    except pydantic.ValidationError as error:
+        by_models = invalid_input(error).kind
+    try:
+        rust.start_procedure_json(json.dumps(fields))
+        by_module = "accepted"
+    except py_host.InvalidInput as error:
+        by_module = error.kind
+    assert by_models == by_module
