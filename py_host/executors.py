@@ -227,9 +227,9 @@ class CommandExecutor:
     an RFC 1123 name. Exit status 0 is success; a failure's reason is the
     exit status and the last line of standard error, at most 1 KiB of it
     (marked ``(cut)`` when longer). Standard output is discarded. Each
-    command runs in a process group of its own (POSIX), and at the round's
-    timeout the whole group is killed, with any children the command
-    started. An action not in ``commands`` is refused for every host
+    command runs in a process group of its own, and at the round's timeout
+    the whole group is killed, with any children the command started; this
+    needs a POSIX system. An action not in ``commands`` is refused for every host
     without running anything: the module can only do what the host grants.
     """
 

@@ -388,6 +388,12 @@ def test_an_abandoned_attempt_does_not_hold_up_the_others() -> None:
     assert outcomes == [Outcome.timed_out(0.2), Outcome.ok(), Outcome.ok(), Outcome.ok()]
 
 
+def threads_of(prefix: str) -> int:
+    """The attempt threads alive for hosts named ``prefix...``: only a test's
+    own, as those other tests released may still be ending."""
+    return sum(thread.name.startswith(f"py_host {prefix}") for thread in threading.enumerate())
+
+
 def test_a_round_of_hung_hosts_keeps_its_threads_bounded() -> None:
     # 200 attempts that ignore their timeout: max_workers run and are
     # abandoned, and the cap on abandoned attempts stops the round from
@@ -397,15 +403,10 @@ def test_a_round_of_hung_hosts_keeps_its_threads_bounded() -> None:
     calls: list[str] = []
     threads_seen: list[int] = []
 
-    def threads() -> int:
-        # Only this test's attempts: those other tests released may still be
-        # ending.
-        return sum(thread.name.startswith("py_host bounded-") for thread in threading.enumerate())
-
     def hangs(host: str, action: str, timeout: int) -> bool:
         with lock:
             calls.append(host)
-            threads_seen.append(threads())
+            threads_seen.append(threads_of("bounded-"))
         release.wait(60)
         return True
 
@@ -413,7 +414,7 @@ def test_a_round_of_hung_hosts_keeps_its_threads_bounded() -> None:
     hosts = tuple(f"bounded-{i}" for i in range(200))
     try:
         outcomes = executor.run_round(Round("ping", 0.2, 1, hosts))  # type: ignore[arg-type]
-        after = threads()
+        after = threads_of("bounded-")
     finally:
         release.set()
     # Attempts are abandoned as their timeouts pass, one by one, so a few
@@ -438,15 +439,15 @@ def test_attempts_that_ignore_their_timeout_do_not_pile_up_threads() -> None:
 
     executor = py_host.ConcurrentExecutor(ignores_timeout, max_workers=2)
     try:
-        first = executor.run_round(Round("ping", 1, 1, ("a", "b")))
-        assert first == [Outcome.timed_out(1)] * 2
-        threads = threading.active_count()
-        second = executor.run_round(Round("ping", 1, 2, ("a", "b")))
+        first = executor.run_round(Round("ping", 0.2, 1, ("pile-a", "pile-b")))  # type: ignore[arg-type]
+        assert first == [Outcome.timed_out(0.2)] * 2
+        assert threads_of("pile-") == 2
+        second = executor.run_round(Round("ping", 0.2, 2, ("pile-a", "pile-b")))  # type: ignore[arg-type]
         assert (
             second
             == [Outcome.failed("2 earlier attempts are still running past their timeout")] * 2
         )
-        assert threading.active_count() == threads
+        assert threads_of("pile-") == 2
     finally:
         release.set()
 
