@@ -9,13 +9,19 @@ is detected and rebuilt, never handed to wasmtime, which would trust it as
 native code. The file itself is exactly what wasmtime serialized, so wasmtime
 maps it instead of Python copying it.
 
-A compiled module is native code that wasmtime runs without checking it, so
-the cache is used only when the directory and the entry belong to the user
-and nobody else can write the directory; otherwise modules are compiled.
+The CRC-32 only detects accidents: anyone who can write an entry can also
+make its contents match the name. A compiled module is native code that
+wasmtime runs without checking it, so what keeps others' code out is
+ownership: the cache is used only when the directory belongs to the user and
+nobody else can write it, and an entry is loaded only when it is a regular
+file of the user's that nobody else can write; any other entry is removed
+and rebuilt. Every problem with the cache means compiling instead, never an
+error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -28,12 +34,23 @@ import wasmtime
 from ._transport import WASMTIME_VERSION
 
 
-def default_directory() -> Path:
-    """``$PY_HOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/py_host``, else ``~/.cache/py_host``."""
-    if "PY_HOST_CACHE_DIR" in os.environ:
-        return Path(os.environ["PY_HOST_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "py_host"
+def default_directory() -> Path | None:
+    """``$PY_HOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/py_host``, else
+    ``~/.cache/py_host``; ``None`` when none of them is an absolute path.
+
+    A variable that is empty or holds a relative path is ignored, as the XDG
+    base directory specification says: a relative one would put native code
+    in whatever directory the process happens to run in.
+    """
+    for variable, below in [("PY_HOST_CACHE_DIR", ""), ("XDG_CACHE_HOME", "py_host")]:
+        value = Path(os.environ.get(variable, ""))
+        if value.is_absolute():
+            return value / below
+    try:
+        home = Path.home()
+    except RuntimeError:  # no $HOME and no password entry
+        return None
+    return home / ".cache/py_host" if home.is_absolute() else None
 
 
 class ModuleCache:
@@ -54,13 +71,14 @@ class ModuleCache:
             return None
         for entry in self._entries(key):
             try:
-                if not _owned(entry.stat()):
-                    continue
-                if _checksum(entry) == entry.stem.rsplit("-crc", 1)[1]:
+                if _trusted_checksum(entry) == entry.stem.rsplit("-crc", 1)[1]:
                     return wasmtime.Module.deserialize_file(engine, str(entry))
             except (OSError, ValueError, IndexError, wasmtime.WasmtimeError):
                 pass
-            entry.unlink(missing_ok=True)
+            # A directory by that name, or a read-only cache, leaves the entry
+            # in place: the module is compiled all the same.
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
         return None
 
     def store(self, key: str, module: wasmtime.Module) -> None:
@@ -106,6 +124,17 @@ def _owned(status: os.stat_result) -> bool:
     return status.st_uid == os.getuid()
 
 
-def _checksum(entry: Path) -> str:
-    with entry.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return f"{zlib.crc32(data):08x}"
+def _trusted_checksum(entry: Path) -> str | None:
+    """The CRC-32 of ``entry``, or ``None`` when it is not a regular file
+    that only the user can write."""
+    # The checks use the descriptor the checksum reads through: they cost one
+    # fstat and no lookup by name. A symbolic link is refused, not followed.
+    descriptor = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(descriptor)
+        if not (stat.S_ISREG(status.st_mode) and _owned(status)):
+            return None
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return f"{zlib.crc32(data):08x}"

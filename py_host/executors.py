@@ -21,8 +21,12 @@ for an instance, which may be this one.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import inspect
+import os
 import queue
+import selectors
+import signal
 import subprocess
 import threading
 import time
@@ -98,42 +102,55 @@ class ConcurrentExecutor:
     An attempt past its timeout is reported as timed out and abandoned: a
     Python thread cannot be killed, so it runs on in the background, no
     longer counted against ``max_workers`` and its result ignored. While
-    ``max_workers`` abandoned attempts are still running, new attempts fail
-    at once rather than pile up more threads. An exception, or a return
-    value that is neither an :class:`Outcome` nor a bool, is a failure with
-    the reason.
+    ``max_workers`` abandoned attempts are still running, from this round or
+    an earlier one, attempts not yet started fail at once rather than pile
+    up more threads: however many hosts a round has, its attempts running
+    and abandoned stay fewer than ``2 * max_workers`` threads. An exception,
+    or a return value that is neither an :class:`Outcome` nor a bool, is a
+    failure with the reason.
     """
 
     def __init__(self, action: HostAction, *, max_workers: int = 32) -> None:
-        if max_workers < 1:
-            raise ConfigError("max_workers must be at least 1")
+        _check_host_action(action, "action")
         self._action = action
-        self._max_workers = max_workers
+        self._max_workers = _check_count(max_workers, "max_workers")
         self._abandoned: list[threading.Thread] = []
         self._abandoned_lock = threading.Lock()
+        # Seconds an attempt may run past its timeout before it is abandoned.
+        self._grace = 0.0
 
     def run_round(self, round: Round) -> list[Outcome]:
-        with self._abandoned_lock:
-            self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
-            stuck = len(self._abandoned)
-        if stuck >= self._max_workers:
-            reason = f"{stuck} earlier attempts are still running past their timeout"
-            return [Outcome.failed(reason)] * len(round.hosts)
+        """Run ``round.action`` on each host of ``round``; one outcome per host."""
+        count = len(round.hosts)
         outcomes: dict[int, Outcome] = {}
         finished: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
         running: dict[int, tuple[float, threading.Thread]] = {}
-        waiting = iter(enumerate(round.hosts))
+        started = 0
 
         def attempt(index: int, host: str) -> None:
             finished.put((index, self._attempt(host, round)))
 
-        while len(outcomes) < len(round.hosts):
-            for index, host in itertools.islice(waiting, self._max_workers - len(running)):
-                thread = threading.Thread(
-                    target=attempt, args=(index, host), daemon=True, name=f"py_host {host}"
-                )
-                running[index] = (time.monotonic() + round.timeout, thread)
-                thread.start()
+        while len(outcomes) < count:
+            if started < count and len(running) < self._max_workers:
+                # Checked before every start, not once a round: attempts that
+                # hang in this round count as soon as they are abandoned.
+                stuck = self._still_abandoned()
+                if stuck >= self._max_workers:
+                    reason = f"{stuck} earlier attempts are still running past their timeout"
+                    outcomes.update(dict.fromkeys(range(started, count), Outcome.failed(reason)))
+                    started = count
+                for index in range(started, min(count, started + self._max_workers - len(running))):
+                    thread = threading.Thread(
+                        target=attempt,
+                        args=(index, round.hosts[index]),
+                        daemon=True,
+                        name=f"py_host {round.hosts[index]}",
+                    )
+                    running[index] = (time.monotonic() + round.timeout + self._grace, thread)
+                    thread.start()
+                    started = index + 1
+            if not running:
+                continue
             try:
                 wait = max(
                     0.0, min(deadline for deadline, _ in running.values()) - time.monotonic()
@@ -147,7 +164,12 @@ class ConcurrentExecutor:
                     with self._abandoned_lock:
                         self._abandoned.append(running.pop(index)[1])
                     outcomes[index] = Outcome.timed_out(round.timeout)
-        return [outcomes[index] for index in range(len(round.hosts))]
+        return [outcomes[index] for index in range(count)]
+
+    def _still_abandoned(self) -> int:
+        with self._abandoned_lock:
+            self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+            return len(self._abandoned)
 
     def _attempt(self, host: str, round: Round) -> Outcome:
         try:
@@ -202,19 +224,41 @@ class CommandExecutor:
     ``commands`` maps an action name to an argv template; ``{host}``,
     ``{action}`` and ``{timeout}`` in its items are replaced. No shell is
     involved, and the module has already refused any host name that is not
-    an RFC 1123 name. Exit status 0 is success; the process is killed at the
-    round's timeout. An action not in ``commands`` is refused for every host
+    an RFC 1123 name. Exit status 0 is success; a failure's reason is the
+    exit status and the last line of standard error, at most 1 KiB of it
+    (marked ``(cut)`` when longer). Standard output is discarded. Each
+    command runs in a process group of its own, and at the round's timeout
+    the whole group is killed, with any children the command started; this
+    needs a POSIX system. An action not in ``commands`` is refused for every host
     without running anything: the module can only do what the host grants.
     """
 
     def __init__(self, commands: Mapping[str, Sequence[str]], *, max_workers: int = 32) -> None:
+        if not isinstance(commands, Mapping):
+            raise ConfigError(
+                f"commands must be a mapping of action to argv list, not {type(commands).__name__}"
+            )
         for action, argv in commands.items():
-            if not argv or isinstance(argv, str):
-                raise ConfigError(f"the command for {action!r} must be a non-empty argv list")
+            if not isinstance(action, str) or not action:
+                raise ConfigError(f"commands: an action must be a non-empty str, not {action!r}")
+            if (
+                isinstance(argv, (str, bytes))
+                or not isinstance(argv, Sequence)
+                or not argv
+                or not all(isinstance(item, str) for item in argv)
+            ):
+                raise ConfigError(
+                    f"commands: the command for {action!r} must be a non-empty argv list "
+                    f"of str, not {argv!r}"
+                )
         self.commands = {action: tuple(argv) for action, argv in commands.items()}
         self._runner = ConcurrentExecutor(self._run, max_workers=max_workers)
+        # A command ends at the timeout by itself, its group killed: the grace
+        # lets it report so, and a round returns only once its groups are gone.
+        self._runner._grace = _KILL_GRACE
 
     def run_round(self, round: Round) -> list[Outcome]:
+        """Run the command for ``round.action`` on each host of ``round``."""
         if round.action not in self.commands:
             permitted = ", ".join(sorted(self.commands)) or "none"
             refusal = Outcome.refused(
@@ -236,28 +280,147 @@ class CommandExecutor:
 
     def _run(self, host: str, action: str, timeout: int) -> Outcome:
         argv = self.argv(host, action, timeout)
+        deadline = time.monotonic() + timeout
         try:
-            done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired:
-            return Outcome.timed_out(timeout)
         except OSError as error:
             return Outcome.failed(f"cannot run {argv[0]!r}: {error.strerror or error}")
-        if done.returncode == 0:
+        with process:
+            assert process.stderr is not None
+            last_line = _last_line(process, process.stderr.fileno(), deadline)
+            try:
+                status = process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                last_line = None
+            if last_line is None:
+                _kill_group(process)
+                return Outcome.timed_out(timeout)
+        if status == 0:
             return Outcome.ok()
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        last_line = f": {detail[-1]}" if detail else ""
-        return Outcome.failed(f"exit status {done.returncode}{last_line}")
+        return Outcome.failed(f"exit status {status}{f': {last_line}' if last_line else ''}")
+
+
+_KILL_GRACE = 5.0
+REASON_BYTES = 1024
+"""The most bytes of a command's standard error that make its reason."""
+_CHUNK = 64 * 1024
+_EXITED_POLL = 0.05
+"""How often to look whether a command has exited while its standard error
+stays open, held by a child it left running."""
+
+
+class _LastLineOf:
+    """The last non-blank line of a stream fed in chunks, keeping at most
+    :data:`REASON_BYTES` and a little more of any line."""
+
+    _KEEP = REASON_BYTES + 4  # enough to find a cut's UTF-8 boundary
+
+    def __init__(self) -> None:
+        self.current = bytearray()
+        self.current_cut = False
+        self.last = b""
+        self.last_cut = False
+
+    def feed(self, chunk: bytes) -> None:
+        for number, piece in enumerate(chunk.split(b"\n")):
+            if number:
+                self.end_line()
+            room = self._KEEP - len(self.current)
+            self.current += piece[:room]
+            self.current_cut |= len(piece) > room
+
+    def end_line(self) -> None:
+        if self.current.strip() or self.current_cut:
+            self.last, self.last_cut = bytes(self.current), self.current_cut
+        self.current.clear()
+        self.current_cut = False
+
+    def text(self) -> str:
+        self.end_line()
+        data = self.last.strip()
+        cut = self.last_cut or len(data) > REASON_BYTES
+        if cut:
+            end = REASON_BYTES
+            # Never keep part of a character: back off to the start of the
+            # one the limit falls in (at most 3 continuation bytes).
+            while end > REASON_BYTES - 3 and end < len(data) and data[end] & 0xC0 == 0x80:
+                end -= 1
+            data = data[:end]
+        lines = data.decode("utf-8", "replace").strip().splitlines()
+        text = lines[-1] if lines else ""
+        return f"{text}… (cut)" if cut else text
+
+
+def _last_line(process: subprocess.Popen[bytes], descriptor: int, deadline: float) -> str | None:
+    """The last line ``process`` writes to ``descriptor`` before it exits, or
+    ``None`` at ``deadline``; never more than a bounded part of it in memory."""
+    last = _LastLineOf()
+    with selectors.DefaultSelector() as selector:
+        selector.register(descriptor, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if selector.select(min(remaining, _EXITED_POLL)):
+                chunk = os.read(descriptor, _CHUNK)
+                if not chunk:
+                    return last.text()
+                last.feed(chunk)
+            elif process.poll() is not None:
+                return last.text()
+    return None
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    # The group outlives its leader while a child of the command is in it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def as_executor(granted: Executor | HostAction) -> Executor:
     """The executor for what was passed to ``load(executor=...)``."""
+    if isinstance(granted, type):
+        raise ConfigError(
+            f"executor must be an Executor or a callable (host, action, timeout), "
+            f"not the class {granted.__name__}: pass an instance"
+        )
     if isinstance(granted, Executor):
+        if not callable(granted.run_round):
+            raise ConfigError(
+                f"executor: the run_round of {type(granted).__name__} is not callable"
+            )
         return granted
-    if callable(granted):
-        return ConcurrentExecutor(granted)
-    raise ConfigError(
-        f"executor must be an Executor or a callable (host, action, timeout), "
-        f"not {type(granted).__name__}"
-    )
+    if not callable(granted):
+        raise ConfigError(
+            f"executor must be an Executor or a callable (host, action, timeout), "
+            f"not {type(granted).__name__}"
+        )
+    _check_host_action(granted, "executor")
+    return ConcurrentExecutor(granted)
+
+
+def _check_host_action(action: object, name: str) -> None:
+    if not callable(action):
+        raise ConfigError(
+            f"{name} must be a callable (host, action, timeout), not {type(action).__name__}"
+        )
+    try:
+        inspect.signature(action).bind("host", "action", 1)
+    except TypeError:
+        raise ConfigError(
+            f"{name} must accept three arguments (host, action, timeout): {action!r} does not"
+        ) from None
+    except ValueError:  # no signature to inspect, as for some builtins
+        pass
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, not {value}")
+    return value

@@ -3,6 +3,9 @@ entry is rebuilt, never loaded."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 import py_host
-from py_host._cache import ModuleCache
+from py_host._cache import ModuleCache, default_directory
 from py_host._engine import Flavor, engine
 
 LOAD = """
@@ -106,3 +109,150 @@ def test_a_cache_others_can_write_is_not_used(tmp_path: Path) -> None:
     shared.chmod(0o777)
     load_in_a_new_process(shared)
     assert entries(shared) == []
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache filled by a process of its own, once for the tests that copy it."""
+    cache = tmp_path_factory.mktemp("compiled")
+    load_in_a_new_process(cache)
+    return cache
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, compiled: Path) -> Path:
+    """A private cache holding the entries a process wrote."""
+    cache = tmp_path / "cache"
+    shutil.copytree(compiled, cache)
+    return cache
+
+
+def the_entry(cache: Path) -> Path:
+    """The entry of the module with the default limits: the largest."""
+    return max(entries(cache), key=lambda path: path.stat().st_size)
+
+
+def load_in_process(cache: Path, entry: Path) -> object:
+    """What the cache hands back for ``entry``, which the default limits'
+    engine accepts."""
+    key = entry.name.rsplit("-crc", 1)[0]
+    return ModuleCache(cache).load(key, engine(Flavor(fuel=False, epochs=True)))
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602], ids=oct)
+def test_an_entry_others_can_write_is_rebuilt_not_loaded(seeded: Path, mode: int) -> None:
+    # Its CRC-32 proves nothing: whoever can write the entry can forge it.
+    entry = the_entry(seeded)
+    good = entry.read_bytes()
+    entry.chmod(mode)
+    assert load_in_process(seeded, entry) is None
+    assert not entry.exists()
+    load_in_a_new_process(seeded)
+    assert entry.read_bytes() == good
+    assert entry.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_entry_another_user_owns_is_rebuilt_not_loaded(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = the_entry(seeded)
+    if os.geteuid() == 0:
+        os.chown(entry, 65534, 65534)  # nobody's, for real
+    else:
+        # Only root can give a file away: make fstat say the owner is another.
+        real_fstat = os.fstat
+
+        def foreign(descriptor: int) -> os.stat_result:
+            status = list(real_fstat(descriptor))
+            status[stat.ST_UID] = os.getuid() + 1
+            return os.stat_result(status)
+
+        monkeypatch.setattr(os, "fstat", foreign)
+    assert load_in_process(seeded, entry) is None
+    assert not entry.exists()
+
+
+def test_a_symbolic_link_is_not_followed(tmp_path: Path, seeded: Path) -> None:
+    entry = the_entry(seeded)
+    elsewhere = tmp_path / "elsewhere.cwasm"
+    entry.rename(elsewhere)
+    entry.symlink_to(elsewhere)
+    assert load_in_process(seeded, entry) is None
+    assert not entry.is_symlink()
+    assert elsewhere.exists()
+
+
+def test_a_directory_named_like_an_entry_means_compiling(seeded: Path) -> None:
+    entry = the_entry(seeded)
+    entry.unlink()
+    entry.mkdir()
+    assert load_in_process(seeded, entry) is None
+    load_in_a_new_process(seeded)
+    assert entry.is_dir()
+
+
+def test_a_damaged_entry_that_cannot_be_removed_means_compiling(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = the_entry(seeded)
+    entry.write_bytes(entry.read_bytes()[:100])
+
+    # As in a read-only cache directory; root ignores the directory's mode,
+    # so the refusal is simulated.
+    def refused(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert load_in_process(seeded, entry) is None
+    assert entry.exists()
+
+
+def fresh_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"PY_HOST_CACHE_DIR", "XDG_CACHE_HOME"}
+    }
+    return {**environment, "HOME": str(tmp_path / "home"), **variables}
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"PY_HOST_CACHE_DIR": "/abs/cache"}, "/abs/cache"),
+        ({"PY_HOST_CACHE_DIR": "", "XDG_CACHE_HOME": "/xdg"}, "/xdg/py_host"),
+        ({"PY_HOST_CACHE_DIR": "relative", "XDG_CACHE_HOME": "/xdg"}, "/xdg/py_host"),
+        ({"PY_HOST_CACHE_DIR": ""}, "HOME/.cache/py_host"),
+        ({"XDG_CACHE_HOME": ""}, "HOME/.cache/py_host"),
+        ({"XDG_CACHE_HOME": "relative"}, "HOME/.cache/py_host"),
+        ({"PY_HOST_CACHE_DIR": ".", "XDG_CACHE_HOME": "."}, "HOME/.cache/py_host"),
+    ],
+)
+def test_an_empty_or_relative_cache_variable_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    monkeypatch.delenv("PY_HOST_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert default_directory() == Path(expected.replace("HOME", str(tmp_path)))
+
+
+def test_a_relative_cache_variable_writes_nothing_in_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    working = tmp_path / "working"
+    working.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LOAD).replace("sys.argv[1]", "True")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=working,
+        env=fresh_environment(tmp_path, PY_HOST_CACHE_DIR="", XDG_CACHE_HOME="."),
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "7\n", "")
+    assert list(working.iterdir()) == []
+    assert entries(tmp_path / "home/.cache/py_host") != []

@@ -3,10 +3,14 @@ one can misbehave."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import tracemalloc
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from conftest import tutorial_input
 
 import py_host
 from py_host import Outcome, Round
+from py_host.executors import as_executor
 
 
 def run(
@@ -106,10 +111,28 @@ def test_a_callable_that_returns_garbage_fails_its_host(garbage: object) -> None
 
 
 def test_many_hosts_run_in_batches() -> None:
-    hosts = [f"host{i}" for i in range(100)]
-    executor = py_host.ConcurrentExecutor(lambda host, action, timeout: True, max_workers=8)
-    output = run(executor, host_list=hosts)
+    # Each attempt waits for seven others, so max_workers=8 attempts run at
+    # once; one more at any moment breaks the bound.
+    barrier = threading.Barrier(8, timeout=10)
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+
+    def meet(host: str, action: str, timeout: int) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            barrier.wait()
+        finally:
+            with lock:
+                running[0] -= 1
+        return True
+
+    executor = py_host.ConcurrentExecutor(meet, max_workers=8)
+    output = run(executor, host_list=[f"host{i}" for i in range(96)], retries=0)
     assert output.result == "success"
+    assert most[0] == 8
 
 
 # An Executor with run_round
@@ -199,12 +222,83 @@ def test_a_failing_command_reports_its_status_and_last_stderr_line() -> None:
     )
 
 
-def test_a_command_past_its_timeout_is_killed() -> None:
-    executor = py_host.CommandExecutor({"reboot": ["sleep", "30"]})
-    started = time.monotonic()
-    output = run(executor, timeout=1, retries=0)
-    assert output.failures[0].reason == "timed out after 1 s"
-    assert time.monotonic() - started < 25, "the sleeps were killed, not waited for"
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` ends within a few seconds: SIGKILL is delivered
+    asynchronously, and a process left behind would live for 30."""
+    for _ in range(100):
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = f"sleep 30 & echo $! > {pids}; echo $$ >> {pids}; wait"
+    executor = py_host.CommandExecutor({"reboot": ["sh", "-c", script]})
+    # A fraction of a second, which only a direct caller can ask for, keeps
+    # the test quick.
+    outcomes = executor.run_round(Round("reboot", 0.5, 1, ("h",)))  # type: ignore[arg-type]
+    assert outcomes == [Outcome.timed_out(0.5)]
+    grandchild, child = (int(line) for line in pids.read_text().split())
+    assert not alive(child), "the command was killed and reaped before the round returned"
+    assert gone(grandchild), "the command's own child was killed with it"
+
+
+def test_a_command_that_exits_is_not_waited_for_by_a_child_holding_stderr(
+    tmp_path: Path,
+) -> None:
+    # The command is over when it exits; its child keeping stderr open does
+    # not make it time out.
+    pids = tmp_path / "pids"
+    script = f"sleep 30 & echo $! > {pids}; echo done >&2; exit 4"
+    executor = py_host.CommandExecutor({"reboot": ["sh", "-c", script]})
+    try:
+        outcomes = executor.run_round(Round("reboot", 10, 1, ("h",)))
+    finally:
+        os.kill(int(pids.read_text()), signal.SIGKILL)
+    assert outcomes == [Outcome.failed("exit status 4: done")]
+
+
+def test_a_huge_stderr_line_makes_a_reason_of_at_most_1_kib_never_read_whole() -> None:
+    # 30 MB in one line of three-byte characters: 1024 bytes would split one.
+    script = "import sys; sys.stderr.buffer.write('€'.encode() * 10_000_000); sys.exit(1)"
+    executor = py_host.CommandExecutor({"reboot": [PYTHON, "-c", script]})
+    tracemalloc.start()
+    try:
+        outcomes = executor.run_round(Round("reboot", 60, 1, ("h",)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcomes == [Outcome.failed("exit status 1: " + "€" * 341 + "… (cut)")]
+    assert peak < 1_000_000, f"{peak} bytes held for 30 MB of stderr"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        ("first\nlast\n\n  \n", "exit status 2: last"),
+        ("x" * 1024, "exit status 2: " + "x" * 1024),
+        ("x" * 1025, "exit status 2: " + "x" * 1024 + "… (cut)"),
+        ("é" * 600 + "\nshort", "exit status 2: short"),
+        ("", "exit status 2"),
+    ],
+    ids=["last-line", "1024-bytes", "1025-bytes", "long-then-short", "none"],
+)
+def test_a_failing_commands_reason_is_its_last_stderr_line(stderr: str, reason: str) -> None:
+    script = f"import sys; sys.stderr.write({stderr!r}); sys.exit(2)"
+    executor = py_host.CommandExecutor({"reboot": [PYTHON, "-c", script]})
+    assert executor.run_round(Round("reboot", 60, 1, ("h",))) == [Outcome.failed(reason)]
 
 
 def test_a_missing_program_is_a_failure() -> None:
@@ -286,12 +380,54 @@ def test_an_abandoned_attempt_does_not_hold_up_the_others() -> None:
             release.wait(30)
         return True
 
-    executor = py_host.ConcurrentExecutor(first_hangs, max_workers=1)
+    executor = py_host.ConcurrentExecutor(first_hangs, max_workers=2)
     try:
-        outcomes = executor.run_round(Round("ping", 1, 1, ("h0", "h1", "h2")))
+        outcomes = executor.run_round(Round("ping", 0.2, 1, ("h0", "h1", "h2", "h3")))  # type: ignore[arg-type]
     finally:
         release.set()
-    assert outcomes == [Outcome.timed_out(1), Outcome.ok(), Outcome.ok()]
+    assert outcomes == [Outcome.timed_out(0.2), Outcome.ok(), Outcome.ok(), Outcome.ok()]
+
+
+def threads_of(prefix: str) -> int:
+    """The attempt threads alive for hosts named ``prefix...``: only a test's
+    own, as those other tests released may still be ending."""
+    return sum(thread.name.startswith(f"py_host {prefix}") for thread in threading.enumerate())
+
+
+def test_a_round_of_hung_hosts_keeps_its_threads_bounded() -> None:
+    # 200 attempts that ignore their timeout: max_workers run and are
+    # abandoned, and the cap on abandoned attempts stops the round from
+    # starting more, within the round and not only at its start.
+    release = threading.Event()
+    lock = threading.Lock()
+    calls: list[str] = []
+    threads_seen: list[int] = []
+
+    def hangs(host: str, action: str, timeout: int) -> bool:
+        with lock:
+            calls.append(host)
+            threads_seen.append(threads_of("bounded-"))
+        release.wait(60)
+        return True
+
+    executor = py_host.ConcurrentExecutor(hangs, max_workers=4)
+    hosts = tuple(f"bounded-{i}" for i in range(200))
+    try:
+        outcomes = executor.run_round(Round("ping", 0.2, 1, hosts))  # type: ignore[arg-type]
+        after = threads_of("bounded-")
+    finally:
+        release.set()
+    # Attempts are abandoned as their timeouts pass, one by one, so a few
+    # more may start before four are abandoned; never a fifth while four
+    # are abandoned, and never eight threads.
+    started = len(calls)
+    assert 4 <= started < 2 * 4
+    assert max(threads_seen) < 2 * 4
+    assert after == started
+    assert outcomes[:started] == [Outcome.timed_out(0.2)] * started
+    for outcome in outcomes[started:]:
+        assert outcome.status == "failed"
+        assert outcome.reason.endswith("earlier attempts are still running past their timeout")
 
 
 def test_attempts_that_ignore_their_timeout_do_not_pile_up_threads() -> None:
@@ -303,14 +439,64 @@ def test_attempts_that_ignore_their_timeout_do_not_pile_up_threads() -> None:
 
     executor = py_host.ConcurrentExecutor(ignores_timeout, max_workers=2)
     try:
-        first = executor.run_round(Round("ping", 1, 1, ("a", "b")))
-        assert first == [Outcome.timed_out(1)] * 2
-        threads = threading.active_count()
-        second = executor.run_round(Round("ping", 1, 2, ("a", "b")))
+        first = executor.run_round(Round("ping", 0.2, 1, ("pile-a", "pile-b")))  # type: ignore[arg-type]
+        assert first == [Outcome.timed_out(0.2)] * 2
+        assert threads_of("pile-") == 2
+        second = executor.run_round(Round("ping", 0.2, 2, ("pile-a", "pile-b")))  # type: ignore[arg-type]
         assert (
             second
             == [Outcome.failed("2 earlier attempts are still running past their timeout")] * 2
         )
-        assert threading.active_count() == threads
+        assert threads_of("pile-") == 2
     finally:
         release.set()
+
+
+def ok(host: str, action: str, timeout: int) -> bool:
+    return True
+
+
+class NotAnExecutor:
+    run_round = 5
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: py_host.ConcurrentExecutor(ok, max_workers="3"), "max_workers must be an int"),
+        (lambda: py_host.ConcurrentExecutor(ok, max_workers=3.0), "max_workers must be an int"),
+        (lambda: py_host.ConcurrentExecutor(ok, max_workers=True), "max_workers must be an int"),
+        (lambda: py_host.ConcurrentExecutor(ok, max_workers=0), "max_workers must be at least 1"),
+        (lambda: py_host.ConcurrentExecutor(ok, max_workers=-5), "max_workers must be at least 1"),
+        (lambda: py_host.ConcurrentExecutor("ok"), "action must be a callable"),
+        (lambda: py_host.ConcurrentExecutor(lambda host: True), "action must accept three"),
+        (lambda: py_host.CommandExecutor([("ping", ["true"])]), "commands must be a mapping"),
+        (lambda: py_host.CommandExecutor("ping=true"), "commands must be a mapping"),
+        (lambda: py_host.CommandExecutor({1: ["true"]}), "commands: an action must be"),
+        (lambda: py_host.CommandExecutor({"": ["true"]}), "commands: an action must be"),
+        (lambda: py_host.CommandExecutor({"ping": b"true"}), "commands: the command for 'ping'"),
+        (lambda: py_host.CommandExecutor({"ping": ["true", 3]}), "commands: the command for"),
+        (lambda: py_host.CommandExecutor({"ping": 3}), "commands: the command for 'ping'"),
+        (
+            lambda: py_host.CommandExecutor({"ping": ["true"]}, max_workers="3"),
+            "max_workers must be an int",
+        ),
+        (lambda: as_executor(42), "executor must be an Executor or a callable"),
+        (lambda: as_executor(py_host.SimulatedNetwork), "not the class SimulatedNetwork"),
+        (lambda: as_executor(NotAnExecutor()), "executor: the run_round of NotAnExecutor"),
+        (lambda: as_executor(lambda host, action: True), "executor must accept three"),
+    ],
+)
+def test_a_bad_executor_argument_is_a_config_error_naming_it(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(py_host.ConfigError, match=re.escape(message)) as raised:
+        make()
+    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, TypeError)
+
+
+def test_load_refuses_a_bad_executor_before_compiling(tmp_path: Path) -> None:
+    with pytest.raises(py_host.ConfigError, match="executor must accept three"):
+        py_host.load(executor=lambda host: True, cache=tmp_path)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
