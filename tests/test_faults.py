@@ -72,11 +72,11 @@ def fault_input(action: str) -> str:
     ("action", "problem"),
     [
         ("fault-round-garbage", "invalid request"),
-        ("fault-round-bad-host", "invalid request"),
-        ("fault-round-no-host", "invalid request"),
+        ("fault-round-bad-host", "'-oProxyCommand=x' that the input does not allow"),
+        ("fault-round-no-host", "a round with no hosts"),
         ("fault-round-other-host", "'elsewhere' that the input does not allow"),
         ("fault-round-other-action", "asked to run 'reboot'"),
-        ("fault-round-forever", "'a' that the input does not allow"),
+        ("fault-round-forever", "asked for attempt 1; this is round 2"),
     ],
 )
 def test_the_executor_only_runs_what_the_input_asked_for(
