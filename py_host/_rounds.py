@@ -38,20 +38,20 @@ _ACTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LETTERS_AND_DIGITS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _shapes(separators: bytes, hyphen: bytes) -> bytes:
+def _shapes(hyphen: bytes) -> bytes:
     """A table for ``bytes.translate`` that maps a letter or digit to ``a``,
-    a dot and a newline to ``separators``, a hyphen to ``hyphen``, and any
-    other byte to ``!``."""
+    a dot and a newline to ``.``, a hyphen to ``hyphen``, and any other
+    byte to ``!``."""
     table = bytearray(b"!" * 256)
     for byte in _LETTERS_AND_DIGITS:
         table[byte] = ord("a")
-    table[ord(".")] = table[ord("\n")] = ord(separators)
+    table[ord(".")] = table[ord("\n")] = ord(".")
     table[ord("-")] = ord(hyphen)
     return bytes(table)
 
 
-_ROUGH_SHAPES = _shapes(b".", b".")
-_SHAPES = _shapes(b".", b"-")
+_ROUGH_SHAPES = _shapes(b".")
+_SHAPES = _shapes(b"-")
 
 
 NO_EXECUTOR = "no executor was granted"
@@ -78,7 +78,8 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
 
     Checked on all the names at once, joined by newlines, in a few passes of
     C rather than a regular expression per name: this is on the path of
-    every procedure with an executor, 10,000 names and more."""
+    every procedure with an executor, 10,000 names and more. (A subclass of
+    str is taken as its text, which is what JSON writes of it.)"""
     if type(hosts) is not list or not 1 <= len(hosts) <= MAX_HOSTS:
         return None
     try:
@@ -303,7 +304,7 @@ class NoRounds:
 
     def check_output(self, output: ProcedureOutput) -> None:
         if self._job_id is None:
-            raise _contradiction(f"it has an output where it must refuse: {self._why}")
+            raise _contradiction("it has an output for an input the module must refuse")
         if output.job_id != self._job_id:
             raise _contradiction(f"job_id {output.job_id}, the input's is {self._job_id}")
         if not output.dry_run:

@@ -396,9 +396,8 @@ def test_a_reply_of_exactly_max_reply_bytes_is_taken_and_one_byte_more_is_not() 
 
 def test_a_packed_reply_of_exactly_max_reply_bytes_is_read() -> None:
     size = 2 << 20  # fault:reply-2mib: that many spaces, which are no JSON
-    with load_faulty(max_reply_bytes=size) as rust:
-        with pytest.raises(py_host.AbiViolation):
-            rust.start_procedure_json("fault:reply-2mib")
+    with load_faulty(max_reply_bytes=size) as rust, pytest.raises(py_host.AbiViolation):
+        rust.start_procedure_json("fault:reply-2mib")
     with load_faulty(max_reply_bytes=size - 1) as rust:
         with pytest.raises(py_host.LimitExceeded):
             rust.start_procedure_json("fault:reply-2mib")

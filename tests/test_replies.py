@@ -306,7 +306,7 @@ def test_for_an_input_the_module_must_refuse_neither_a_round_nor_an_output_is_ta
         CALLS[call](rust, fields)
     with (
         py_host.load(scripted(tmp_path, output()), executor=script) as rust,
-        pytest.raises(py_host.AbiViolation, match="an output where it must refuse"),
+        pytest.raises(py_host.AbiViolation, match="an output for an input the module must refuse"),
     ):
         CALLS[call](rust, fields)
     assert script.rounds == []
