@@ -7,6 +7,7 @@ from docs/ABI.md, not from running the code."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 from collections import Counter
@@ -418,3 +419,61 @@ def test_another_count_of_outcomes_than_hosts_fails_every_host_of_the_round(coun
     reason = f"the executor answered {count} outcomes for 2 hosts"
     assert [(f.attempts, f.reason) for f in output.failures] == [(2, reason), (2, reason)]
     assert [r.attempt for r in executor.rounds] == [1, 2]
+
+
+def variants() -> list[str]:
+    """Inputs near the edges of every rule, valid or not, spelled in
+    several ways; seeded, so the same each run."""
+    rng = random.Random(12)
+    values: dict[str, list[str]] = {
+        "timeout": ["1", "255", "0", "256", "-0", "10.0", "1e1", '"10"', "true", "null"],
+        "retries": ["0", "255", "-1", "-0", "256", "3.5", "[]", "1000", "18446744073709551616"],
+        "job_id": ["-2147483648", "2147483647", "2147483648", "-0", "0", "1E2"],
+        "action": [
+            '"a"',
+            '"9X"',
+            '"re\\u0062oot"',
+            '"-x"',
+            f'"{"a" * 64}"',
+            f'"{"a" * 65}"',
+            '"a b"',
+        ],
+        "host_list": [
+            '["a"]',
+            '["a","A"]',
+            '["serv\\u0065r1","server2"]',
+            '["a-b.c","xn--d"]',
+            f'["{NAME_253}"]',
+            f'["{NAME_253}a"]',
+            '["a.","b"]',
+            '["a\\nb"]',
+            "[]",
+            '["a",1]',
+        ],
+    }
+    texts = []
+    for _ in range(300):
+        fields = {name: rng.choice(choices[:2]) for name, choices in values.items()}
+        for name in rng.sample(sorted(values), rng.randint(0, 2)):
+            fields[name] = rng.choice(values[name])
+        items = [f'"{name}":{value}' for name, value in fields.items()]
+        rng.shuffle(items)
+        if rng.random() < 0.1:
+            items.append(rng.choice(items))
+        texts.append("{" + rng.choice([",", ", ", " ,\n"]).join(items) + "}")
+    return texts
+
+
+def test_the_policy_never_refuses_what_the_module_accepts() -> None:
+    # A correct module never breaks the ABI: whatever it accepts, py_host
+    # must let it run, and take its output.
+    network = py_host.SimulatedNetwork(down={"a"}, flaky={"server1": 1})
+    accepted = 0
+    with py_host.load(executor=network) as rust:
+        for text in variants():
+            try:
+                rust.start_procedure_json(text)
+                accepted += 1
+            except py_host.InvalidInput:
+                continue
+    assert accepted > 50, "the variants reach the module's acceptance too"
