@@ -86,18 +86,20 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
         joined = "\n".join(hosts)
     except TypeError:
         return None
-    if not joined.isascii() or joined.count("\n") != len(hosts) - 1:
+    if not joined.isascii():
         return None
-    # In shapes, with a newline before the first name and after the last,
-    # two separators in a row are an empty name or label, or a label that
-    # starts or ends with a hyphen; but a hyphen may follow a hyphen, so a
-    # rough look that finds none saves the exact one.
-    framed = b"\n" + joined.encode() + b"\n"
-    rough = framed.translate(_ROUGH_SHAPES)
-    if b"!" in rough:
+    encoded = joined.encode()
+    if encoded.count(b"\n") != len(hosts) - 1:
+        return None
+    # In shapes, two separators in a row are an empty name or label, or a
+    # label that starts or ends with a hyphen, and the first and last byte
+    # must be a letter or digit; but a hyphen may follow a hyphen, so a rough
+    # look that finds no two saves the exact one.
+    rough = encoded.translate(_ROUGH_SHAPES)
+    if b"!" in rough or rough[:1] != b"a" or rough[-1:] != b"a":
         return None
     if b".." in rough:
-        exact = framed.translate(_SHAPES)
+        exact = encoded.translate(_SHAPES)
         if b".." in exact or b".-" in exact or b"-." in exact:
             return None
     if max(map(len, hosts)) > _MAX_LABEL and not all(
@@ -105,10 +107,10 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
     ):
         return None
     attempts = dict.fromkeys(hosts, 0)
+    if len(attempts) != len(hosts):
+        return None
     lowered = joined.lower()
-    if len(attempts) != len(hosts) or (
-        lowered != joined and len(set(lowered.split("\n"))) != len(hosts)
-    ):
+    if lowered != joined and len(set(lowered.split("\n"))) != len(hosts):
         return None
     return attempts
 
