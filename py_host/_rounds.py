@@ -1,177 +1,441 @@
 """A procedure, driven step by step: the rounds the module asks for, the
 policy that admits only the rounds the caller's own input allows, the
-executor that runs them between two steps, and its answers (docs/ABI.md,
-"Procedures, step by step")."""
+executor that runs them between two steps, its answers, and the check of
+the output against all of it (docs/ABI.md, "Procedures, step by step" and
+"What a host checks")."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Annotated, Any, get_args
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, get_args
 
 from ._abi import ROUND_PREFIX, Exports
 from ._instance import Instance
 from ._transport import Context
+from ._wire import OK_PREFIX, parse_procedure_reply, strict_json
 from .errors import AbiViolation, ModuleError
 from .executors import Executor, Outcome, Round, Status
-from .models import ActionName, HostName, ProcedureInput
+from .models import I32_MAX, I32_MIN, MAX_HOSTS, ProcedureInput, ProcedureOutput
 
 ROUND_ROOM = 256
 """What a round may need beyond the input's length: it names a subset of
 the input's hosts, and a few fields."""
+
 _STATUSES = frozenset(get_args(Status))
+_RETRIED = frozenset({"failed", "timeout"})
+_INPUT_FIELDS = frozenset({"timeout", "retries", "host_list", "action", "job_id"})
+_ROUND_FIELDS = frozenset({"action", "timeout", "attempt", "hosts"})
+
+# docs/ABI.md, "ProcedureInput and ProcedureOutput": the module's rules, which
+# the policy is built by. Names and actions are ASCII, so characters are bytes.
+_MAX_NAME = 253
+_MAX_LABEL = 63
+_MAX_ACTION = 64
+_ACTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LETTERS_AND_DIGITS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+def _shapes(hyphen: bytes) -> bytes:
+    """A table for ``bytes.translate`` that maps a letter or digit to ``a``,
+    a dot and a newline to ``.``, a hyphen to ``hyphen``, and any other
+    byte to ``!``."""
+    table = bytearray(b"!" * 256)
+    for byte in _LETTERS_AND_DIGITS:
+        table[byte] = ord("a")
+    table[ord(".")] = table[ord("\n")] = ord(".")
+    table[ord("-")] = ord(hyphen)
+    return bytes(table)
 
 
-class _RoundRequest(BaseModel):
-    # Checked here again, not trusted to the module: a command executor puts
-    # these names on command lines.
-    model_config = _STRICT
-    action: ActionName
-    timeout: Annotated[int, Field(ge=1, le=255)]
-    attempt: Annotated[int, Field(ge=1, le=256)]
-    hosts: Annotated[list[HostName], Field(min_length=1)]
+_ROUGH_SHAPES = _shapes(b".")
+_SHAPES = _shapes(b"-")
 
 
-class _RoundReply(BaseModel):
-    model_config = _STRICT
-    round: _RoundRequest
+NO_EXECUTOR = "no executor was granted"
+INVALID_INPUT = "the input is not one the module may accept (docs/ABI.md)"
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    # Exactly an int: a bool is one in Python, never in JSON.
+    return type(value) is int and low <= value <= high
+
+
+def _is_action(value: object) -> bool:
+    return type(value) is str and len(value) <= _MAX_ACTION and _ACTION.fullmatch(value) is not None
+
+
+def _is_long_name(name: str) -> bool:
+    return len(name) <= _MAX_NAME and max(map(len, name.split("."))) <= _MAX_LABEL
+
+
+def _attempts_by_host(hosts: object) -> dict[str, int] | None:
+    """``{host: 0}`` for each name of ``hosts`` when it is a host_list the
+    module accepts: 1 to 100,000 RFC 1123 names, unique ignoring ASCII
+    case; otherwise None.
+
+    Checked on all the names at once, joined by newlines, in a few passes of
+    C rather than a regular expression per name: this is on the path of
+    every procedure with an executor, 10,000 names and more. (A subclass of
+    str is taken as its text, which is what JSON writes of it.)"""
+    if type(hosts) is not list or not 1 <= len(hosts) <= MAX_HOSTS:
+        return None
+    try:
+        joined = "\n".join(hosts)
+    except TypeError:
+        return None
+    if not joined.isascii():
+        return None
+    encoded = joined.encode()
+    if encoded.count(b"\n") != len(hosts) - 1:
+        return None
+    # In shapes, two separators in a row are an empty name or label, or a
+    # label that starts or ends with a hyphen, and the first and last byte
+    # must be a letter or digit; but a hyphen may follow a hyphen, so a rough
+    # look that finds no two saves the exact one.
+    rough = encoded.translate(_ROUGH_SHAPES)
+    if b"!" in rough or rough[:1] != b"a" or rough[-1:] != b"a":
+        return None
+    if b".." in rough:
+        exact = encoded.translate(_SHAPES)
+        if b".." in exact or b".-" in exact or b"-." in exact:
+            return None
+    if max(map(len, hosts)) > _MAX_LABEL and not all(
+        _is_long_name(name) for name in hosts if len(name) > _MAX_LABEL
+    ):
+        return None
+    attempts = dict.fromkeys(hosts, 0)
+    if len(attempts) != len(hosts):
+        return None
+    lowered = joined.lower()
+    if lowered != joined and len(set(lowered.split("\n"))) != len(hosts):
+        return None
+    return attempts
+
+
+def _policy(fields: object, input_bytes: int, executor: Executor) -> RoundPolicy | None:
+    """The policy for the input ``fields`` (decoded JSON, or a model's
+    values), or None unless they are exactly an input the module accepts."""
+    if not isinstance(fields, Mapping) or fields.keys() != _INPUT_FIELDS:
+        return None
+    timeout, retries, job_id = fields["timeout"], fields["retries"], fields["job_id"]
+    action, hosts = fields["action"], fields["host_list"]
+    if not (
+        _is_int(timeout, 1, 255)
+        and _is_int(retries, 0, 255)
+        and _is_int(job_id, I32_MIN, I32_MAX)
+        and _is_action(action)
+    ):
+        return None
+    attempts = _attempts_by_host(hosts)
+    if attempts is None:
+        return None
+    return RoundPolicy(
+        executor,
+        action=action,
+        timeout=timeout,
+        retries=retries,
+        job_id=job_id,
+        hosts=hosts,
+        attempts=attempts,
+        input_bytes=input_bytes,
+    )
 
 
 class RoundPolicy:
-    """What the module may ask of the executor during one procedure: the
+    """What the module may ask of the executor during one procedure, and
+    what its output must then say (docs/ABI.md, "What a host checks"): the
     input's action and timeout, on the input's hosts, each at most
-    ``1 + retries`` times. A module asking for anything else, a host the
-    caller never named or one attempt too many, breaks the ABI: the executor
-    only ever does what the caller asked for."""
+    ``1 + retries`` times and never again once it succeeded or was refused,
+    rounds numbered from 1; and an output that reports exactly what those
+    rounds came to. A module asking for anything else, or reporting anything
+    else, breaks the ABI: the executor only ever does what the caller asked
+    for, and the caller only hears what it did.
+
+    Made by :func:`policy_for_input` and :func:`policy_for_json` from exactly
+    the input the module is given, by the module's own rules."""
 
     def __init__(
-        self, action: str, timeout: int, retries: int, hosts: Iterable[str], input_bytes: int
+        self,
+        executor: Executor,
+        *,
+        action: str,
+        timeout: int,
+        retries: int,
+        job_id: int,
+        hosts: list[str],
+        attempts: dict[str, int],
+        input_bytes: int,
     ) -> None:
+        self._executor = executor
         self._action = action
         self._timeout = timeout
-        self._attempts_left = dict.fromkeys(hosts, 1 + retries)
-        self._next_attempt = 1
+        self._max_attempts = 1 + retries
+        self._job_id = job_id
+        self._hosts = hosts
+        self._to_try = attempts
+        """Attempts made so far on each host the module may still try."""
+        self._failed: dict[str, tuple[int, str]] = {}
+        """Attempts made on each host that is done and failed, and the reason of its last."""
+        self._rounds = 0
         # A request names a subset of the input's hosts: never longer than it.
         self._max_request_bytes = input_bytes + ROUND_ROOM
 
-    @classmethod
-    def for_input(cls, procedure: ProcedureInput, input_bytes: int) -> RoundPolicy:
-        return cls(
-            procedure.action,
-            procedure.timeout,
-            procedure.retries,
-            procedure.host_list,
-            input_bytes,
-        )
-
-    @classmethod
-    def for_json(cls, data: bytes) -> RoundPolicy | None:
-        """The policy for raw input, or ``None`` when it is not an input the
-        module could accept (it will refuse it before any round)."""
-        try:
-            fields: Any = json.loads(data)
-            return cls(
-                str(fields["action"]),
-                int(fields["timeout"]),
-                int(fields["retries"]),
-                (str(host) for host in fields["host_list"]),
-                len(data),
-            )
-        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError):
-            return None
+    def answer(self, request: bytes) -> bytes:
+        """The executor's answer to the round the step reply ``request``
+        asks for, if this procedure allows it."""
+        round = self.admit(request)
+        outcomes = run_round(self._executor, round)
+        self.record(round, outcomes)
+        return encode_outcomes(outcomes)
 
     def admit(self, request: bytes) -> Round:
         """The round the step reply ``request`` asks for, if this procedure allows it."""
         if len(request) > self._max_request_bytes:
             raise AbiViolation(f"the module asked for a round in {len(request)} bytes")
-        try:
-            fields = _RoundReply.model_validate_json(request).round
-        except ValidationError as error:
-            raise AbiViolation(f"the module sent an invalid request for a round: {error}") from None
-        if (fields.action, fields.timeout) != (self._action, self._timeout):
+        action, timeout, attempt, hosts = _round_fields(request)
+        if type(action) is not str or type(timeout) is not int:
             raise AbiViolation(
-                f"the module asked to run {fields.action!r} with timeout {fields.timeout}; "
+                f"the module sent an invalid request for a round: action {action!r}, "
+                f"timeout {timeout!r}"
+            )
+        if (action, timeout) != (self._action, self._timeout):
+            raise AbiViolation(
+                f"the module asked to run {action!r} with timeout {timeout}; "
                 f"the input says {self._action!r} with {self._timeout}"
             )
-        if len(set(fields.hosts)) != len(fields.hosts):
-            raise AbiViolation("the module named a host twice in one round")
-        for host in fields.hosts:
-            left = self._attempts_left.get(host)
-            if not left:
-                raise AbiViolation(
-                    f"the module asked for an attempt on {host!r} that the input does not allow"
-                )
-            self._attempts_left[host] = left - 1
-        if fields.attempt != self._next_attempt:
+        if type(attempt) is not int or attempt != self._rounds + 1:
             raise AbiViolation(
-                f"the module asked for attempt {fields.attempt}; this is round {self._next_attempt}"
+                f"the module asked for attempt {attempt!r}; this is round {self._rounds + 1}"
             )
-        self._next_attempt += 1
-        return Round(fields.action, fields.timeout, fields.attempt, tuple(fields.hosts))
+        if type(hosts) is not list:
+            raise AbiViolation(f"the module sent an invalid request for a round: hosts {hosts!r}")
+        if not hosts:
+            raise AbiViolation("the module asked for a round with no hosts")
+        try:
+            names = set(hosts)
+        except TypeError:
+            raise AbiViolation(
+                f"the module sent an invalid request for a round: hosts {hosts!r}"
+            ) from None
+        if len(names) != len(hosts):
+            raise AbiViolation("the module named a host twice in one round")
+        if not self._to_try.keys() >= names:
+            host = next(host for host in hosts if host not in self._to_try)
+            raise AbiViolation(
+                f"the module asked for an attempt on {host!r} that the input does not allow: "
+                f"{self._why_not(host)}"
+            )
+        self._rounds += 1
+        return Round(action, timeout, attempt, tuple(hosts))
+
+    def record(self, round: Round, outcomes: Sequence[Outcome]) -> None:
+        """Count the attempts of the admitted ``round``, which ended in
+        ``outcomes`` (one per host, in order)."""
+        to_try, failed, most = self._to_try, self._failed, self._max_attempts
+        for host, outcome in zip(round.hosts, outcomes, strict=True):
+            status = outcome.status
+            if status == "ok":
+                del to_try[host]
+                continue
+            made = to_try[host] + 1
+            if status in _RETRIED and made < most:
+                to_try[host] = made
+            else:
+                del to_try[host]
+                failed[host] = (made, outcome.reason)
+
+    def check_output(self, output: ProcedureOutput) -> None:
+        """Raise :class:`AbiViolation` unless ``output`` reports what the
+        rounds this policy admitted came to, as docs/ABI.md says it must.
+        Costs a dict lookup per failed host."""
+        if output.job_id != self._job_id:
+            raise _contradiction(f"job_id {output.job_id}, the input's is {self._job_id}")
+        if not self._rounds:
+            raise _contradiction("it ran no round, though an executor was granted")
+        if output.dry_run:
+            raise _contradiction("dry_run is true, though rounds ran")
+        if self._to_try:
+            host = next(iter(self._to_try))
+            raise _contradiction(
+                f"{len(self._to_try)} hosts had attempts left and no success or refusal, "
+                f"such as {host!r}"
+            )
+        failures = output.failures
+        if len(failures) != len(self._failed):
+            raise _contradiction(
+                f"it lists {len(failures)} failures; {len(self._failed)} hosts failed"
+            )
+        in_order = iter(self._hosts)
+        for failure in failures:
+            made = self._failed.get(failure.host)
+            if made != (failure.attempts, failure.reason):
+                raise _contradiction(
+                    f"it lists {failure!r}; the rounds came to {made!r} for that host"
+                )
+            if failure.host not in in_order:
+                raise _contradiction("its failures are not in the order of host_list")
+        if output.failed_hosts != [failure.host for failure in failures]:
+            raise _contradiction("failed_hosts are not the hosts of failures")
+        _check_counts(output, len(failures), len(self._hosts))
+
+    def _why_not(self, host: object) -> str:
+        # Only on the way to an AbiViolation: the scan of the input is no cost.
+        if host in self._failed:
+            return "it failed its last attempt or was refused"
+        if host in self._hosts:
+            return "it succeeded"
+        return "host_list does not name it"
 
 
-def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
-    """The answer to a round: one outcome object per host, in order."""
-    return _COMPACT_JSON.encode(
-        [
-            {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
-            for o in outcomes
-        ]
-    ).encode()
+class NoRounds:
+    """A procedure for which the module may ask no round: no executor was
+    granted, or the input is not one the module may accept. Its output can
+    only be a dry run's: ``dry_run`` true, success, no failures, and the
+    input's ``job_id`` (None when the input has none the module could take,
+    and so no output is right)."""
+
+    def __init__(self, job_id: int | None, why: str) -> None:
+        self._job_id = job_id
+        self._why = why
+
+    def answer(self, request: bytes) -> bytes:
+        raise AbiViolation(f"the module asked for a round, but {self._why}")
+
+    def check_output(self, output: ProcedureOutput) -> None:
+        if self._job_id is None:
+            raise _contradiction("it has an output for an input the module must refuse")
+        if output.job_id != self._job_id:
+            raise _contradiction(f"job_id {output.job_id}, the input's is {self._job_id}")
+        if not output.dry_run:
+            raise _contradiction(f"dry_run is false, but {self._why}")
+        if output.failures or output.failed_hosts or output.result != "success":
+            raise _contradiction("a dry run reports a failure")
+        if not output.message.startswith("dry run: "):
+            raise _contradiction(f"a dry run's message is {output.message!r}")
 
 
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
-"""Made once: json.dumps makes an encoder on every call for any option."""
+Policy = RoundPolicy | NoRounds
+"""What one procedure may ask for and must report."""
 
 
-def procedure(
-    instance: Instance,
-    data: bytes,
-    policy: RoundPolicy | None,
-    executor: Executor | None,
-) -> bytes:
-    """Run the procedure whose input is ``data`` to its final reply: each
-    round it asks for is run with ``executor`` between two steps, while no
+def _contradiction(problem: str) -> AbiViolation:
+    return AbiViolation(
+        f"the module's output contradicts the input and the rounds py_host ran: {problem}"
+    )
+
+
+def _check_counts(output: ProcedureOutput, failed: int, hosts: int) -> None:
+    result = "success" if not failed else "failure" if failed == hosts else "partial"
+    if output.result != result:
+        raise _contradiction(f"result {output.result!r} with {failed} of {hosts} hosts failed")
+    message = "1 host failed" if failed == 1 else f"{failed} hosts failed"
+    if output.message != message:
+        raise _contradiction(f"message {output.message!r}; it is {message!r}")
+
+
+def _round_fields(request: bytes) -> tuple[object, object, object, object]:
+    """The action, timeout, attempt and hosts of the round ``request`` asks
+    for, as it spells them; checked to be exactly the documented object."""
+    try:
+        document = strict_json(request)
+    except (ValueError, RecursionError) as error:
+        raise AbiViolation(f"the module sent an invalid request for a round: {error}") from None
+    fields = document.get("round") if type(document) is dict and len(document) == 1 else None
+    if type(fields) is not dict or fields.keys() != _ROUND_FIELDS:
+        raise AbiViolation(
+            "the module sent an invalid request for a round: not "
+            '{"round": {"action", "timeout", "attempt", "hosts"}}'
+        )
+    return fields["action"], fields["timeout"], fields["attempt"], fields["hosts"]
+
+
+def policy_for_input(procedure: ProcedureInput, data: bytes, executor: Executor | None) -> Policy:
+    """The policy for ``procedure``, whose JSON the module gets as ``data``.
+
+    Its values are taken as they are when each has exactly the type JSON
+    gives (then ``data`` says the same), and from ``data`` otherwise: a
+    model made with ``model_construct`` may hold anything."""
+    fields = vars(procedure)
+    if executor is None:
+        job_id = fields.get("job_id")
+        return NoRounds(job_id if type(job_id) is int else input_job_id(data), NO_EXECUTOR)
+    policy = _policy(fields, len(data), executor)
+    return policy if policy is not None else policy_for_json(data, executor)
+
+
+def policy_for_json(data: bytes, executor: Executor | None) -> Policy:
+    """The policy for the raw input ``data``."""
+    if executor is None:
+        return NoRounds(input_job_id(data), NO_EXECUTOR)
+    try:
+        fields = strict_json(data)
+    except (ValueError, RecursionError):
+        return NoRounds(None, INVALID_INPUT)
+    policy = _policy(fields, len(data), executor)
+    return policy if policy is not None else NoRounds(None, INVALID_INPUT)
+
+
+_JOB_ID = re.compile(rb'"job_id"[ \t\n\r]*:[ \t\n\r]*(-?[0-9]+)[ \t\n\r]*[,}]')
+
+
+def input_job_id(data: bytes) -> int | None:
+    """The ``job_id`` of the raw input ``data``, None when it has no integer
+    one, without decoding all of it when it can: the dry run of a large
+    input is not made to wait for a full decode. In an input with no
+    backslash, which the module accepts, no string holds a quote, so the
+    one place ``"job_id"`` is followed by a colon is its key."""
+    if b"\\" not in data:
+        found = _JOB_ID.findall(data)
+        if len(found) == 1:
+            return int(found[0])
+    try:
+        fields = strict_json(data)
+    except (ValueError, RecursionError):
+        return None
+    job_id = fields.get("job_id") if type(fields) is dict else None
+    return job_id if type(job_id) is int else None
+
+
+def procedure(instance: Instance, data: bytes, policy: Policy) -> ProcedureOutput:
+    """Run the procedure whose input is ``data`` to its output: each round
+    it asks for is answered by ``policy`` between two steps, while no
     WebAssembly runs. Each step's reply comes in the instance's kept buffer."""
     try:
         reply = instance.call(
             lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
         )
         while reply.startswith(ROUND_PREFIX):
-            answer = _answer(reply, policy, executor)
+            answer = policy.answer(reply)
             reply = instance.call(partial(Exports.resume_procedure, answer=answer), prints=True)
     except ModuleError:
         _cancel(instance)
         raise
-    return reply
+    output = parse_procedure_reply(reply)
+    policy.check_output(output)
+    return output
 
 
-def procedure_unread(
-    instance: Instance,
-    data: bytes,
-    policy: RoundPolicy | None,
-    executor: Executor | None,
-) -> tuple[int, int]:
+def procedure_unread(instance: Instance, data: bytes, policy: Policy) -> tuple[int, int]:
     """Run the procedure whose input is ``data`` as :func:`procedure` does,
-    but leave its final reply in memory, unread: ``(ptr, length)``. Each
-    step's reply comes in a buffer of its own; those asking for a round are
-    read and freed."""
+    but leave its final reply in memory, unread by the caller: ``(ptr,
+    length)``. Each step's reply comes in a buffer of its own; those asking
+    for a round are read and freed, and an output is read to be checked."""
     try:
         reply = _unread_step(
             instance, lambda exports, ctx: exports.start_procedure_unread(ctx, data)
         )
         while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
-            answer = _answer(request, policy, executor)
+            answer = policy.answer(request)
             reply = _unread_step(instance, partial(Exports.resume_procedure_unread, answer=answer))
     except ModuleError:
         _cancel(instance)
         raise
+    document = instance.call(lambda exports, ctx: exports.read(ctx, *reply))
+    if document.startswith(OK_PREFIX):
+        policy.check_output(parse_procedure_reply(document))
     return reply
 
 
@@ -190,35 +454,72 @@ def _unread_step(
     return reply
 
 
-def _answer(request: bytes, policy: RoundPolicy | None, executor: Executor | None) -> bytes:
-    """The executor's answer to the round ``request`` asks for, if the policy admits it."""
-    if policy is None or executor is None:
-        raise AbiViolation("the module asked for a round, but no executor was granted")
-    return encode_outcomes(_outcomes(executor, policy.admit(request)))
-
-
 def _cancel(instance: Instance) -> None:
     # The instance stays (the module refused a step in its own words, or
     # writing a step's output failed): it must not keep the procedure.
     instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
 
 
-def _outcomes(executor: Executor, round: Round) -> list[Outcome]:
-    """What the executor says of ``round``, as outcomes the module can take;
-    whatever goes wrong in the executor fails the round with the reason."""
+def run_round(executor: Executor, round: Round) -> list[Outcome]:
+    """What ``executor`` says of ``round``: one outcome per host, in order,
+    each one the module can take. What goes wrong in the executor fails the
+    attempts it concerns, with the reason: an exception, or a count of
+    outcomes other than the round's hosts (which outcome is whose cannot be
+    told), fails every host of the round; a bad outcome fails its own host."""
+    hosts = len(round.hosts)
     try:
-        outcomes = list(executor.run_round(round))
+        answered = list(executor.run_round(round))
     except Exception as error:
         reason = f"the executor raised {type(error).__name__}: {error}"
-        return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
-    for outcome in outcomes:
+        return [Outcome.failed(_utf8_safe(reason))] * hosts
+    if len(answered) != hosts:
+        return [
+            Outcome.failed(f"the executor answered {len(answered)} outcomes for {hosts} hosts")
+        ] * hosts
+    return [
+        o
+        if o.__class__ is Outcome
+        and o.status.__class__ is str
+        and o.status in _STATUSES
+        and o.reason.__class__ is str
+        and o.reason.isascii()
+        else _usable(o)
+        for o in answered
+    ]
+
+
+def _usable(outcome: Any) -> Outcome:
+    """``outcome`` as one the module can take, or a failure that says what was wrong with it."""
+    try:
         if not isinstance(outcome, Outcome):
-            reason = f"the executor returned {type(outcome).__name__}, expected Outcome"
-            return [Outcome.failed(reason)] * len(round.hosts)
-        if outcome.status not in _STATUSES or not isinstance(outcome.reason, str):
-            reason = f"the executor returned an invalid {outcome!r}"
-            return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
-    return [o if o.reason.isascii() else Outcome(o.status, _utf8_safe(o.reason)) for o in outcomes]
+            return Outcome.failed(
+                f"the executor returned {type(outcome).__name__}, expected Outcome"
+            )
+        status, reason = outcome.status, outcome.reason
+        if not (isinstance(status, str) and status in _STATUSES and isinstance(reason, str)):
+            return Outcome.failed(_utf8_safe(f"the executor returned an invalid {outcome!r}"))
+        # Plain strings: a subclass of str may spell itself otherwise in JSON.
+        return Outcome(str.__str__(status), _utf8_safe(str.__str__(reason)))  # type: ignore[arg-type]
+    except Exception as error:
+        return Outcome.failed(
+            _utf8_safe(
+                f"the executor returned an outcome that raised {type(error).__name__}: {error}"
+            )
+        )
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
+    """The answer to a round: one outcome object per host, in order."""
+    return _COMPACT_JSON.encode(
+        [
+            {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
+            for o in outcomes
+        ]
+    ).encode()
+
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+"""Made once: json.dumps makes an encoder on every call for any option."""
 
 
 def _utf8_safe(text: str) -> str:

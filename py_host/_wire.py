@@ -4,6 +4,7 @@ errors become py_host exceptions."""
 from __future__ import annotations
 
 import json
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -52,16 +53,17 @@ def module_error(body: _ErrorBody) -> ModuleError:
     return cls(body.kind, body.message, body.path)
 
 
-_OK = b'{"ok":'
+OK_PREFIX = b'{"ok":'
+"""How a step reply that carries the output begins."""
 
 
 def parse_procedure_reply(reply: bytes) -> ProcedureOutput:
     """The output of a ``start_procedure`` reply, or the error it carries."""
-    if reply.startswith(_OK) and reply.endswith(b"}"):
+    if reply.startswith(OK_PREFIX) and reply.endswith(b"}"):
         # The usual reply, parsed without its envelope: what lies between must
         # be one whole ProcedureOutput, so a reply with anything else is refused.
         try:
-            output: ProcedureOutput = _OUTPUT.validate_json(reply[len(_OK) : -1])
+            output: ProcedureOutput = _OUTPUT.validate_json(reply[len(OK_PREFIX) : -1])
             return output
         except ValidationError as error:
             raise AbiViolation(f"start_procedure replied with an invalid output: {error}") from None
@@ -85,6 +87,31 @@ def check_status(function: str, reply: bytes | None) -> None:
     except ValidationError as error:
         raise AbiViolation(f"{function} replied with an invalid error document: {error}") from None
     raise module_error(parsed.error)
+
+
+def strict_json(data: bytes) -> Any:
+    """``data`` decoded as the module decodes its documents (serde_json):
+    UTF-8 only, no key twice in one object, no NaN or Infinity. A number
+    with a fraction or an exponent is refused too: no field of an input or a
+    round takes one (``10.0`` is not an integer, docs/ABI.md). Raises
+    ValueError, or RecursionError for absurd nesting."""
+    return json.loads(
+        data.decode("utf-8"),
+        object_pairs_hook=_unique_keys,
+        parse_float=_refuse_number,
+        parse_constant=_refuse_number,
+    )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    return fields
+
+
+def _refuse_number(text: str) -> NoReturn:
+    raise ValueError(f"{text} is not an integer")
 
 
 def encode_input(procedure: ProcedureInput) -> bytes:

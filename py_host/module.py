@@ -17,10 +17,10 @@ from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module, engine
 from ._instance import Instance, prepare
 from ._pool import InstancePool, Lease
-from ._rounds import RoundPolicy, procedure_unread
-from ._rounds import procedure as procedure_steps
+from ._rounds import policy_for_input, policy_for_json, procedure_unread
+from ._rounds import procedure as procedure_run
 from ._transport import Context
-from ._wire import check_status, encode_input, invalid_input, parse_procedure_reply
+from ._wire import check_status, encode_input, invalid_input
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -156,23 +156,15 @@ class RustModule:
             except ValidationError as error:
                 raise invalid_input(error) from None
         data = _input(encode_input(procedure))
-        policy = RoundPolicy.for_input(procedure, len(data)) if self._executor else None
-        return self._lend(
-            lambda instance: parse_procedure_reply(
-                procedure_steps(instance, data, policy, self._executor)
-            )
-        )
+        policy = policy_for_input(procedure, data, self._executor)
+        return self._lend(lambda instance: procedure_run(instance, data, policy))
 
     def start_procedure_json(self, data: str | Buffer) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
         JSON, with no models on the input side: the module validates it."""
         raw = _input(data)
-        policy = self._policy_for_json(raw)
-        output = self._lend(
-            lambda instance: parse_procedure_reply(
-                procedure_steps(instance, raw, policy, self._executor)
-            )
-        )
+        policy = policy_for_json(raw, self._executor)
+        output = self._lend(lambda instance: procedure_run(instance, raw, policy))
         return output.model_dump_json().encode()
 
     def start_procedure_buffer(self, data: str | Buffer) -> ReplyBuffer:
@@ -180,11 +172,9 @@ class RustModule:
         the reply buffer still in the module's memory, to read and then free.
         Unlike the tutorial's pointer, the handle refuses use after free."""
         raw = _input(data)
-        policy = self._policy_for_json(raw)
+        policy = policy_for_json(raw, self._executor)
         return self._lend(
-            lambda instance: ReplyBuffer(
-                self, instance, *procedure_unread(instance, raw, policy, self._executor)
-            )
+            lambda instance: ReplyBuffer(self, instance, *procedure_unread(instance, raw, policy))
         )
 
     @property
@@ -222,9 +212,6 @@ class RustModule:
             except BufferFreed:
                 continue
         return results
-
-    def _policy_for_json(self, raw: bytes) -> RoundPolicy | None:
-        return RoundPolicy.for_json(raw) if self._executor else None
 
     def _call(
         self,

@@ -69,6 +69,12 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         },
         b"fault:reply-out-of-bounds" => Fault::Return(0xffff_0000_0000_0100),
         b"fault:reply-not-live" => Fault::Return((8 << 32) | 16),
+        // 16 bytes whose last byte is the last of linear memory, and the same
+        // one byte further on: in bounds (but no live buffer), and not.
+        #[cfg(target_arch = "wasm32")]
+        b"fault:reply-at-memory-end" => Fault::Return(((memory_end() - 16) << 32) | 16),
+        #[cfg(target_arch = "wasm32")]
+        b"fault:reply-straddles-memory-end" => Fault::Return(((memory_end() - 15) << 32) | 16),
         // From start_procedure_into: "1 MiB written into your buffer".
         b"fault:reply-in-place-too-long" => Fault::Return(1 << 20),
         b"fault:reply-2mib" => Fault::Reply(vec![b' '; 2 << 20]),
@@ -108,6 +114,12 @@ pub fn inject(input: &[u8], stdout: &mut dyn Write) -> Option<Fault> {
         _ => return None,
     };
     Some(fault)
+}
+
+/// The size of linear memory in bytes: the first address past its end.
+#[cfg(target_arch = "wasm32")]
+fn memory_end() -> u64 {
+    core::arch::wasm32::memory_size(0) as u64 * 65536
 }
 
 /// Recurses until the stack runs out: the depth is never reached.

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAULTS_WASM, tutorial_input
+from conftest import FAULTS_WASM, run_python, tutorial_input
 
 import py_host
+from py_host._transport import OutOfBounds, check_bounds
 
 
 def test_a_panic_raises_module_trap_with_the_panic_message(
@@ -72,11 +73,11 @@ def fault_input(action: str) -> str:
     ("action", "problem"),
     [
         ("fault-round-garbage", "invalid request"),
-        ("fault-round-bad-host", "invalid request"),
-        ("fault-round-no-host", "invalid request"),
+        ("fault-round-bad-host", "'-oProxyCommand=x' that the input does not allow"),
+        ("fault-round-no-host", "a round with no hosts"),
         ("fault-round-other-host", "'elsewhere' that the input does not allow"),
         ("fault-round-other-action", "asked to run 'reboot'"),
-        ("fault-round-forever", "'a' that the input does not allow"),
+        ("fault-round-forever", "asked for attempt 1; this is round 2"),
     ],
 )
 def test_the_executor_only_runs_what_the_input_asked_for(
@@ -307,3 +308,97 @@ def test_a_step_whose_output_cannot_be_written_fails_with_io_and_leaves_nothing(
         getattr(faulty, entry)("fault:huge-output-then-error")
     assert raised.value.kind == "io"
     assert_recovers(faulty)
+
+
+# The ABI's checks at their edges (docs/ABI.md, "What a host checks").
+
+
+@pytest.mark.parametrize(
+    ("size", "ptr", "length", "inside"),
+    [
+        (65536, 0, 65536, True),
+        (65536, 0, 65537, False),
+        (65536, 65535, 1, True),
+        (65536, 65535, 2, False),
+        (65536, 65536, 0, True),
+        (65536, 65537, 0, False),
+        (65536, 65520, 16, True),
+        (65536, 65521, 16, False),
+        (65536, 2**32 - 1, 2, False),
+    ],
+)
+def test_check_bounds_counts_the_length(size: int, ptr: int, length: int, inside: bool) -> None:
+    if inside:
+        check_bounds(size, ptr, length)
+    else:
+        with pytest.raises(OutOfBounds):
+            check_bounds(size, ptr, length)
+
+
+def test_a_reply_straddling_the_end_of_memory_is_refused_and_never_read() -> None:
+    # In a process of its own: read past the end of linear memory, a reply
+    # that slipped through would crash the process, not fail an assertion.
+    done = run_python(
+        f"""
+        import py_host
+        with py_host.load({str(FAULTS_WASM)!r}) as rust:
+            for call, fault in [
+                ("print_string", "fault:reply-straddles-memory-end"),
+                ("print_string", "fault:reply-at-memory-end"),
+                ("start_procedure_json", "fault:reply-straddles-memory-end"),
+                ("start_procedure_json", "fault:reply-at-memory-end"),
+                ("start_procedure_buffer", "fault:reply-straddles-memory-end"),
+            ]:
+                try:
+                    getattr(rust, call)(fault)
+                except py_host.AbiViolation as error:
+                    print(call, fault, "outside" in str(error))
+            print("live", rust.live_allocations())
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "print_string fault:reply-straddles-memory-end True",
+        # Inside memory to its last byte: refused only as no live buffer.
+        "print_string fault:reply-at-memory-end False",
+        "start_procedure_json fault:reply-straddles-memory-end True",
+        "start_procedure_json fault:reply-at-memory-end False",
+        "start_procedure_buffer fault:reply-straddles-memory-end True",
+        "live 0",
+    ]
+
+
+def test_a_reply_of_exactly_max_reply_bytes_is_taken_and_one_byte_more_is_not() -> None:
+    # docs/ABI.md traces this procedure: its output is a reply of 176 bytes,
+    # written in place for start_procedure, in a buffer of its own for
+    # start_procedure_buffer; its rounds' replies are shorter.
+    network = py_host.SimulatedNetwork(down={"server1"})
+    for limit, taken in [(176, True), (175, False)]:
+        limits = py_host.Limits(max_reply_bytes=limit)
+        with py_host.load(executor=network, limits=limits) as rust:
+            for call in [
+                lambda: rust.start_procedure(tutorial_input()).failed_hosts,
+                lambda: json.loads(rust.start_procedure_json(json.dumps(tutorial_input())))[
+                    "failed_hosts"
+                ],
+                lambda: json.loads(
+                    rust.start_procedure_buffer(json.dumps(tutorial_input())).read()
+                )["ok"]["failed_hosts"],
+            ]:
+                if taken:
+                    assert call() == ["server1"]
+                else:
+                    with pytest.raises(py_host.LimitExceeded) as raised:
+                        call()
+                    assert raised.value.limit == "reply"
+                    assert "176 bytes, more than 175" in str(raised.value)
+
+
+def test_a_packed_reply_of_exactly_max_reply_bytes_is_read() -> None:
+    size = 2 << 20  # fault:reply-2mib: that many spaces, which are no JSON
+    with load_faulty(max_reply_bytes=size) as rust, pytest.raises(py_host.AbiViolation):
+        rust.start_procedure_json("fault:reply-2mib")
+    with load_faulty(max_reply_bytes=size - 1) as rust:
+        with pytest.raises(py_host.LimitExceeded):
+            rust.start_procedure_json("fault:reply-2mib")
+        assert_recovers(rust)
