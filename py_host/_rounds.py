@@ -378,7 +378,9 @@ def policy_for_json(data: bytes, executor: Executor | None) -> Policy:
     return policy if policy is not None else NoRounds(None, INVALID_INPUT)
 
 
-_JOB_ID = re.compile(rb'"job_id"[ \t\n\r]*:[ \t\n\r]*(-?[0-9]+)[ \t\n\r]*[,}]')
+# At most 20 digits: int() refuses the longest numbers (sys.int_info's
+# default_max_str_digits), and a job_id fits in 11.
+_JOB_ID = re.compile(rb'"job_id"[ \t\n\r]*:[ \t\n\r]*(-?[0-9]{1,20})[ \t\n\r]*[,}]')
 
 
 def input_job_id(data: bytes) -> int | None:
