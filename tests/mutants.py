@@ -46,7 +46,13 @@ ABI = (
     "test_load.py",
     "test_faults.py",
 )
-TRANSPORT = ("test_packing.py", "test_memory.py", "test_print.py", "test_faults.py")
+TRANSPORT = (
+    "test_packing.py",
+    "test_memory.py",
+    "test_print.py",
+    "test_sandbox.py",
+    "test_faults.py",
+)
 EXECUTORS = ("test_vectors.py", "test_executors.py")
 POOL = ("test_memory.py", "test_print.py", "test_load.py", "test_threads.py")
 MODULE = ("test_print.py", "test_procedure.py", "test_vectors.py", "test_load.py")
