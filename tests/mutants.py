@@ -118,7 +118,7 @@ MUTATIONS = [
     Mutation("_transport.py", "the public path reads unchecked", "        check_bounds(self._memory.data_len(ctx), ptr, length)\n        return bytes(", "        return bytes(", TRANSPORT, PUBLIC_API),
     Mutation("_transport.py", "the outbox view unchecked", "        check_bounds(self.memory_size(ctx), ptr, 4 * count)\n        # A view", "        # A view", TRANSPORT),
     # executors.py: what runs on the host's side.
-    Mutation("executors.py", "max_workers 0 accepted", "if max_workers < 1:", "if max_workers < 0:", EXECUTORS),
+    Mutation("executors.py", "max_workers 0 accepted", "    if value < 1:\n        raise ConfigError", "    if value < 0:\n        raise ConfigError", EXECUTORS),
     Mutation("executors.py", "one abandoned attempt more than max_workers", "if stuck >= self._max_workers:", "if stuck > self._max_workers:", EXECUTORS),
     Mutation("executors.py", "a callable's False taken for success", 'return Outcome.ok() if result else Outcome.failed("the executor reported failure")', "return Outcome.ok()", EXECUTORS),
     Mutation("executors.py", "a callable's exception escapes", 'except Exception as error:\n            return Outcome.failed(f"the executor raised', 'except ArithmeticError as error:\n            return Outcome.failed(f"the executor raised', EXECUTORS),
@@ -127,9 +127,9 @@ MUTATIONS = [
     Mutation("executors.py", "a flaky host's last dropped attempt succeeds", "if round.attempt <= self.flaky.get(host, 0):", "if round.attempt < self.flaky.get(host, 0):", EXECUTORS),
     Mutation("executors.py", "a host exactly as slow as the timeout times out", "if self.slow.get(host, 0.0) > round.timeout:", "if self.slow.get(host, 0.0) >= round.timeout:", EXECUTORS),
     Mutation("executors.py", "an action not permitted is run", "if round.action not in self.commands:", "if False:", EXECUTORS),
-    Mutation("executors.py", "a command's exit status ignored", "if done.returncode == 0:", "if done.returncode >= 0:", EXECUTORS),
-    Mutation("executors.py", "a command not killed at its timeout", "capture_output=True, timeout=timeout, check=False", "capture_output=True, check=False", EXECUTORS),
-    Mutation("executors.py", "anything accepted as an executor", "    if callable(granted):\n        return ConcurrentExecutor(granted)", "    if True:\n        return ConcurrentExecutor(granted)  # type: ignore[arg-type]", EXECUTORS),
+    Mutation("executors.py", "a command's exit status ignored", "if status == 0:", "if status is not None:", EXECUTORS),
+    Mutation("executors.py", "a command not killed at its timeout", "                _kill_group(process)\n                return Outcome.timed_out(timeout)", "                return Outcome.timed_out(timeout)", EXECUTORS),
+    Mutation("executors.py", "anything accepted as an executor", "    if not callable(granted):", "    if False:", EXECUTORS),
     # _pool.py: instances lent to threads.
     Mutation("_pool.py", "max_instances 0 accepted", "or size < 1:", "or size < 0:", POOL),
     Mutation("_pool.py", "one instance more than max_instances", "elif len(self._alive()) < self._size:", "elif len(self._alive()) <= self._size:", POOL),
