@@ -14,6 +14,8 @@ web_module := "wasm/target" / web_target / "release/rust_lib_web.wasm"
 tools := ".tools"
 # The wasm-bindgen CLI must be the very version of the crate wasm/ pins.
 wasm_bindgen_version := `sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' wasm/Cargo.toml`
+# A version the crates registry mirror here has; `just mutants` installs it.
+cargo_mutants_version := "27.1.0"
 
 # Run the tutorial's three scenes through the WebAssembly module.
 demo: build
@@ -62,6 +64,27 @@ fuzz seconds="300":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
     mkdir -p fuzz/corpus/start_procedure
     cd fuzz && cargo fuzz run --sanitizer none start_procedure corpus/start_procedure seeds/start_procedure -- -max_total_time={{seconds}}
+
+# Mutation testing, not part of `just test`: cargo-mutants on the crate, then
+# hand mutations of py_host's checks (tests/mutants.py). Results go to
+# target/mutants/; docs/MUTANTS.md keeps the last score and the survivors.
+mutants: build build-faults
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "$({{tools}}/bin/cargo-mutants mutants --version 2>/dev/null)" != "cargo-mutants {{cargo_mutants_version}}" ]; then
+        cargo install --locked --root {{tools}} cargo-mutants@{{cargo_mutants_version}}
+    fi
+    mkdir -p target/mutants
+    # Natively, src/abi.rs is not compiled (wasm32-wasip1 only) and src/faults.rs
+    # only with the test module's feature: their mutants would pass untested.
+    # The Python and Node tests cover both through the built module.
+    rust=0
+    {{tools}}/bin/cargo-mutants mutants --features schema --jobs 1 --timeout 120 \
+        --exclude src/abi.rs --exclude src/faults.rs --output target/mutants || rust=$?
+    PY_HOST_FAULTS_WASM={{faults_module}} {{python}} tests/mutants.py --markdown target/mutants/python.md
+    # cargo-mutants exits 2 when mutants were missed and 3 on timeouts: results,
+    # listed above. Anything else means it could not test at all.
+    case $rust in 0|2|3) ;; *) exit "$rust" ;; esac
 
 # Build a pure-Python wheel of py_host with the module inside, into dist/:
 # installing it needs no Rust toolchain.

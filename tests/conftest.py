@@ -1,9 +1,8 @@
-"""Shared fixtures: the built module, the test-only faults module, the
-tutorial's input, and the input vectors every host runs."""
+"""Shared fixtures: the built module, the test-only faults module and the
+tutorial's input (the input vectors every host runs are in vectors.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -69,27 +68,6 @@ def run_python(source: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         check=False,
     )
-
-
-VECTORS: list[dict[str, Any]] = json.loads((ROOT / "tests/vectors.json").read_text())
-"""Inputs that every host of the module runs, with the answers compared:
-each has a ``name``, the ``input`` (the JSON text as sent, valid or not) and
-a ``network`` (the arguments of :class:`py_host.SimulatedNetwork`, or null
-for no executor: a dry run)."""
-
-
-def python_answer(vector: dict[str, Any]) -> dict[str, Any]:
-    """What py_host answers to ``vector``: ``{"ok": ProcedureOutput}`` or
-    ``{"error": {"kind", "message", "path"}}``, as the module's reply says."""
-    network = vector["network"]
-    executor = py_host.SimulatedNetwork(**network) if network is not None else None
-    with py_host.load(executor=executor) as module:
-        try:
-            return {"ok": json.loads(module.start_procedure_json(vector["input"]))}
-        except py_host.InvalidInput as error:
-            return {
-                "error": {"kind": error.kind, "message": error.message, "path": list(error.path)}
-            }
 
 
 def tutorial_input(**changes: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """A second host, in Node.js, written from docs/ABI.md alone (tests/node_host/host.mjs):
-every vector gets py_host's answer and the answer the document implies, and every export,
+every vector gets the answer the document gives (tests/vectors.py), and every export,
 the traced procedure, its output and its error paths behave as the document says."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import wasmtime
-from conftest import FAULTS_WASM, ROOT, VECTORS, python_answer
+from conftest import FAULTS_WASM, ROOT
+from vectors import VECTORS, assert_documented_answer, vector_params
 
 NODE_HOST = ROOT / "tests/node_host/host.mjs"
 MODULE = ROOT / "py_host/rust_lib.wasm"
@@ -60,118 +61,35 @@ def host_stdout(mode: str, module: Path, *args: str | Path) -> str:
     return done.stdout
 
 
-# --- the vectors: py_host's answers, and the answers docs/ABI.md implies ---
+# --- the vectors: the answers docs/ABI.md's rules give (tests/vectors.py) ---
 
 
 @pytest.fixture(scope="module")
-def vector_answers() -> list[dict[str, Any]]:
-    """The Node host's answers to every vector, with a sync executor (it checks that
-    start_procedure and start_procedure_into agree)."""
-    answers: list[dict[str, Any]] = json.loads(
-        host_stdout("vectors", MODULE, ROOT / "tests/vectors.json")
-    )
-    return answers
+def vector_answers() -> dict[str, list[dict[str, Any]]]:
+    """The Node host's answers to every vector, {reply, rounds}, with the executor answering
+    synchronously and asynchronously (each run checks that start_procedure and
+    start_procedure_into agree)."""
+    vectors = ROOT / "tests/vectors.json"
+    return {
+        "sync": json.loads(host_stdout("vectors", MODULE, vectors)),
+        "async": json.loads(host_stdout("vectors", MODULE, vectors, "--async")),
+    }
 
 
-@pytest.fixture(scope="module")
-def async_vector_answers() -> list[dict[str, Any]]:
-    """The same, with the executor answering asynchronously."""
-    answers: list[dict[str, Any]] = json.loads(
-        host_stdout("vectors", MODULE, ROOT / "tests/vectors.json", "--async")
-    )
-    return answers
-
-
-def test_the_node_host_answers_every_vector_once(vector_answers: list[dict[str, Any]]) -> None:
-    assert len(vector_answers) == len(VECTORS)
-
-
-@pytest.mark.parametrize(
-    ("index", "vector"), list(enumerate(VECTORS)), ids=[vector["name"] for vector in VECTORS]
-)
-def test_the_node_host_gives_py_hosts_answer(
-    vector_answers: list[dict[str, Any]], index: int, vector: dict[str, Any]
+@pytest.mark.parametrize("executor", ["sync", "async"])
+def test_the_node_host_answers_every_vector_once(
+    vector_answers: dict[str, list[dict[str, Any]]], executor: str
 ) -> None:
-    assert vector_answers[index] == python_answer(vector)
+    assert len(vector_answers[executor]) == len(VECTORS)
 
 
-def test_an_async_executor_gets_the_same_answers_as_a_sync_one(
-    vector_answers: list[dict[str, Any]], async_vector_answers: list[dict[str, Any]]
-) -> None:
-    assert async_vector_answers == vector_answers
-
-
-DOCUMENTED_OUTPUTS: dict[str, tuple[int, str, list[tuple[str, int]], bool]] = {
-    "the tutorial's procedure, a dry run": (1, "success", [], True),
-    "the tutorial's procedure, server1 down": (1, "partial", [("server1", 4)], False),
-    "every host down, no retries": (1, "failure", [("server1", 1), ("server2", 1)], False),
-    "a flaky host that recovers": (1, "success", [], False),
-    "a flaky host that runs out of retries": (1, "partial", [("server2", 2)], False),
-    "a host slower than the timeout": (1, "partial", [("server1", 4)], False),
-    "host names ignore case on the network": (1, "partial", [("Server1", 4)], False),
-    "the widest numbers": (-(2**31), "partial", [("server2", 256)], False),
-    "fifty hosts, every seventh down": (
-        1,
-        "partial",
-        [(f"host{number}.example", 2) for number in range(0, 50, 7)],
-        False,
-    ),
-    "escapes and non-ASCII in JSON": (7, "success", [], False),
-    "fields in any order, whitespace around": (3, "success", [], True),
-}
-"""The valid vectors' outputs as docs/ABI.md's rules give them, with the simulated network's
-semantics (wasm/www/network.js): job_id, result, (failed host, attempts), dry_run."""
-
-DOCUMENTED_ERRORS: dict[str, tuple[str, list[str | int]]] = {
-    "not JSON": ("invalid_json", []),
-    "an array instead of an object": ("invalid_json", []),
-    "trailing characters": ("invalid_json", []),
-    "a missing field": ("missing_field", ["job_id"]),
-    "an unknown field": ("unknown_field", ["dry_run"]),
-    "a duplicate field": ("duplicate_field", ["timeout"]),
-    "timeout 0": ("out_of_range", ["timeout"]),
-    "timeout 256": ("out_of_range", ["timeout"]),
-    "timeout as a string": ("invalid_type", ["timeout"]),
-    "retries -1": ("out_of_range", ["retries"]),
-    "job_id past i32": ("out_of_range", ["job_id"]),
-    "a fractional number": ("invalid_type", ["timeout"]),
-    "no hosts": ("invalid_value", ["host_list"]),
-    "a host name with a leading hyphen": ("invalid_value", ["host_list", 1]),
-    "a host name with a space": ("invalid_value", ["host_list", 0]),
-    "a host label longer than 63": ("invalid_value", ["host_list", 0]),
-    "the same host twice, ignoring case": ("invalid_value", ["host_list", 1]),
-    "a host that is not a string": ("invalid_type", ["host_list", 1]),
-    "an empty action": ("invalid_value", ["action"]),
-    "an action with a slash": ("invalid_value", ["action"]),
-    "an action longer than 64": ("invalid_value", ["action"]),
-    "a non-ASCII action": ("invalid_value", ["action"]),
-    "null for a number": ("invalid_type", ["retries"]),
-}
-"""The invalid vectors' error kind and path, from docs/ABI.md's table of kinds."""
-
-
-@pytest.mark.parametrize(
-    ("index", "vector"), list(enumerate(VECTORS)), ids=[vector["name"] for vector in VECTORS]
-)
+@pytest.mark.parametrize("executor", ["sync", "async"])
+@pytest.mark.parametrize("vector", vector_params())
 def test_the_node_host_gives_the_documented_answer(
-    vector_answers: list[dict[str, Any]], index: int, vector: dict[str, Any]
+    vector_answers: dict[str, list[dict[str, Any]]], vector: dict[str, Any], executor: str
 ) -> None:
-    answer = vector_answers[index]
-    if vector["name"] in DOCUMENTED_ERRORS:
-        error = answer["error"]
-        assert (error["kind"], error["path"]) == DOCUMENTED_ERRORS[vector["name"]]
-        return
-    job_id, result, failures, dry_run = DOCUMENTED_OUTPUTS[vector["name"]]
-    output = answer["ok"]
-    assert (output["job_id"], output["result"], output["dry_run"]) == (job_id, result, dry_run)
-    assert output["failed_hosts"] == [host for host, _ in failures]
-    assert [(failure["host"], failure["attempts"]) for failure in output["failures"]] == failures
-    if dry_run:
-        assert output["message"].startswith("dry run: ")
-    else:  # "N host(s) failed"
-        assert (
-            output["message"] == f"{len(failures)} host{'' if len(failures) == 1 else 's'} failed"
-        )
+    answer = vector_answers[executor][VECTORS.index(vector)]
+    assert_documented_answer(vector, answer["reply"], answer["rounds"])
 
 
 # --- every export called on purpose (tests/node_host/exercise.mjs) ---
@@ -713,7 +631,9 @@ def refused(done: subprocess.CompletedProcess[str], message: str) -> bool:
 def test_a_stub_that_keeps_the_contract_is_driven_to_its_reply(tmp_path: Path) -> None:
     done = run_stub(tmp_path, stub_module(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [{"ok": {}}]
+    assert json.loads(done.stdout) == [
+        {"reply": {"ok": {}}, "rounds": [json.loads(STUB_FIRST_ROUND)["round"]]}
+    ]
 
 
 @pytest.mark.parametrize("version", [2, 4])

@@ -35,14 +35,25 @@ def start(target: object) -> threading.Thread:
     return thread
 
 
-def test_a_second_thread_runs_while_the_first_is_busy() -> None:
+def test_a_second_thread_runs_while_the_first_is_busy(capsys: pytest.CaptureFixture[str]) -> None:
     gate = Gate()
+    outputs: list[py_host.ProcedureOutput] = []
+    second_done = threading.Event()
     with py_host.load(executor=gate, max_instances=2) as rust:
-        first = start(lambda: rust.start_procedure(tutorial_input()))
-        assert gate.entered.wait(30)
-        rust.print_int(1)  # on the second instance, while the first waits
-        gate.open.set()
+        first = start(lambda: outputs.append(rust.start_procedure(tutorial_input())))
+        try:
+            assert gate.entered.wait(30)
+            second = start(lambda: (rust.print_int(1), second_done.set()))
+            # The gate stays shut until the second call is done, so the first call is
+            # still inside its round: finishing now means the calls ran side by side.
+            assert second_done.wait(30), "the second call waited for the busy instance"
+            assert first.is_alive()
+        finally:
+            gate.open.set()
         first.join()
+        second.join()
+    assert [output.result for output in outputs] == ["success"]
+    assert capsys.readouterr().out == "Python gave us number 1\n"
 
 
 def test_with_one_instance_calls_take_turns() -> None:

@@ -7,10 +7,11 @@
 //       Runs every vector of tests/vectors.json twice, through start_procedure
 //       (every reply packed) and through start_procedure_into (one buffer for
 //       everything), driving the rounds with the vector's simulated network,
-//       and prints one JSON array: per vector, in order, the reply document,
-//       {"ok": ProcedureOutput} or {"error": {kind, message, path}}. With
-//       --async the network answers through an async executor. Exits 1 if
-//       the two ways disagree or a buffer is left live.
+//       and prints one JSON array: per vector, in order, {reply, rounds}: the
+//       reply document, {"ok": ProcedureOutput} or {"error": {kind, message,
+//       path}}, and the rounds the executor ran. With --async the network
+//       answers through an async executor. Exits 1 if the two ways disagree
+//       or a buffer is left live.
 //
 //   node tests/node_host/host.mjs exercise <module.wasm>
 //       Calls every export on purpose (exercise.mjs) and prints the report.
@@ -34,22 +35,37 @@ import { OneBufferSteps, PackedSteps, runProcedure } from "./procedure.mjs";
 
 const utf8 = new TextEncoder();
 
-function vectorExecutor(network, answerAsync) {
+/** The vector's network as an executor that pushes each round it runs onto `rounds`. */
+function vectorExecutor(network, answerAsync, rounds) {
   if (network === null) {
     return null; // no executor granted: a dry run
   }
-  const executor = networkExecutor(network);
+  const run = networkExecutor(network);
+  const executor = (round) => {
+    rounds.push(round);
+    return run(round);
+  };
   return answerAsync ? asyncExecutor(executor) : executor;
 }
 
-/** One vector both ways, on one instance; the reply document, once both agree and nothing leaks. */
+/**
+ * One vector both ways, on one instance: its reply document and the rounds run, once
+ * both ways agree and nothing leaks.
+ */
 async function runVector(wasmModule, vector, answerAsync) {
+  const rounds = [];
   const instance = new Instance(wasmModule, {
-    executor: vectorExecutor(vector.network, answerAsync),
+    executor: vectorExecutor(vector.network, answerAsync, rounds),
   });
   const input = utf8.encode(vector.input);
-  const packed = await runProcedure(instance, input, new PackedSteps(instance));
-  const oneBuffer = await runProcedure(instance, input, new OneBufferSteps(instance, 64 * 1024));
+  const packed = {
+    reply: await runProcedure(instance, input, new PackedSteps(instance)),
+    rounds: rounds.splice(0),
+  };
+  const oneBuffer = {
+    reply: await runProcedure(instance, input, new OneBufferSteps(instance, 64 * 1024)),
+    rounds: rounds.splice(0),
+  };
   if (!isDeepStrictEqual(packed, oneBuffer)) {
     throw new Error(
       `${vector.name}: start_procedure said ${JSON.stringify(packed)}, ` +
