@@ -5,9 +5,8 @@ from every host of the module: py_host (tests/test_vectors.py), the Node host
 A vector has a ``name``; the ``input``, the JSON text as sent, valid or not;
 a ``network``, the arguments of py_host's SimulatedNetwork (wasm/www/network.js
 in JavaScript), or null for no executor, a dry run; the ``reply`` docs/ABI.md's
-rules give; the ``rounds`` the executor must be asked for, in order (``[]``
-when none runs); and, for an integer edge the module does not follow yet,
-``pending``, why. The replies are written from the rules, not taken from the
+rules give; and the ``rounds`` the executor must be asked for, in order
+(``[]`` when none runs). The replies are written from the rules, not taken from the
 module, so a bug in the one Rust core behind all three hosts fails them all.
 
 How a reply is compared: an ``ok`` output field by field, except that a dry
@@ -32,19 +31,8 @@ ELLIPSIS = "..."
 
 
 def vector_params() -> list[Any]:
-    """Each vector as a pytest parameter named after it. A pending vector is
-    a strict expected failure: once the module gives its reply, the test fails
-    until the flag is taken out of vectors.json."""
-    return [
-        pytest.param(
-            vector,
-            id=vector["name"],
-            marks=[pytest.mark.xfail(strict=True, reason=vector["pending"])]
-            if "pending" in vector
-            else [],
-        )
-        for vector in VECTORS
-    ]
+    """Each vector as a pytest parameter named after it."""
+    return [pytest.param(vector, id=vector["name"]) for vector in VECTORS]
 
 
 def assert_documented_answer(
