@@ -37,7 +37,7 @@ TEST_SECONDS = 60
 
 # The tests meant to notice a broken check, per file: fast files first, as a
 # run stops at its first failure.
-ROUNDS = ("test_procedure.py", "test_vectors.py", "test_executors.py", "test_faults.py")
+ROUNDS = ("test_policy.py", "test_replies.py", "test_procedure.py", "test_vectors.py", "test_executors.py", "test_faults.py")
 ABI = (
     "test_packing.py",
     "test_memory.py",
@@ -74,19 +74,24 @@ class Mutation:
 
 MUTATIONS = [
     # _rounds.py: the policy that admits a module's rounds, and the executor's answers.
-    Mutation("_rounds.py", "one attempt too many per host", "dict.fromkeys(hosts, 1 + retries)", "dict.fromkeys(hosts, 2 + retries)", ROUNDS),
-    Mutation("_rounds.py", "a round with another timeout admitted", "if (fields.action, fields.timeout) != (self._action, self._timeout):", "if fields.action != self._action:", ROUNDS),
-    Mutation("_rounds.py", "a round with another action admitted", "if (fields.action, fields.timeout) != (self._action, self._timeout):", "if fields.timeout != self._timeout:", ROUNDS),
-    Mutation("_rounds.py", "a host twice in one round admitted", "if len(set(fields.hosts)) != len(fields.hosts):", "if False:", ROUNDS),
-    Mutation("_rounds.py", "a host with no attempts left admitted", "if not left:", "if left is None:", ROUNDS),
-    Mutation("_rounds.py", "a host the input never named: no AbiViolation", "if not left:", "if left == 0:", ROUNDS),
-    Mutation("_rounds.py", "a round's attempt number may skip ahead", "if fields.attempt != self._next_attempt:", "if fields.attempt < self._next_attempt:", ROUNDS),
-    Mutation("_rounds.py", "an empty round admitted", "hosts: Annotated[list[HostName], Field(min_length=1)]", "hosts: list[HostName]", ROUNDS),
+    Mutation("_rounds.py", "one attempt too many per host", "self._max_attempts = 1 + retries", "self._max_attempts = 2 + retries", ROUNDS),
+    Mutation("_rounds.py", "a round with another timeout admitted", "if (action, timeout) != (self._action, self._timeout):", "if action != self._action:", ROUNDS),
+    Mutation("_rounds.py", "a round with another action admitted", "if (action, timeout) != (self._action, self._timeout):", "if timeout != self._timeout:", ROUNDS),
+    Mutation("_rounds.py", "a host twice in one round admitted", "if len(names) != len(hosts):", "if False:", ROUNDS),
+    Mutation("_rounds.py", "a host with no attempts left admitted", "if not self._to_try.keys() >= names:", "if not set(self._hosts) >= names:", ROUNDS),
+    Mutation("_rounds.py", "a host the input never named: no AbiViolation", "if not self._to_try.keys() >= names:", "if False:", ROUNDS),
+    Mutation("_rounds.py", "a round's attempt number may skip ahead", "attempt != self._rounds + 1:", "attempt <= self._rounds:", ROUNDS),
+    Mutation("_rounds.py", "an empty round admitted", "        if not hosts:\n", "        if hosts is None:\n", ROUNDS),
     Mutation("_rounds.py", "a round of any size read", "if len(request) > self._max_request_bytes:", "if False:", ROUNDS),
-    Mutation("_rounds.py", "a round for an input with no policy", "if policy is None or executor is None:", "if executor is None:", ROUNDS),
-    Mutation("_rounds.py", "an executor's unknown status passed on", "if outcome.status not in _STATUSES or not isinstance(outcome.reason, str):", "if not isinstance(outcome.reason, str):", ROUNDS),
+    Mutation("_rounds.py", "a round for an input with no policy", 'raise AbiViolation(f"the module asked for a round, but {self._why}")', "return b'[]'", ROUNDS),
+    Mutation("_rounds.py", "an executor's unknown status passed on", "_STATUSES = frozenset(get_args(Status))", '_STATUSES = frozenset(get_args(Status)) | {"weird"}', ROUNDS),
     Mutation("_rounds.py", "an executor's non-Outcome passed on", "if not isinstance(outcome, Outcome):", "if outcome is None:", ROUNDS),
     Mutation("_rounds.py", "an executor's exception escapes", 'except Exception as error:\n        reason = f"the executor raised', 'except ArithmeticError as error:\n        reason = f"the executor raised', ROUNDS),
+    Mutation("_rounds.py", "one bad outcome fails the whole round", "else _usable(o)\n        for o in answered\n    ]", "else _usable(o)\n        for o in answered\n    ] if all(getattr(o, 'status', None) in _STATUSES for o in answered) else [Outcome.failed('bad')] * hosts", ROUNDS),
+    Mutation("_rounds.py", "another count of outcomes than hosts passed on", "if len(answered) != hosts:", "if len(answered) > hosts:", ROUNDS),
+    Mutation("_rounds.py", "an output with another job_id taken", "if output.job_id != self._job_id:\n            raise _contradiction(f\"job_id {output.job_id}, the input's is {self._job_id}\")\n        if not self._rounds:", "if not self._rounds:", ROUNDS),
+    Mutation("_rounds.py", "a dry run taken though rounds ran", "if output.dry_run:", "if False:", ROUNDS),
+    Mutation("_rounds.py", "failures that are not what the rounds came to taken", "if made != (failure.attempts, failure.reason):", "if made is None:", ROUNDS),
     Mutation("_rounds.py", "a refused step leaves its procedure in progress", "prints=True)\n    except ModuleError:\n        _cancel(instance)\n", "prints=True)\n    except ModuleError:\n", ROUNDS),
     # _abi.py: what the module returns, checked before use.
     Mutation("_abi.py", "an i32 read as signed", "return value & 0xFFFF_FFFF", "return value", ABI),
@@ -143,7 +148,7 @@ MUTATIONS = [
     Mutation("module.py", "print_int takes a bool", "if not isinstance(value, int) or isinstance(value, bool):", "if not isinstance(value, int):", MODULE),
     Mutation("module.py", "free_mem's refusal ignored", "if not exports.free_mem(ctx, self._ptr):", "if not (exports.free_mem(ctx, self._ptr) or True):", MODULE),
     Mutation("module.py", "a freed reply buffer used again", "if self._freed:\n            raise BufferFreed", "if False:\n            raise BufferFreed", MODULE),
-    Mutation("module.py", "raw input gets no round policy", "return RoundPolicy.for_json(raw) if self._executor else None", "return None", MODULE),
+    Mutation("module.py", "raw input gets no round policy", "policy = policy_for_json(raw, self._executor)\n        output = ", "policy = policy_for_json(raw, None)\n        output = ", MODULE),
     Mutation("module.py", "an instance kept after a trap", "        discard = True\n        try:\n            instance = self._pool.acquire", "        discard = False\n        try:\n            instance = self._pool.acquire", MODULE),
 ]  # fmt: skip
 
