@@ -912,11 +912,31 @@ mod tests {
     }
 
     #[test]
-    fn refuses_too_many_hosts() {
-        let hosts: Vec<String> = (0..=MAX_HOSTS).map(|i| format!("h{i}")).collect();
+    fn takes_at_most_max_hosts() {
+        let mut hosts: Vec<String> = (0..MAX_HOSTS).map(|i| format!("h{i}")).collect();
+        let input = with("host_list", &serde_json::to_string(&hosts).unwrap());
+        assert_eq!(
+            parse_input(input.as_bytes()).unwrap().host_list.len(),
+            100_000
+        );
+        hosts.push("one-more".into());
         let error = error_of(&with("host_list", &serde_json::to_string(&hosts).unwrap()));
         assert_eq!(error.kind, ErrorKind::InvalidValue);
         assert_eq!(error.path, path(&["host_list"]));
+    }
+
+    #[test]
+    fn a_bad_character_is_named_whichever_label_holds_it() {
+        for (name, named) in [
+            ("a_b", '_'),
+            ("ab.c_d", '_'),
+            ("abc.de.fg!h", '!'),
+            ("ab.cd.é", 'é'),
+            ("x.y.z.w€v", '€'),
+        ] {
+            let expected = format!("{named:?} is not a letter, digit or hyphen");
+            assert_eq!(host_name_problem(name), Some(expected), "{name}");
+        }
     }
 
     #[test]
