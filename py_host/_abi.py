@@ -15,17 +15,17 @@ from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 3
 """The version of docs/ABI.md this host speaks."""
-IMPORTS = frozenset(
-    {
-        ("wasi_snapshot_preview1", "fd_write"),
-        ("wasi_snapshot_preview1", "environ_get"),
-        ("wasi_snapshot_preview1", "environ_sizes_get"),
-        ("wasi_snapshot_preview1", "proc_exit"),
-    }
-)
-"""The imports a module may have, which Rust's standard library links in
-and the module never calls: the host defines each as a function that traps,
-with no Python behind it. A module importing anything else is refused."""
+_I32 = wasmtime.ValType.i32()
+IMPORTS = {
+    ("wasi_snapshot_preview1", "fd_write"): ([_I32] * 4, [_I32]),
+    ("wasi_snapshot_preview1", "environ_get"): ([_I32] * 2, [_I32]),
+    ("wasi_snapshot_preview1", "environ_sizes_get"): ([_I32] * 2, [_I32]),
+    ("wasi_snapshot_preview1", "proc_exit"): ([_I32], []),
+}
+"""The imports a module may have, with their types (params, results), which
+Rust's standard library links in and the module never calls: the host
+defines each as a function that traps, with no Python behind it. A module
+importing anything else, or one of these with another type, is refused."""
 ROUND_PREFIX = b'{"round":'
 """How a step reply that asks for a round begins."""
 
@@ -108,10 +108,12 @@ def check_module(module: wasmtime.Module, engine: wasmtime.Engine | None) -> Non
 
 def _check_imports_and_exports(module: wasmtime.Module) -> None:
     for wanted in module.imports:
-        if (wanted.module, wanted.name) not in IMPORTS:
-            raise LoadError(
-                f"the module imports {wanted.module}::{wanted.name}, which this host does not grant"
-            )
+        name = f"{wanted.module}::{wanted.name}"
+        signature = IMPORTS.get((wanted.module, wanted.name or ""))
+        if signature is None:
+            raise LoadError(f"the module imports {name}, which this host does not grant")
+        if not _has_signature(wanted.type, signature):
+            raise LoadError(f"the module imports {name} with another type than docs/ABI.md gives")
     types = {export.name: export.type for export in module.exports}
     if not isinstance(types.get("memory"), wasmtime.MemoryType):
         raise LoadError("the module does not export its linear memory as 'memory'")
@@ -120,10 +122,20 @@ def _check_imports_and_exports(module: wasmtime.Module) -> None:
         speaks = f"ABI version {ABI_VERSION}, which this py_host speaks"
         if not isinstance(ty, wasmtime.FuncType):
             raise LoadError(f"the module does not export the function {name!r} of {speaks}")
-        if [str(p) for p in ty.params] != [str(p) for p in params] or [
-            str(r) for r in ty.results
-        ] != [str(r) for r in results]:
+        if not _has_signature(ty, (params, results)):
             raise LoadError(f"the module's {name!r} does not have the signature of {speaks}")
+
+
+def _has_signature(
+    ty: object, signature: tuple[list[wasmtime.ValType], list[wasmtime.ValType]]
+) -> bool:
+    """Whether ``ty`` is the type of a function with ``signature``: (params, results)."""
+    params, results = signature
+    return (
+        isinstance(ty, wasmtime.FuncType)
+        and [str(p) for p in ty.params] == [str(p) for p in params]
+        and [str(r) for r in ty.results] == [str(r) for r in results]
+    )
 
 
 def _abi_version(module: wasmtime.Module, engine: wasmtime.Engine) -> int | None:

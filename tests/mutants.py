@@ -37,7 +37,14 @@ TEST_SECONDS = 60
 
 # The tests meant to notice a broken check, per file: fast files first, as a
 # run stops at its first failure.
-ROUNDS = ("test_policy.py", "test_replies.py", "test_procedure.py", "test_vectors.py", "test_executors.py", "test_faults.py")
+ROUNDS = (
+    "test_policy.py",
+    "test_replies.py",
+    "test_procedure.py",
+    "test_vectors.py",
+    "test_executors.py",
+    "test_faults.py",
+)
 ABI = (
     "test_packing.py",
     "test_memory.py",
@@ -96,7 +103,8 @@ MUTATIONS = [
     # _abi.py: what the module returns, checked before use.
     Mutation("_abi.py", "an i32 read as signed", "return value & 0xFFFF_FFFF", "return value", ABI),
     Mutation("_abi.py", "a packed i64 read as signed", "packed &= (1 << 64) - 1", "packed = packed", ABI),
-    Mutation("_abi.py", "an import the host does not grant accepted", "if (wanted.module, wanted.name) not in IMPORTS:", "if False:", ABI),
+    Mutation("_abi.py", "an import the host does not grant accepted", "if signature is None:", "if False:", ABI),
+    Mutation("_abi.py", "an import of another type accepted", "if not _has_signature(wanted.type, signature):", "if False:", ABI),
     Mutation("_abi.py", "an export's result types unchecked", "if [str(p) for p in ty.params] != [str(p) for p in params] or [", "if [str(p) for p in ty.params] != [str(p) for p in params] or False and [", ABI),
     Mutation("_abi.py", "another ABI version accepted", '"abi_version")\n        if version != ABI_VERSION:', '"abi_version")\n        if False:', ABI),
     Mutation("_abi.py", "output one byte over its limit accepted", "if length > self._max_output_bytes:", "if length > self._max_output_bytes + 1:", ABI),

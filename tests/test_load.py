@@ -84,6 +84,30 @@ def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
             + ABI_VERSION_FUNCTION,
             "path_open",
         ),
+        # ABI v2's executor import, as a table, a global: imports that are
+        # not functions are refused by name like any other (docs/ABI.md).
+        (
+            '(import "host" "execute_round" (table 1 funcref))'
+            + ABI_FUNCTIONS
+            + ABI_VERSION_FUNCTION,
+            "host::execute_round",
+        ),
+        (
+            '(import "host" "execute_round" (global i32))' + ABI_FUNCTIONS + ABI_VERSION_FUNCTION,
+            "host::execute_round",
+        ),
+        (
+            '(import "wasi_snapshot_preview1" "fd_write" (func (param i32)))'
+            + ABI_FUNCTIONS
+            + ABI_VERSION_FUNCTION,
+            "imports wasi_snapshot_preview1::fd_write with another type",
+        ),
+        (
+            '(import "wasi_snapshot_preview1" "proc_exit" (global i32))'
+            + ABI_FUNCTIONS
+            + ABI_VERSION_FUNCTION,
+            "imports wasi_snapshot_preview1::proc_exit with another type",
+        ),
     ],
 )
 def test_a_module_that_does_not_speak_the_abi_is_refused(
