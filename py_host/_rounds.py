@@ -476,7 +476,10 @@ def run_round(executor: Executor, round: Round) -> list[Outcome]:
         return [Outcome.failed(_utf8_safe(reason))] * hosts
     if len(answered) != hosts:
         return [
-            Outcome.failed(f"the executor answered {len(answered)} outcomes for {hosts} hosts")
+            Outcome.failed(
+                f"the executor answered {_counted(len(answered), 'outcome')} "
+                f"for {_counted(hosts, 'host')}"
+            )
         ] * hosts
     return [
         o
@@ -522,6 +525,11 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 """Made once: json.dumps makes an encoder on every call for any option."""
+
+
+def _counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is 1, as the module words it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _utf8_safe(text: str) -> str:

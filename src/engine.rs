@@ -148,8 +148,9 @@ impl<'a> Procedure<'a> {
             ],
             Execution::Ran(outcomes) if outcomes.len() != pending => {
                 let reason = format!(
-                    "the executor answered {} outcomes for {pending} hosts",
-                    outcomes.len()
+                    "the executor answered {} for {}",
+                    counted(outcomes.len(), "outcome"),
+                    counted(pending, "host")
                 );
                 vec![failed(&reason); pending]
             }
@@ -212,9 +213,14 @@ fn failed(reason: &str) -> Outcome {
 }
 
 fn hosts_failed_message(count: usize) -> String {
+    format!("{} failed", counted(count, "host"))
+}
+
+/// `count` and `noun`, plural unless the count is 1: "1 host", "0 hosts".
+fn counted(count: usize, noun: &str) -> String {
     match count {
-        1 => "1 host failed".to_owned(),
-        n => format!("{n} hosts failed"),
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }
 
@@ -451,7 +457,7 @@ mod tests {
         assert_eq!(output.failed_hosts, ["a", "b"]);
         assert_eq!(
             output.failures[0].reason,
-            "the executor answered 1 outcomes for 2 hosts"
+            "the executor answered 1 outcome for 2 hosts"
         );
     }
 

@@ -175,7 +175,7 @@ def test_an_executor_that_raises_fails_the_round() -> None:
 
 def test_an_executor_that_answers_too_few_outcomes_fails_the_round() -> None:
     output = run(Scripted([Outcome.ok()]), retries=0)
-    assert output.failures[0].reason == "the executor answered 1 outcomes for 2 hosts"
+    assert output.failures[0].reason == "the executor answered 1 outcome for 2 hosts"
 
 
 def test_an_executor_that_answers_garbage_fails_the_round() -> None:

@@ -401,7 +401,7 @@ def test_null_on_a_later_round_refuses_the_hosts_still_failing(report: dict[str,
 @pytest.mark.parametrize(
     ("case", "says"),
     [
-        ("the wrong number of outcomes", "outcomes"),
+        ("the wrong number of outcomes", "answered 1 outcome for 2 hosts"),
         ("an unknown status", "maybe"),
         ("an outcome with another field", "host"),
     ],

@@ -408,15 +408,19 @@ class Answering:
         return [Outcome.ok()] * self.count
 
 
-@pytest.mark.parametrize("count", [1, 3, 0])
-def test_another_count_of_outcomes_than_hosts_fails_every_host_of_the_round(count: int) -> None:
+@pytest.mark.parametrize(
+    ("count", "answered"), [(1, "1 outcome"), (3, "3 outcomes"), (0, "0 outcomes")]
+)
+def test_another_count_of_outcomes_than_hosts_fails_every_host_of_the_round(
+    count: int, answered: str
+) -> None:
     # Which outcome is whose cannot be told: no host's is taken, and each is
     # retried as any failed attempt is.
     executor = Answering(count)
     with py_host.load(executor=executor) as rust:
         output = rust.start_procedure(tutorial_input(retries=1))
     assert output.failed_hosts == ["server1", "server2"]
-    reason = f"the executor answered {count} outcomes for 2 hosts"
+    reason = f"the executor answered {answered} for 2 hosts"
     assert [(f.attempts, f.reason) for f in output.failures] == [(2, reason), (2, reason)]
     assert [r.attempt for r in executor.rounds] == [1, 2]
 

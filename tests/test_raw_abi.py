@@ -375,8 +375,8 @@ def test_null_on_the_first_round_is_a_dry_run_and_on_a_later_one_a_refusal() -> 
     [
         (b"[{]", "unusable"),
         (b'[{"status":"maybe"}]', "unknown variant"),
-        (b'[{"status":"ok"},{"status":"ok"}]', "answered 2 outcomes for 1 hosts"),
-        (b"[]", "answered 0 outcomes for 1 hosts"),
+        (b'[{"status":"ok"},{"status":"ok"}]', "answered 2 outcomes for 1 host"),
+        (b"[]", "answered 0 outcomes for 1 host"),
         (b"\xff", "unusable"),
     ],
 )
