@@ -38,6 +38,9 @@ Buffer = bytes | bytearray | memoryview
 
 DEFAULT_WASM = Path(__file__).with_name("rust_lib.wasm")
 """The module ``just build`` puts beside this package."""
+MAX_MODULE_BYTES = 64 << 20
+"""The largest .wasm file load() reads (ours is about 0.3 MB): a path such
+as /dev/zero must not be read without end."""
 WASM_PAGE = 64 * 1024
 """Bytes in a page of linear memory."""
 
@@ -74,10 +77,16 @@ def load(
     limits = limits if limits is not None else Limits()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
     try:
-        wasm = wasm_path.read_bytes()
+        with wasm_path.open("rb") as file:
+            wasm = file.read(MAX_MODULE_BYTES + 1)
     except OSError as error:
         hint = " (run `just build`)" if path is None else ""
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
+    if len(wasm) > MAX_MODULE_BYTES:
+        raise LoadError(
+            f"the module {str(wasm_path)!r} is larger than {MAX_MODULE_BYTES} bytes, "
+            "the most py_host reads"
+        )
     granted = as_executor(executor) if executor is not None else None
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None

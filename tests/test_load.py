@@ -21,6 +21,11 @@ def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
         py_host.load(tmp_path / "nothing-here.wasm")
 
 
+def test_an_endless_file_is_refused_not_read_whole() -> None:
+    with pytest.raises(py_host.LoadError, match="larger than 67108864 bytes"):
+        py_host.load("/dev/zero")
+
+
 def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "module.wasm"
     path.write_bytes(b"\x7fELF not wasm")
