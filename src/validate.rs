@@ -719,28 +719,30 @@ mod tests {
 
     #[test]
     fn refuses_wrong_types() {
-        for (field, value) in [
-            ("action", "1"),
-            ("action", "null"),
-            ("action", r#"["reboot"]"#),
-            ("host_list", r#""server1""#),
-            ("host_list", "{}"),
-            ("host_list", "7"),
-            ("host_list", "null"),
+        // One value of each JSON type (and both signs of integer, which
+        // serde reads apart), each in the place of a string and of a list.
+        let every_type = ["true", "-7", "7", "7.5", r#""x""#, "null", "[]", "{}"];
+        for (field, expected, right) in [
+            ("action", "a string", r#""x""#),
+            ("host_list", "a sequence", "[]"),
         ] {
-            let error = error_of(&with(field, value));
-            assert_eq!(error.kind, ErrorKind::InvalidType, "{field}={value}");
-            assert_eq!(error.path, path(&[field]), "{field}={value}");
+            for value in every_type.iter().filter(|&&value| value != right) {
+                let error = error_of(&with(field, value));
+                assert_eq!(error.kind, ErrorKind::InvalidType, "{field}={value}");
+                assert_eq!(error.path, path(&[field]), "{field}={value}");
+                let message = format!(", expected {expected}");
+                assert!(error.message.ends_with(&message), "{}", error.message);
+            }
         }
-        for hosts in [
-            r#"["a", 7]"#,
-            r#"["a", true]"#,
-            r#"["a", null]"#,
-            r#"["a", {}]"#,
-        ] {
-            let error = error_of(&with("host_list", hosts));
-            assert_eq!(error.kind, ErrorKind::InvalidType, "{hosts}");
-            assert_eq!(error.path, path(&["host_list", "1"]), "{hosts}");
+        for value in every_type.iter().filter(|&&value| value != r#""x""#) {
+            let error = error_of(&with("host_list", &format!(r#"["a", {value}]"#)));
+            assert_eq!(error.kind, ErrorKind::InvalidType, "{value}");
+            assert_eq!(error.path, path(&["host_list", "1"]), "{value}");
+            assert!(
+                error.message.ends_with(", expected a string"),
+                "{}",
+                error.message
+            );
         }
     }
 
