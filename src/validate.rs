@@ -705,6 +705,43 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_is_no_integer_is_named_by_its_json_type() {
+        let long_string = format!(r#""{}""#, "9".repeat(MAX_QUOTED));
+        for (value, found) in [
+            ("1.5", "floating point `1.5`"),
+            (r#""10""#, r#"string "10""#),
+            (&long_string, "string of 42 bytes"),
+            ("true", "boolean `true`"),
+            ("false", "boolean `false`"),
+            ("null", "null"),
+            ("[1]", "sequence"),
+            (r#"{"a":1}"#, "map"),
+        ] {
+            let error = error_of(&with("retries", value));
+            assert_eq!(
+                error.message,
+                format!("invalid type: {found}, expected u8"),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_input_that_is_not_an_object_says_what_it_should_be() {
+        for text in ["[]", "7", r#""x""#, "null"] {
+            let error = error_of(text);
+            assert_eq!((error.kind, error.path), (ErrorKind::InvalidJson, vec![]));
+            assert!(
+                error
+                    .message
+                    .contains("expected a JSON object for ProcedureInput"),
+                "{text}: {}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
     fn serde_alone_reads_an_input_with_the_same_checks() {
         let input: ProcedureInput = serde_json::from_str(VALID).unwrap();
         assert_eq!(input, parse_input(VALID.as_bytes()).unwrap());
