@@ -105,7 +105,7 @@ MUTATIONS = [
     Mutation("_abi.py", "a packed i64 read as signed", "packed &= (1 << 64) - 1", "packed = packed", ABI),
     Mutation("_abi.py", "an import the host does not grant accepted", "if signature is None:", "if False:", ABI),
     Mutation("_abi.py", "an import of another type accepted", "if not _has_signature(wanted.type, signature):", "if False:", ABI),
-    Mutation("_abi.py", "an export's result types unchecked", "if [str(p) for p in ty.params] != [str(p) for p in params] or [", "if [str(p) for p in ty.params] != [str(p) for p in params] or False and [", ABI),
+    Mutation("_abi.py", "a function's result types unchecked (exports and imports)", "and [str(r) for r in ty.results] == [str(r) for r in results]", "", ABI),
     Mutation("_abi.py", "another ABI version accepted", '"abi_version")\n        if version != ABI_VERSION:', '"abi_version")\n        if False:', ABI),
     Mutation("_abi.py", "output one byte over its limit accepted", "if length > self._max_output_bytes:", "if length > self._max_output_bytes + 1:", ABI),
     Mutation("_abi.py", "a trap report read unbounded", "min(length, _MAX_TRAP_REPORT)", "length", ABI),

@@ -108,6 +108,20 @@ def test_a_file_that_is_not_webassembly_is_refused(tmp_path: Path) -> None:
             "imports wasi_snapshot_preview1::fd_write with another type",
         ),
         (
+            ABI_FUNCTIONS.replace(
+                '(func (export "print_int") (param i32) (result i64) i64.const 0)',
+                '(func (export "print_int") (param i32) (result i32) i32.const 0)',
+            )
+            + ABI_VERSION_FUNCTION,
+            "'print_int' does not have the signature of ABI version 3",
+        ),
+        (
+            '(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32)))'
+            + ABI_FUNCTIONS
+            + ABI_VERSION_FUNCTION,
+            "imports wasi_snapshot_preview1::fd_write with another type",
+        ),
+        (
             '(import "wasi_snapshot_preview1" "proc_exit" (global i32))'
             + ABI_FUNCTIONS
             + ABI_VERSION_FUNCTION,
