@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 PathSegment = str | int
 """One step of a field path: an object key or a list index."""
@@ -20,7 +21,23 @@ def format_path(path: Sequence[PathSegment]) -> str:
 
 
 class Error(Exception):
-    """Base class of every error py_host raises."""
+    """Base class of every error py_host raises.
+
+    Every one pickles with its attributes, so it crosses a process boundary
+    (a process pool, multiprocessing, Dask, Ray) as itself."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickles the arguments given to Exception, which are
+        # not those of a subclass's constructor: unpickling would fail.
+        return (_restore, (type(self), str(self), self.__dict__))
+
+
+def _restore(cls: type[Error], text: str, state: dict[str, Any]) -> Error:
+    """An error as it was pickled, without calling its constructor again."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, text)
+    error.__dict__.update(state)
+    return error
 
 
 class LoadError(Error):
