@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import hashlib
 import math
 import os
 import queue
@@ -96,16 +95,17 @@ engine(Flavor.for_limits(Limits()))
 
 def compile_module(
     wasm: bytes,
+    sha256: str,
     path: Path,
     *,
     flavor: Flavor,
     cache: ModuleCache | None,
     check: Callable[[wasmtime.Module], None],
 ) -> wasmtime.Module:
-    """The compiled module for ``wasm``: from this process's memory, else
-    from ``cache`` on disk, else compiled, passed through ``check`` (which
-    raises to refuse it) and kept in both. So a kept module was checked."""
-    sha256 = hashlib.sha256(wasm).hexdigest()
+    """The compiled module for ``wasm``, whose SHA-256 is ``sha256``: from
+    this process's memory, else from ``cache`` on disk, else compiled,
+    passed through ``check`` (which raises to refuse it) and kept in both.
+    So a kept module was checked."""
     key = (sha256, flavor)
     with _compiled_lock:
         if key in _compiled:

@@ -32,7 +32,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from functools import partial
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .errors import ConfigError
 
@@ -118,6 +119,11 @@ class ConcurrentExecutor:
         self._abandoned_lock = threading.Lock()
         # Seconds an attempt may run past its timeout before it is abandoned.
         self._grace = 0.0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as how it was made: its lock and abandoned threads are this
+        # process's alone.
+        return (partial(ConcurrentExecutor, max_workers=self._max_workers), (self._action,))
 
     def run_round(self, round: Round) -> list[Outcome]:
         """Run ``round.action`` on each host of ``round``; one outcome per host."""
@@ -252,10 +258,15 @@ class CommandExecutor:
                     f"of str, not {argv!r}"
                 )
         self.commands = {action: tuple(argv) for action, argv in commands.items()}
+        self._max_workers = max_workers
         self._runner = ConcurrentExecutor(self._run, max_workers=max_workers)
         # A command ends at the timeout by itself, its group killed: the grace
         # lets it report so, and a round returns only once its groups are gone.
         self._runner._grace = _KILL_GRACE
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as how it was made, as ConcurrentExecutor is.
+        return (partial(CommandExecutor, max_workers=self._max_workers), (self.commands,))
 
     def run_round(self, round: Round) -> list[Outcome]:
         """Run the command for ``round.action`` on each host of ``round``."""

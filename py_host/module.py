@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,15 +93,52 @@ def load(
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
+    sha256 = hashlib.sha256(wasm).hexdigest()
     module = compile_module(
         wasm,
+        sha256,
         wasm_path,
         flavor=flavor,
         cache=kept,
         check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
     )
     size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
-    return RustModule(module, granted, limits, size)
+    loaded = _Loaded(
+        str(wasm_path.resolve()) if path is not None else None, sha256, granted, limits, cache, size
+    )
+    return RustModule(module, granted, limits, size, loaded=loaded)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """How a RustModule was loaded: what pickling it sends, and what loads it
+    again in another process."""
+
+    path: str | None
+    """The module's file, or None for the one packaged with py_host (each
+    process loads its own: the same file wherever this py_host is installed)."""
+    sha256: str
+    """The module's SHA-256: the one loaded again must be the very same."""
+    executor: Executor | None
+    limits: Limits
+    cache: bool | str | os.PathLike[str]
+    max_instances: int
+
+
+def _load_again(loaded: _Loaded) -> RustModule:
+    """The module ``loaded`` describes, loaded in this process."""
+    rust = load(
+        loaded.path,
+        executor=loaded.executor,
+        limits=loaded.limits,
+        cache=loaded.cache,
+        max_instances=loaded.max_instances,
+    )
+    if rust._loaded.sha256 != loaded.sha256:
+        rust.close()
+        where = loaded.path or "py_host's packaged module"
+        raise LoadError(f"{where} is not the module that was pickled: its SHA-256 differs")
+    return rust
 
 
 class RustModule:
@@ -114,8 +153,15 @@ class RustModule:
     """
 
     def __init__(
-        self, module: wasmtime.Module, executor: Executor | None, limits: Limits, max_instances: int
+        self,
+        module: wasmtime.Module,
+        executor: Executor | None,
+        limits: Limits,
+        max_instances: int,
+        *,
+        loaded: _Loaded,
     ) -> None:
+        self._loaded = loaded
         self._executor = executor
         granted = executor is not None
         linked = prepare(module, limits)
@@ -204,6 +250,12 @@ class RustModule:
     def close(self) -> None:
         """Free the module's instances now. Further calls raise :class:`ClosedError`."""
         self._pool.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as how it was loaded, so it can be sent to another process
+        # (a process pool, Dask, Ray), which loads the very same module again
+        # with the same executor and limits: instances and memory stay here.
+        return (_load_again, (self._loaded,))
 
     def __enter__(self) -> RustModule:
         return self
