@@ -73,6 +73,8 @@ class Instance:
         """The epoch clock's count when the whole deadline was last set, or
         None when the clock was moving then, or once less was set."""
         self._seconds_left = seconds
+        self._run_ends = 0.0
+        """When the run must end by, on the monotonic clock, with ``Limits.procedure_seconds``."""
         self._output_left = limits.max_output_bytes
         self.unread: dict[int, weakref.ref[object]] = {}
         """Replies left in memory, by pointer, with what holds each (a
@@ -113,6 +115,9 @@ class Instance:
 
     def begin(self) -> None:
         """A new run: the whole deadline, fuel and output allowance again."""
+        procedure_seconds = self._limits.procedure_seconds
+        if procedure_seconds is not None:
+            self._run_ends = time.monotonic() + procedure_seconds
         self._seconds_left = self._limits.deadline_seconds
         self._output_left = self._limits.max_output_bytes
         if self._limits.max_fuel is not None:
@@ -163,6 +168,16 @@ class Instance:
     def print_output(self) -> None:
         """Write what the last step printed to ``sys.stdout``."""
         self._write_output(self.exports.take_output(self.exports.store_context))
+
+    def check_run_time(self) -> None:
+        """Raise :class:`DeadlineExceeded` if the run is past its
+        ``Limits.procedure_seconds``, executor time included."""
+        seconds = self._limits.procedure_seconds
+        if seconds is not None and time.monotonic() > self._run_ends:
+            raise DeadlineExceeded(
+                f"the procedure ran past its {seconds} s in all, its executor's rounds included",
+                limit="procedure",
+            )
 
     def close(self) -> None:
         close_store(self.store)

@@ -410,7 +410,9 @@ def procedure(instance: Instance, data: bytes, policy: Policy) -> ProcedureOutpu
             lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
         )
         while reply.startswith(ROUND_PREFIX):
+            instance.check_run_time()
             answer = policy.answer(reply)
+            instance.check_run_time()
             reply = instance.call(partial(Exports.resume_procedure, answer=answer), prints=True)
     except ModuleError:
         _cancel(instance)
@@ -430,7 +432,9 @@ def procedure_unread(instance: Instance, data: bytes, policy: Policy) -> tuple[i
             instance, lambda exports, ctx: exports.start_procedure_unread(ctx, data)
         )
         while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
+            instance.check_run_time()
             answer = policy.answer(request)
+            instance.check_run_time()
             reply = _unread_step(instance, partial(Exports.resume_procedure_unread, answer=answer))
     except ModuleError:
         _cancel(instance)

@@ -98,10 +98,13 @@ class LimitExceeded(ModuleTrap):
 
 
 class DeadlineExceeded(LimitExceeded, TimeoutError):
-    """The module ran past its deadline (``Limits.deadline_seconds``)."""
+    """A call ran out of time. ``limit`` says which budget: ``"deadline"``,
+    the module's own running time (``Limits.deadline_seconds``), or
+    ``"procedure"``, the whole call's, executor included
+    (``Limits.procedure_seconds``)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("deadline", message)
+    def __init__(self, message: str, limit: str = "deadline") -> None:
+        super().__init__(limit, message)
 
 
 class AbiViolation(Error):

@@ -30,6 +30,13 @@ class Limits:
     """The most wall-clock time the module may run in one call, not counting
     the time its executor takes (each attempt has its own timeout). ``None``
     for no deadline."""
+    procedure_seconds: float | None = None
+    """The most wall-clock time one call may take in all, its executor's
+    rounds included: a bound on a whole procedure. It is looked at before
+    each round and each step, so a round that runs past it ends first; the
+    procedure is then stopped with :class:`~py_host.DeadlineExceeded`
+    (``limit`` ``"procedure"``) and its instance discarded. ``None`` (the
+    default) for no bound."""
     max_fuel: int | None = None
     """The most fuel, roughly WebAssembly instructions, one call may use.
     ``None`` for no count; counting costs some speed."""
@@ -44,17 +51,21 @@ class Limits:
         _check_int("max_output_bytes", self.max_output_bytes, 0, 2**63 - 1)
         if self.max_fuel is not None:
             _check_int("max_fuel", self.max_fuel, 1, MAX_FUEL)
-        deadline = self.deadline_seconds
-        if deadline is not None and (
-            isinstance(deadline, bool)
-            or not isinstance(deadline, (int, float))
-            or not math.isfinite(deadline)
-            or not 0 < deadline <= MAX_DEADLINE_SECONDS
-        ):
-            raise ConfigError(
-                f"deadline_seconds must be a number of seconds above 0 and at most "
-                f"{MAX_DEADLINE_SECONDS:g}, or None; got {deadline!r}"
-            )
+        _check_seconds("deadline_seconds", self.deadline_seconds)
+        _check_seconds("procedure_seconds", self.procedure_seconds)
+
+
+def _check_seconds(name: str, seconds: object) -> None:
+    if seconds is not None and (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or not 0 < seconds <= MAX_DEADLINE_SECONDS
+    ):
+        raise ConfigError(
+            f"{name} must be a number of seconds above 0 and at most "
+            f"{MAX_DEADLINE_SECONDS:g}, or None; got {seconds!r}"
+        )
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -278,9 +279,53 @@ def test_the_deadline_does_not_count_the_executors_time() -> None:
     assert output.result == "success"
 
 
+PROCEDURE_ENTRIES = {
+    "models": lambda rust, fields: rust.start_procedure(fields),
+    "raw JSON": lambda rust, fields: rust.start_procedure_json(json.dumps(fields)),
+    "reply buffer": lambda rust, fields: rust.start_procedure_buffer(json.dumps(fields)),
+}
+
+
+@pytest.mark.parametrize("entry", PROCEDURE_ENTRIES.values(), ids=PROCEDURE_ENTRIES.keys())
+def test_procedure_seconds_bounds_a_whole_procedure_executor_included(
+    entry: Callable[[py_host.RustModule, dict[str, Any]], object],
+) -> None:
+    rounds: list[int] = []
+
+    def slow_and_down(host: str, action: str, timeout: int) -> bool:
+        rounds.append(1)
+        time.sleep(0.05)
+        return False
+
+    # Each round takes at least 0.05 s, and the budget is looked at before
+    # each round and each step: past 0.12 s, no fourth round can start.
+    limits = py_host.Limits(procedure_seconds=0.12)
+    with py_host.load(executor=slow_and_down, limits=limits, max_instances=1) as rust:
+        with pytest.raises(py_host.DeadlineExceeded) as raised:
+            entry(rust, tutorial_input(host_list=["a"], retries=20))
+        assert raised.value.limit == "procedure"
+        assert isinstance(raised.value, TimeoutError)
+        assert "executor" in str(raised.value)
+        assert 1 <= len(rounds) <= 3
+        assert rust.live_allocations() == 0
+        rust.print_int(7)
+
+
+def test_without_procedure_seconds_a_slow_procedure_runs_to_its_end() -> None:
+    def slow_and_down(host: str, action: str, timeout: int) -> bool:
+        time.sleep(0.05)
+        return False
+
+    with py_host.load(executor=slow_and_down) as rust:
+        output = rust.start_procedure(tutorial_input(host_list=["a"], retries=4))
+    assert output.failures[0].attempts == 5
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"procedure_seconds": 0},
+        {"procedure_seconds": "5"},
         {"max_memory_bytes": -1},
         {"deadline_seconds": 0},
         {"deadline_seconds": -1.0},
