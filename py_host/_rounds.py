@@ -7,7 +7,10 @@ the output against all of it (docs/ABI.md, "Procedures, step by step" and
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, get_args
@@ -53,6 +56,9 @@ def _shapes(hyphen: bytes) -> bytes:
 _ROUGH_SHAPES = _shapes(b".")
 _SHAPES = _shapes(b"-")
 
+
+_LOG = logging.getLogger("py_host")
+"""Each round an executor runs, at DEBUG: a long procedure's progress."""
 
 NO_EXECUTOR = "no executor was granted"
 INVALID_INPUT = "the input is not one the module may accept (docs/ABI.md)"
@@ -187,7 +193,21 @@ class RoundPolicy:
         """The executor's answer to the round the step reply ``request``
         asks for, if this procedure allows it."""
         round = self.admit(request)
-        outcomes = run_round(self._executor, round)
+        if not _LOG.isEnabledFor(logging.DEBUG):
+            outcomes = run_round(self._executor, round)
+        else:
+            started = time.monotonic()
+            outcomes = run_round(self._executor, round)
+            statuses = Counter(outcome.status for outcome in outcomes)
+            _LOG.debug(
+                "job %d: round %d of %r on %s took %.3f s: %s",
+                self._job_id,
+                round.attempt,
+                round.action,
+                _counted(len(round.hosts), "host"),
+                time.monotonic() - started,
+                ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
+            )
         self.record(round, outcomes)
         return encode_outcomes(outcomes)
 

@@ -4,6 +4,8 @@ the pydantic models and by the module itself."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -68,3 +70,24 @@ def test_the_json_entry_point_gives_the_same_output() -> None:
         typed = rust.start_procedure(tutorial_input())
         raw = rust.start_procedure_json(json.dumps(tutorial_input()).encode())
     assert py_host.ProcedureOutput.model_validate_json(raw) == typed
+
+
+def test_each_round_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    network = py_host.SimulatedNetwork(down={"server1"})
+    with py_host.load(executor=network) as rust, caplog.at_level(logging.DEBUG, "py_host"):
+        rust.start_procedure(tutorial_input(retries=1, job_id=7))
+    rounds = [
+        re.sub(r"took \d+\.\d{3} s", "took T s", record.getMessage())
+        for record in caplog.records
+        if record.name == "py_host"
+    ]
+    assert rounds == [
+        "job 7: round 1 of 'reboot' on 2 hosts took T s: 1 failed, 1 ok",
+        "job 7: round 2 of 'reboot' on 1 host took T s: 1 failed",
+    ]
+
+
+def test_nothing_is_logged_above_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with py_host.load(executor=py_host.SimulatedNetwork()) as rust, caplog.at_level(logging.INFO):
+        rust.start_procedure(tutorial_input())
+    assert [record for record in caplog.records if record.name == "py_host"] == []
