@@ -393,6 +393,13 @@ impl<'de> DeserializeSeed<'de> for HostList<'_> {
     }
 }
 
+impl HostList<'_> {
+    /// Records that the list is `found`, of the wrong JSON type.
+    fn wrong<E: de::Error>(&self, found: Unexpected<'_>) -> E {
+        wrong_type(self.0, At::Field("host_list"), found, self)
+    }
+}
+
 impl<'de> Visitor<'de> for HostList<'_> {
     type Value = Vec<Text<'de>>;
 
@@ -409,61 +416,31 @@ impl<'de> Visitor<'de> for HostList<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Bool(v),
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Bool(v)))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Signed(v),
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Signed(v)))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Unsigned(v),
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Unsigned(v)))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Float(v),
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Float(v)))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Str(v),
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Str(v)))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, At::Field("host_list"), NULL, &self))
+        Err(self.wrong(NULL))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(wrong_type(
-            self.0,
-            At::Field("host_list"),
-            Unexpected::Map,
-            &self,
-        ))
+        Err(self.wrong(Unexpected::Map))
     }
 }
 
@@ -476,6 +453,13 @@ impl<'de> DeserializeSeed<'de> for Str<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
+    }
+}
+
+impl Str<'_> {
+    /// Records that the string is `found`, of the wrong JSON type.
+    fn wrong<E: de::Error>(&self, found: Unexpected<'_>) -> E {
+        wrong_type(self.0, self.1, found, self)
     }
 }
 
@@ -495,32 +479,32 @@ impl<'de> Visitor<'de> for Str<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, self.1, Unexpected::Bool(v), &self))
+        Err(self.wrong(Unexpected::Bool(v)))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, self.1, Unexpected::Signed(v), &self))
+        Err(self.wrong(Unexpected::Signed(v)))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, self.1, Unexpected::Unsigned(v), &self))
+        Err(self.wrong(Unexpected::Unsigned(v)))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, self.1, Unexpected::Float(v), &self))
+        Err(self.wrong(Unexpected::Float(v)))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(wrong_type(self.0, self.1, NULL, &self))
+        Err(self.wrong(NULL))
     }
 
     // Refused before its elements are read: nesting of any depth costs nothing.
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(wrong_type(self.0, self.1, Unexpected::Seq, &self))
+        Err(self.wrong(Unexpected::Seq))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(wrong_type(self.0, self.1, Unexpected::Map, &self))
+        Err(self.wrong(Unexpected::Map))
     }
 }
 
