@@ -11,6 +11,8 @@ module, from Python::
 """
 
 from ._abi import ABI_VERSION
+from .aio import AsyncRustModule, load_async
+from .async_executors import AsyncConcurrentExecutor, AsyncHostAction
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -26,11 +28,13 @@ from .errors import (
     ReentrancyError,
 )
 from .executors import (
+    AsyncExecutor,
     CommandExecutor,
     ConcurrentExecutor,
     Executor,
     HostAction,
     Outcome,
+    Progress,
     Round,
     SimulatedNetwork,
 )
@@ -41,6 +45,10 @@ from .module import ReplyBuffer, RustModule, load
 __all__ = [
     "ABI_VERSION",
     "AbiViolation",
+    "AsyncConcurrentExecutor",
+    "AsyncExecutor",
+    "AsyncHostAction",
+    "AsyncRustModule",
     "BufferFreed",
     "ClosedError",
     "CommandExecutor",
@@ -60,10 +68,12 @@ __all__ = [
     "Outcome",
     "ProcedureInput",
     "ProcedureOutput",
+    "Progress",
     "ReentrancyError",
     "ReplyBuffer",
     "Round",
     "RustModule",
     "SimulatedNetwork",
     "load",
+    "load_async",
 ]

@@ -172,12 +172,23 @@ class Instance:
     def check_run_time(self) -> None:
         """Raise :class:`DeadlineExceeded` if the run is past its
         ``Limits.procedure_seconds``, executor time included."""
-        seconds = self._limits.procedure_seconds
-        if seconds is not None and time.monotonic() > self._run_ends:
-            raise DeadlineExceeded(
-                f"the procedure ran past its {seconds} s in all, its executor's rounds included",
-                limit="procedure",
-            )
+        left = self.run_time_left()
+        if left is not None and left < 0:
+            raise self.run_time_exceeded()
+
+    def run_time_left(self) -> float | None:
+        """Seconds left of the run's ``Limits.procedure_seconds``, if it has any."""
+        if self._limits.procedure_seconds is None:
+            return None
+        return self._run_ends - time.monotonic()
+
+    def run_time_exceeded(self) -> DeadlineExceeded:
+        """The error for a run past its ``Limits.procedure_seconds``."""
+        return DeadlineExceeded(
+            f"the procedure ran past its {self._limits.procedure_seconds} s in all, "
+            "its executor's rounds included",
+            limit="procedure",
+        )
 
     def close(self) -> None:
         close_store(self.store)

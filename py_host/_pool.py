@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from threading import get_ident
+from typing import Literal, overload
 
 from ._instance import Instance
 from .errors import BufferFreed, ClosedError, ConfigError, ReentrancyError
@@ -79,17 +80,33 @@ class InstancePool:
         """Callers waiting for a token. An exception may leave it wrong: too
         high costs a spare token, too low a waiter's next recount."""
 
-    def acquire(self, lease: Lease, wanted: Instance | None = None) -> Instance:
+    @overload
+    def acquire(
+        self, lease: Lease, wanted: Instance | None = None, *, wait: Literal[True] = True
+    ) -> Instance: ...
+
+    @overload
+    def acquire(
+        self, lease: Lease, wanted: Instance | None = None, *, wait: bool
+    ) -> Instance | None: ...
+
+    def acquire(
+        self, lease: Lease, wanted: Instance | None = None, *, wait: bool = True
+    ) -> Instance | None:
         """Lend ``lease`` an idle instance (``wanted``, if given, once it is
         idle) and return it. Whatever happens, end the lease and
-        :meth:`release` it after: the pool counts it from the start."""
-        lease.thread = get_ident()
+        :meth:`release` it after: the pool counts it from the start.
+
+        Without ``wait`` (an async task's lease) return None rather than
+        wait, and leave a call from inside a call to the caller to refuse:
+        tasks share their thread, so the thread cannot tell."""
+        lease.thread = get_ident() if wait else 0
         lease.ref = ref = weakref.ref(lease)
         while True:
             with self._lock:
                 if self._closed:
                     raise ClosedError("the module was closed")
-                if self._leases:
+                if self._leases and wait:
                     self._refuse_reentry(lease.thread)
                 if wanted is not None:
                     if wanted in self._idle:
@@ -106,6 +123,8 @@ class InstancePool:
                 elif len(self._alive()) < self._size:
                     self._leases.add(ref)
                     break
+            if not wait:
+                return None
             self._waiting += 1
             with contextlib.suppress(queue.Empty):
                 self._returned.get(timeout=_RECHECK_SECONDS)

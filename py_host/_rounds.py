@@ -20,7 +20,7 @@ from ._instance import Instance
 from ._transport import Context
 from ._wire import OK_PREFIX, parse_procedure_reply, strict_json
 from .errors import AbiViolation, ModuleError
-from .executors import Executor, Outcome, Round, Status
+from .executors import AsyncExecutor, Executor, Outcome, Progress, Round, Status
 from .models import I32_MAX, I32_MIN, MAX_HOSTS, ProcedureInput, ProcedureOutput
 
 ROUND_ROOM = 256
@@ -57,7 +57,7 @@ _ROUGH_SHAPES = _shapes(b".")
 _SHAPES = _shapes(b"-")
 
 
-_LOG = logging.getLogger("py_host")
+_LOG = logging.getLogger("py_host.rounds")
 """Each round an executor runs, at DEBUG: a long procedure's progress."""
 
 NO_EXECUTOR = "no executor was granted"
@@ -121,7 +121,7 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
     return attempts
 
 
-def _policy(fields: object, input_bytes: int, executor: Executor) -> RoundPolicy | None:
+def _policy(fields: object, input_bytes: int) -> RoundPolicy | None:
     """The policy for the input ``fields`` (decoded JSON, or a model's
     values), or None unless they are exactly an input the module accepts."""
     if not isinstance(fields, Mapping) or fields.keys() != _INPUT_FIELDS:
@@ -139,7 +139,6 @@ def _policy(fields: object, input_bytes: int, executor: Executor) -> RoundPolicy
     if attempts is None:
         return None
     return RoundPolicy(
-        executor,
         action=action,
         timeout=timeout,
         retries=retries,
@@ -165,7 +164,6 @@ class RoundPolicy:
 
     def __init__(
         self,
-        executor: Executor,
         *,
         action: str,
         timeout: int,
@@ -175,7 +173,6 @@ class RoundPolicy:
         attempts: dict[str, int],
         input_bytes: int,
     ) -> None:
-        self._executor = executor
         self._action = action
         self._timeout = timeout
         self._max_attempts = 1 + retries
@@ -188,28 +185,6 @@ class RoundPolicy:
         self._rounds = 0
         # A request names a subset of the input's hosts: never longer than it.
         self._max_request_bytes = input_bytes + ROUND_ROOM
-
-    def answer(self, request: bytes) -> bytes:
-        """The executor's answer to the round the step reply ``request``
-        asks for, if this procedure allows it."""
-        round = self.admit(request)
-        if not _LOG.isEnabledFor(logging.DEBUG):
-            outcomes = run_round(self._executor, round)
-        else:
-            started = time.monotonic()
-            outcomes = run_round(self._executor, round)
-            statuses = Counter(outcome.status for outcome in outcomes)
-            _LOG.debug(
-                "job %d: round %d of %r on %s took %.3f s: %s",
-                self._job_id,
-                round.attempt,
-                round.action,
-                _counted(len(round.hosts), "host"),
-                time.monotonic() - started,
-                ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
-            )
-        self.record(round, outcomes)
-        return encode_outcomes(outcomes)
 
     def admit(self, request: bytes) -> Round:
         """The round the step reply ``request`` asks for, if this procedure allows it."""
@@ -267,6 +242,13 @@ class RoundPolicy:
                 del to_try[host]
                 failed[host] = (made, outcome.reason)
 
+    def progress(self) -> Progress:
+        """Where the procedure stands after the rounds recorded so far."""
+        hosts = len(self._hosts)
+        return Progress(
+            self._job_id, self._rounds, hosts, hosts - len(self._to_try), len(self._failed)
+        )
+
     def check_output(self, output: ProcedureOutput) -> None:
         """Raise :class:`AbiViolation` unless ``output`` reports what the
         rounds this policy admitted came to, as docs/ABI.md says it must.
@@ -321,7 +303,7 @@ class NoRounds:
         self._job_id = job_id
         self._why = why
 
-    def answer(self, request: bytes) -> bytes:
+    def admit(self, request: bytes) -> Round:
         raise AbiViolation(f"the module asked for a round, but {self._why}")
 
     def check_output(self, output: ProcedureOutput) -> None:
@@ -372,29 +354,30 @@ def _round_fields(request: bytes) -> tuple[object, object, object, object]:
     return fields["action"], fields["timeout"], fields["attempt"], fields["hosts"]
 
 
-def policy_for_input(procedure: ProcedureInput, data: bytes, executor: Executor | None) -> Policy:
-    """The policy for ``procedure``, whose JSON the module gets as ``data``.
+def policy_for_input(procedure: ProcedureInput, data: bytes, granted: bool) -> Policy:
+    """The policy for ``procedure``, whose JSON the module gets as ``data``,
+    when an executor was ``granted``.
 
     Its values are taken as they are when each has exactly the type JSON
     gives (then ``data`` says the same), and from ``data`` otherwise: a
     model made with ``model_construct`` may hold anything."""
     fields = vars(procedure)
-    if executor is None:
+    if not granted:
         job_id = fields.get("job_id")
         return NoRounds(job_id if type(job_id) is int else input_job_id(data), NO_EXECUTOR)
-    policy = _policy(fields, len(data), executor)
-    return policy if policy is not None else policy_for_json(data, executor)
+    policy = _policy(fields, len(data))
+    return policy if policy is not None else policy_for_json(data, granted)
 
 
-def policy_for_json(data: bytes, executor: Executor | None) -> Policy:
-    """The policy for the raw input ``data``."""
-    if executor is None:
+def policy_for_json(data: bytes, granted: bool) -> Policy:
+    """The policy for the raw input ``data``, when an executor was ``granted``."""
+    if not granted:
         return NoRounds(input_job_id(data), NO_EXECUTOR)
     try:
         fields = strict_json(data)
     except (ValueError, RecursionError):
         return NoRounds(None, INVALID_INPUT)
-    policy = _policy(fields, len(data), executor)
+    policy = _policy(fields, len(data))
     return policy if policy is not None else NoRounds(None, INVALID_INPUT)
 
 
@@ -421,47 +404,121 @@ def input_job_id(data: bytes) -> int | None:
     return job_id if type(job_id) is int else None
 
 
-def procedure(instance: Instance, data: bytes, policy: Policy) -> ProcedureOutput:
+ProgressCallback = Callable[[Progress], object]
+"""Called after each round with where the procedure stands."""
+
+
+class ProcedureRun:
+    """What one procedure does between its steps, whoever runs the steps and
+    the executor (:func:`procedure` and :func:`procedure_unread` here, and
+    py_host.aio's driver): the round a step reply asks for, admitted by the
+    policy; the answer to it, logged and reported to ``progress``; the
+    output, checked. Each step ends on time or the procedure ends."""
+
+    def __init__(
+        self, instance: Instance, policy: Policy, progress: ProgressCallback | None
+    ) -> None:
+        self._instance = instance
+        self._policy = policy
+        self._progress = progress
+        self._round_began = 0.0
+
+    def next_round(self, reply: bytes | None) -> Round | None:
+        """The round the step reply ``reply`` asks for; None for an output or
+        an error (or no reply, from :meth:`Exports.round_or_kept`)."""
+        if reply is None or not reply.startswith(ROUND_PREFIX):
+            return None
+        self._instance.check_run_time()
+        round = self._policy.admit(reply)
+        self._round_began = time.monotonic()
+        return round
+
+    def answer(self, round: Round, outcomes: list[Outcome]) -> bytes:
+        """The answer to ``round``, which ended in ``outcomes`` (one per host,
+        each one the module can take), for the next step."""
+        policy = self._policy
+        assert isinstance(policy, RoundPolicy)  # NoRounds admits no round
+        policy.record(round, outcomes)
+        logged = _LOG.isEnabledFor(logging.DEBUG)
+        if logged or self._progress is not None:
+            progress = policy.progress()
+            if logged:
+                statuses = Counter(outcome.status for outcome in outcomes)
+                _LOG.debug(
+                    "job %d: round %d of %r on %s took %.3f s: %s; %d of %d hosts done",
+                    progress.job_id,
+                    round.attempt,
+                    round.action,
+                    _counted(len(round.hosts), "host"),
+                    time.monotonic() - self._round_began,
+                    ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
+                    progress.hosts_done,
+                    progress.hosts,
+                )
+            if self._progress is not None:
+                self._progress(progress)
+        self._instance.check_run_time()
+        return encode_outcomes(outcomes)
+
+    def output(self, reply: bytes) -> ProcedureOutput:
+        """The procedure's output in the final step reply ``reply``, checked."""
+        output = parse_procedure_reply(reply)
+        self._policy.check_output(output)
+        return output
+
+    def check_output(self, document: bytes) -> None:
+        """Check the final reply ``document`` if it carries an output."""
+        if document.startswith(OK_PREFIX):
+            self.output(document)
+
+
+def procedure(
+    instance: Instance,
+    data: bytes,
+    policy: Policy,
+    executor: Executor | None,
+    progress: ProgressCallback | None = None,
+) -> ProcedureOutput:
     """Run the procedure whose input is ``data`` to its output: each round
-    it asks for is answered by ``policy`` between two steps, while no
+    it asks for is run by ``executor`` between two steps, while no
     WebAssembly runs. Each step's reply comes in the instance's kept buffer."""
+    run = ProcedureRun(instance, policy, progress)
     try:
         reply = instance.call(
-            lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
+            partial(Exports.start_procedure, data=data, room=ROUND_ROOM), prints=True
         )
-        while reply.startswith(ROUND_PREFIX):
-            instance.check_run_time()
-            answer = policy.answer(reply)
-            instance.check_run_time()
+        while (round := run.next_round(reply)) is not None:
+            assert executor is not None  # a policy admits a round only with one
+            answer = run.answer(round, run_round(executor, round))
             reply = instance.call(partial(Exports.resume_procedure, answer=answer), prints=True)
     except ModuleError:
-        _cancel(instance)
+        cancel(instance)
         raise
-    output = parse_procedure_reply(reply)
-    policy.check_output(output)
-    return output
+    return run.output(reply)
 
 
-def procedure_unread(instance: Instance, data: bytes, policy: Policy) -> tuple[int, int]:
+def procedure_unread(
+    instance: Instance,
+    data: bytes,
+    policy: Policy,
+    executor: Executor | None,
+    progress: ProgressCallback | None = None,
+) -> tuple[int, int]:
     """Run the procedure whose input is ``data`` as :func:`procedure` does,
     but leave its final reply in memory, unread by the caller: ``(ptr,
     length)``. Each step's reply comes in a buffer of its own; those asking
     for a round are read and freed, and an output is read to be checked."""
+    run = ProcedureRun(instance, policy, progress)
     try:
-        reply = _unread_step(
-            instance, lambda exports, ctx: exports.start_procedure_unread(ctx, data)
-        )
-        while request := instance.call(partial(Exports.round_or_kept, reply=reply)):
-            instance.check_run_time()
-            answer = policy.answer(request)
-            instance.check_run_time()
+        reply = _unread_step(instance, partial(Exports.start_procedure_unread, data=data))
+        while round := run.next_round(instance.call(partial(Exports.round_or_kept, reply=reply))):
+            assert executor is not None  # a policy admits a round only with one
+            answer = run.answer(round, run_round(executor, round))
             reply = _unread_step(instance, partial(Exports.resume_procedure_unread, answer=answer))
     except ModuleError:
-        _cancel(instance)
+        cancel(instance)
         raise
-    document = instance.call(lambda exports, ctx: exports.read(ctx, *reply))
-    if document.startswith(OK_PREFIX):
-        policy.check_output(parse_procedure_reply(document))
+    run.check_output(instance.call(lambda exports, ctx: exports.read(ctx, *reply)))
     return reply
 
 
@@ -480,9 +537,10 @@ def _unread_step(
     return reply
 
 
-def _cancel(instance: Instance) -> None:
-    # The instance stays (the module refused a step in its own words, or
-    # writing a step's output failed): it must not keep the procedure.
+def cancel(instance: Instance) -> None:
+    """Make the module abandon the procedure in progress on ``instance``,
+    which stays: the module refused a step in its own words, writing a
+    step's output failed, or the caller's task was cancelled."""
     instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
 
 
@@ -492,12 +550,30 @@ def run_round(executor: Executor, round: Round) -> list[Outcome]:
     attempts it concerns, with the reason: an exception, or a count of
     outcomes other than the round's hosts (which outcome is whose cannot be
     told), fails every host of the round; a bad outcome fails its own host."""
-    hosts = len(round.hosts)
     try:
         answered = list(executor.run_round(round))
     except Exception as error:
-        reason = f"the executor raised {type(error).__name__}: {error}"
-        return [Outcome.failed(_utf8_safe(reason))] * hosts
+        return _raised(error, round)
+    return _checked(answered, round)
+
+
+async def run_round_async(executor: AsyncExecutor, round: Round) -> list[Outcome]:
+    """What the async ``executor`` says of ``round``, as :func:`run_round`
+    says it. A cancellation is no answer: it ends the procedure."""
+    try:
+        answered = list(await executor.run_round(round))
+    except Exception as error:
+        return _raised(error, round)
+    return _checked(answered, round)
+
+
+def _raised(error: Exception, round: Round) -> list[Outcome]:
+    reason = f"the executor raised {type(error).__name__}: {error}"
+    return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
+
+
+def _checked(answered: list[Any], round: Round) -> list[Outcome]:
+    hosts = len(round.hosts)
     if len(answered) != hosts:
         return [
             Outcome.failed(

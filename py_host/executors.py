@@ -84,11 +84,35 @@ class Round:
     hosts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a procedure stands after a round: what a progress callback gets
+    (``start_procedure(..., progress=callback)``), for a progress bar over
+    ``hosts`` advanced to ``hosts_done``."""
+
+    job_id: int
+    rounds: int
+    """Rounds run so far."""
+    hosts: int
+    """Hosts in the input."""
+    hosts_done: int
+    """Hosts with no attempt to come: they succeeded, or failed for good."""
+    hosts_failed: int
+    """Of those, the hosts that failed for good."""
+
+
 @runtime_checkable
 class Executor(Protocol):
     """Runs a round: returns one outcome per host, in the round's order."""
 
     def run_round(self, round: Round) -> Sequence[Outcome]: ...
+
+
+class AsyncExecutor(Protocol):
+    """Runs a round on the event loop (for :func:`py_host.load_async`):
+    returns one outcome per host, in the round's order."""
+
+    async def run_round(self, round: Round) -> Sequence[Outcome]: ...
 
 
 HostAction = Callable[[str, str, int], "Outcome | bool"]
@@ -181,14 +205,8 @@ class ConcurrentExecutor:
         try:
             result = self._action(host, round.action, round.timeout)
         except Exception as error:
-            return Outcome.failed(f"the executor raised {type(error).__name__}: {error}")
-        if isinstance(result, Outcome):
-            return result
-        if isinstance(result, bool):
-            return Outcome.ok() if result else Outcome.failed("the executor reported failure")
-        return Outcome.failed(
-            f"the executor returned {type(result).__name__}, expected Outcome or bool"
-        )
+            return raised(error)
+        return outcome_of(result)
 
 
 class SimulatedNetwork:
@@ -392,12 +410,33 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def outcome_of(result: object) -> Outcome:
+    """The outcome of one attempt by a :data:`HostAction` that returned ``result``."""
+    if isinstance(result, Outcome):
+        return result
+    if isinstance(result, bool):
+        return Outcome.ok() if result else Outcome.failed("the executor reported failure")
+    return Outcome.failed(
+        f"the executor returned {type(result).__name__}, expected Outcome or bool"
+    )
+
+
+def raised(error: Exception) -> Outcome:
+    """The outcome of one attempt that raised ``error``."""
+    return Outcome.failed(f"the executor raised {type(error).__name__}: {error}")
+
+
 def as_executor(granted: Executor | HostAction) -> Executor:
     """The executor for what was passed to ``load(executor=...)``."""
     if isinstance(granted, type):
         raise ConfigError(
             f"executor must be an Executor or a callable (host, action, timeout), "
             f"not the class {granted.__name__}: pass an instance"
+        )
+    if _is_async(granted):
+        raise ConfigError(
+            f"executor: {granted!r} is async; load the module with py_host.load_async "
+            "to run it on an event loop"
         )
     if isinstance(granted, Executor):
         if not callable(granted.run_round):
@@ -412,6 +451,22 @@ def as_executor(granted: Executor | HostAction) -> Executor:
         )
     _check_host_action(granted, "executor")
     return ConcurrentExecutor(granted)
+
+
+def _is_async(granted: object) -> bool:
+    """Whether ``granted`` is an async executor or an async :data:`HostAction`."""
+    run_round = getattr(granted, "run_round", None)
+    return is_coroutine_function(run_round) or (
+        run_round is None and is_coroutine_function(granted)
+    )
+
+
+def is_coroutine_function(function: object) -> bool:
+    """Whether calling ``function`` makes a coroutine: an ``async def``, or
+    an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004
+    )
 
 
 def _check_host_action(action: object, name: str) -> None:

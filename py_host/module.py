@@ -19,7 +19,7 @@ from ._cache import ModuleCache, default_directory
 from ._engine import Flavor, compile_module, engine
 from ._instance import Instance, prepare
 from ._pool import InstancePool, Lease
-from ._rounds import policy_for_input, policy_for_json, procedure_unread
+from ._rounds import ProgressCallback, policy_for_input, policy_for_json, procedure_unread
 from ._rounds import procedure as procedure_run
 from ._transport import Context
 from ._wire import check_status, encode_input, invalid_input
@@ -73,10 +73,46 @@ def load(
     ``~/.cache/py_host``), a path for another, ``False`` for none.
 
     ``max_instances`` bounds the pool of instances that serve calls from
-    several threads at once (by default the number of CPUs, at most 8); each
-    has its own memory and its own limits.
+    several threads at once; each has its own memory and its own limits, so
+    a module may use up to ``max_instances * limits.max_memory_bytes``. By
+    default it is 64 when an executor is granted (a procedure holds its
+    instance while its rounds wait on hosts) and the number of CPUs, at
+    most 8, when none is (calls only compute). Instances are made as calls
+    need them.
     """
     limits = limits if limits is not None else Limits()
+    granted = as_executor(executor) if executor is not None else None
+    module, where, sha256 = compile_for(path, limits, cache)
+    size = pool_size(max_instances, granted is not None)
+    loaded = _Loaded(where, sha256, granted, limits, cache, size)
+    return RustModule(module, granted, limits, size, loaded=loaded)
+
+
+IO_INSTANCES = 64
+"""The pool's default size when an executor is granted: a procedure holds
+its instance while the executor's rounds wait on hosts, so the pool bounds
+how many procedures wait at once. With a 20 ms executor and 64 callers,
+throughput grew with the pool up to 64 (docs/BENCHMARKS.md); instances
+are made only when callers need them."""
+
+
+def pool_size(max_instances: int | None, granted: bool) -> int:
+    """The pool's size: ``max_instances``, or by default :data:`IO_INSTANCES`
+    when an executor is ``granted`` and the number of CPUs (at most 8) when
+    every call only computes."""
+    if max_instances is not None:
+        return max_instances
+    return IO_INSTANCES if granted else min(os.cpu_count() or 1, 8)
+
+
+def compile_for(
+    path: str | os.PathLike[str] | None,
+    limits: Limits,
+    cache: bool | str | os.PathLike[str],
+) -> tuple[wasmtime.Module, str | None, str]:
+    """The module at ``path`` compiled for ``limits`` (through ``cache``),
+    the absolute path it was read from (None for the packaged one), and its
+    SHA-256: the work of load() and load_async() before instances are made."""
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
     try:
         with wasm_path.open("rb") as file:
@@ -89,7 +125,6 @@ def load(
             f"the module {str(wasm_path)!r} is larger than {MAX_MODULE_BYTES} bytes, "
             "the most py_host reads"
         )
-    granted = as_executor(executor) if executor is not None else None
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
@@ -102,11 +137,7 @@ def load(
         cache=kept,
         check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
     )
-    size = max_instances if max_instances is not None else min(os.cpu_count() or 1, 8)
-    loaded = _Loaded(
-        str(wasm_path.resolve()) if path is not None else None, sha256, granted, limits, cache, size
-    )
-    return RustModule(module, granted, limits, size, loaded=loaded)
+    return module, str(wasm_path.resolve()) if path is not None else None, sha256
 
 
 @dataclass(frozen=True)
@@ -176,61 +207,70 @@ class RustModule:
         ``bytes``, ``bytearray`` or ``memoryview`` must hold UTF-8; invalid
         UTF-8, or a ``str`` with lone surrogates, raises :class:`InvalidInput`.
         """
-        data = _input(text)
-        # Checked while the instance is lent: one that broke the ABI is discarded.
-        self._call(
-            lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data)),
-            prints=True,
-        )
+        self._call(print_string_step(text), prints=True)
 
     def print_int(self, value: int) -> None:
         """Print ``Python gave us number <value>`` from Rust, to ``sys.stdout``.
 
         ``value`` must be an int in the i32 range.
         """
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
-        if not I32_MIN <= value <= I32_MAX:
-            raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-        self._call(
-            lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value)),
-            prints=True,
-        )
+        self._call(print_int_step(value), prints=True)
 
-    def start_procedure(self, procedure: ProcedureInput | Mapping[str, Any]) -> ProcedureOutput:
+    def start_procedure(
+        self,
+        procedure: ProcedureInput | Mapping[str, Any],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ProcedureOutput:
         """Run a procedure and return what it did.
 
         A mapping is validated as a :class:`ProcedureInput` first; invalid
         input raises :class:`InvalidInput` naming the field. The module
         checks the input again, so even a model made with ``model_construct``
         cannot get bad values past it.
-        """
-        if not isinstance(procedure, ProcedureInput):
-            try:
-                procedure = ProcedureInput.model_validate(procedure)
-            except ValidationError as error:
-                raise invalid_input(error) from None
-        data = _input(encode_input(procedure))
-        policy = policy_for_input(procedure, data, self._executor)
-        return self._lend(lambda instance: procedure_run(instance, data, policy))
 
-    def start_procedure_json(self, data: str | Buffer) -> bytes:
+        ``progress``, if given, is called after each round the executor
+        runs with a :class:`~py_host.Progress`: how many hosts are done, for
+        a progress bar. What it raises ends the procedure and reaches the
+        caller.
+        """
+        model, data = procedure_input(procedure)
+        policy = policy_for_input(model, data, self._executor is not None)
+        executor = self._executor
+        return self._lend(
+            lambda instance: procedure_run(instance, data, policy, executor, progress)
+        )
+
+    def start_procedure_json(
+        self, data: str | Buffer, *, progress: ProgressCallback | None = None
+    ) -> bytes:
         """Run a procedure from ProcedureInput JSON and return ProcedureOutput
-        JSON, with no models on the input side: the module validates it."""
-        raw = _input(data)
-        policy = policy_for_json(raw, self._executor)
-        output = self._lend(lambda instance: procedure_run(instance, raw, policy))
+        JSON, with no models on the input side: the module validates it.
+        ``progress`` as for :meth:`start_procedure`."""
+        raw = as_input(data)
+        policy = policy_for_json(raw, self._executor is not None)
+        executor = self._executor
+        output = self._lend(
+            lambda instance: procedure_run(instance, raw, policy, executor, progress)
+        )
         return output.model_dump_json().encode()
 
-    def start_procedure_buffer(self, data: str | Buffer) -> ReplyBuffer:
+    def start_procedure_buffer(
+        self, data: str | Buffer, *, progress: ProgressCallback | None = None
+    ) -> ReplyBuffer:
         """The tutorial's way: run a procedure from JSON and get a handle on
         the reply buffer still in the module's memory, to read and then free.
-        Unlike the tutorial's pointer, the handle refuses use after free."""
-        raw = _input(data)
-        policy = policy_for_json(raw, self._executor)
-        return self._lend(
-            lambda instance: ReplyBuffer(self, instance, *procedure_unread(instance, raw, policy))
-        )
+        Unlike the tutorial's pointer, the handle refuses use after free.
+        ``progress`` as for :meth:`start_procedure`."""
+        raw = as_input(data)
+        policy = policy_for_json(raw, self._executor is not None)
+        executor = self._executor
+
+        def run(instance: Instance) -> ReplyBuffer:
+            reply = procedure_unread(instance, raw, policy, executor, progress)
+            return ReplyBuffer(self, instance, *reply)
+
+        return self._lend(run)
 
     @property
     def memory_size(self) -> int:
@@ -360,7 +400,35 @@ class ReplyBuffer:
             raise BufferFreed("this reply buffer was already freed")
 
 
-def _input(data: str | Buffer) -> bytes:
+def print_string_step(text: str | Buffer) -> Callable[[Exports, Context], None]:
+    """The step that prints ``text``, checked as :meth:`RustModule.print_string` says."""
+    data = as_input(text)
+    # Checked while the instance is lent: one that broke the ABI is discarded.
+    return lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data))
+
+
+def print_int_step(value: int) -> Callable[[Exports, Context], None]:
+    """The step that prints ``value``, checked as :meth:`RustModule.print_int` says."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
+    if not I32_MIN <= value <= I32_MAX:
+        raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
+    return lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value))
+
+
+def procedure_input(
+    procedure: ProcedureInput | Mapping[str, Any],
+) -> tuple[ProcedureInput, bytes]:
+    """``procedure`` as a model, and the input the module gets for it."""
+    if not isinstance(procedure, ProcedureInput):
+        try:
+            procedure = ProcedureInput.model_validate(procedure)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+    return procedure, as_input(encode_input(procedure))
+
+
+def as_input(data: str | Buffer) -> bytes:
     """``data`` as the UTF-8 bytes of one input buffer."""
     if isinstance(data, str):
         try:

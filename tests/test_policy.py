@@ -345,7 +345,7 @@ def test_a_request_longer_than_any_round_of_the_input_is_refused() -> None:
 def test_with_retries_out_of_range_no_round_is_admitted(retries: int) -> None:
     made = policy_for_json(as_json(tutorial_input(retries=retries)), NETWORK)
     with pytest.raises(py_host.AbiViolation, match="the module asked for a round, but the input"):
-        made.answer(request())
+        made.admit(request())
 
 
 # Through the public API: a model made with model_construct, and raw JSON.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from typing import Any
 
@@ -79,15 +80,63 @@ def test_each_round_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None
     rounds = [
         re.sub(r"took \d+\.\d{3} s", "took T s", record.getMessage())
         for record in caplog.records
-        if record.name == "py_host"
+        if record.name == "py_host.rounds"
     ]
     assert rounds == [
-        "job 7: round 1 of 'reboot' on 2 hosts took T s: 1 failed, 1 ok",
-        "job 7: round 2 of 'reboot' on 1 host took T s: 1 failed",
+        "job 7: round 1 of 'reboot' on 2 hosts took T s: 1 failed, 1 ok; 1 of 2 hosts done",
+        "job 7: round 2 of 'reboot' on 1 host took T s: 1 failed; 2 of 2 hosts done",
     ]
 
 
 def test_nothing_is_logged_above_debug(caplog: pytest.LogCaptureFixture) -> None:
     with py_host.load(executor=py_host.SimulatedNetwork()) as rust, caplog.at_level(logging.INFO):
         rust.start_procedure(tutorial_input())
-    assert [record for record in caplog.records if record.name == "py_host"] == []
+    assert [record for record in caplog.records if record.name.startswith("py_host")] == []
+
+
+def test_a_progress_callback_sees_each_round_of_every_entry() -> None:
+    # Round 1: server2 ok, server1 failed with a retry left; round 2:
+    # server1 failed for good. A dry run has no round, so no call.
+    network = py_host.SimulatedNetwork(down={"server1"})
+    expected = [
+        py_host.Progress(job_id=1, rounds=1, hosts=2, hosts_done=1, hosts_failed=0),
+        py_host.Progress(job_id=1, rounds=2, hosts=2, hosts_done=2, hosts_failed=1),
+    ]
+    data = json.dumps(tutorial_input(retries=1))
+    with py_host.load(executor=network) as rust:
+        for run in (
+            lambda progress: rust.start_procedure(tutorial_input(retries=1), progress=progress),
+            lambda progress: rust.start_procedure_json(data, progress=progress),
+            lambda progress: rust.start_procedure_buffer(data, progress=progress).free(),
+        ):
+            seen: list[py_host.Progress] = []
+            run(seen.append)
+            assert seen == expected
+    with py_host.load() as dry:
+        seen = []
+        dry.start_procedure(tutorial_input(), progress=seen.append)
+        assert seen == []
+
+
+def test_what_a_progress_callback_raises_ends_the_procedure() -> None:
+    def progress(step: py_host.Progress) -> None:
+        raise RuntimeError("the bar broke")
+
+    with py_host.load(executor=py_host.SimulatedNetwork(), max_instances=1) as rust:
+        [first] = rust._pool.live()
+        with pytest.raises(RuntimeError, match="the bar broke"):
+            rust.start_procedure(tutorial_input(), progress=progress)
+        # The procedure's state is unknown: its instance went.
+        assert rust._pool.live() != [first]
+        assert rust.live_allocations() == 0
+        assert rust.start_procedure(tutorial_input()).result == "success"
+
+
+def test_the_pool_is_sized_for_io_when_an_executor_is_granted() -> None:
+    # README, "Limits": 64 instances by default with an executor, the CPUs
+    # (at most 8) without one; made only as calls need them.
+    with py_host.load(executor=py_host.SimulatedNetwork()) as rust:
+        assert rust._pool._size == 64
+        assert len(rust._pool.live()) == 1
+    with py_host.load() as rust:
+        assert rust._pool._size == min(os.cpu_count() or 1, 8)
