@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import concurrency
 from hosts import Host, NaiveHost, NativeHost, PyHost
 
 import py_host
@@ -344,6 +345,29 @@ def measure_threads(rounds: int, scale: float) -> dict[str, Figure]:
     return results
 
 
+def measure_concurrency(rounds: int, scale: float) -> dict[str, Figure]:
+    """Procedures a second with a 20 ms executor, by callers, from asyncio
+    and from threads; and the event loop's longest stall in a 10,000-host
+    procedure, with its steps on the loop and in a thread."""
+    seconds = max(0.2, 0.8 * scale)
+    results: dict[str, Figure] = {}
+    for _ in range(max(1, rounds // 2)):
+        for callers in concurrency.CALLERS:
+            for kind, measure in (
+                ("asyncio tasks", concurrency.async_throughput),
+                ("threads", concurrency.thread_throughput),
+            ):
+                name = f"{kind}, {callers} concurrent"
+                results.setdefault(name, Figure()).samples.append(measure(WASM, callers, seconds))
+        for where, offload in (("on the loop", 1 << 40), ("in a thread", 0)):
+            name = f"loop stall, steps {where}"
+            results.setdefault(name, Figure()).samples.append(
+                concurrency.loop_stall_ms(WASM, offload)
+            )
+    print("  measured: concurrency", file=sys.stderr)
+    return results
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or "unknown CPU"
     with contextlib.suppress(OSError):
@@ -370,6 +394,7 @@ def report(
     threads: dict[str, Figure],
     configurations: dict[str, Figure],
     *,
+    concurrent: dict[str, Figure],
     rounds: int,
 ) -> tuple[str, dict[str, Any], list[str]]:
     def spread(figure: Figure, digits: int = 1) -> str:
@@ -414,6 +439,23 @@ def report(
             f"| {name} | {spread(figure)} | {ratio(configurations, name, native).median:.2f}× |"
             for name, figure in configurations.items()
         ),
+        "",
+        f"| 2-host procedures with a {concurrency.ATTEMPT_SECONDS * 1e3:.0f} ms executor, per second | median (lowest–highest) | ÷ the ideal (callers ÷ 20 ms) |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {spread(figure, 0)} | "
+            f"{figure.median * concurrency.ATTEMPT_SECONDS / int(name.split(', ')[1].split()[0]):.2f} |"
+            for name, figure in concurrent.items()
+            if "stall" not in name
+        ),
+        "",
+        "| a 10,000-host procedure from asyncio: the event loop's longest stall, ms | median (lowest–highest) |",
+        "|---|---|",
+        *(
+            f"| {name.removeprefix('loop stall, ')} | {spread(figure, 2)} |"
+            for name, figure in concurrent.items()
+            if "stall" in name
+        ),
     ]
     two = calls["start_procedure, 2 hosts, dry run"]
     many = calls["start_procedure, 10,000 hosts, dry run"]
@@ -456,6 +498,7 @@ def report(
         "memory_mib": {h: f.as_json() for h, f in memory.items()},
         "threads_speedup": {h: f.as_json() for h, f in threads.items()},
         "configurations_us": {h: f.as_json() for h, f in configurations.items()},
+        "concurrency": {h: f.as_json() for h, f in concurrent.items()},
         "targets": [
             {"target": text, "value": value, "bound": bound, "comparison": op}
             for text, value, op, bound in targets
@@ -474,8 +517,9 @@ def main() -> None:
     cold, memory = measure_processes(args.rounds)
     threads = measure_threads(args.rounds, args.scale)
     configurations = measure_configurations(args.rounds, args.scale)
+    concurrent = measure_concurrency(args.rounds, args.scale)
     table, figures, checks = report(
-        calls, cold, memory, threads, configurations, rounds=args.rounds
+        calls, cold, memory, threads, configurations, concurrent=concurrent, rounds=args.rounds
     )
     described = ", ".join(f"{key} {value}" for key, value in figures["machine"].items())
     markdown = "\n".join(

@@ -41,3 +41,12 @@ def test_the_benchmark_runs_and_writes_its_report(tmp_path: Path) -> None:
         assert set(by_host) == {"ctypes (native)", "naive wasmtime-py", "py_host"}, workload
     assert "| start_procedure, 10,000 hosts, dry run |" in (tmp_path / "BENCHMARKS.md").read_text()
     assert "py_host, default limits" in figures["configurations_us"]
+    assert set(figures["concurrency"]) == {
+        *(
+            f"{kind}, {callers} concurrent"
+            for kind in ("asyncio tasks", "threads")
+            for callers in (1, 8, 64)
+        ),
+        "loop stall, steps on the loop",
+        "loop stall, steps in a thread",
+    }
