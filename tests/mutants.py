@@ -63,6 +63,7 @@ TRANSPORT = (
 EXECUTORS = ("test_vectors.py", "test_executors.py")
 POOL = ("test_memory.py", "test_print.py", "test_load.py", "test_threads.py")
 MODULE = ("test_print.py", "test_procedure.py", "test_vectors.py", "test_load.py")
+ASYNC = ("test_async.py",)
 PUBLIC_API = {"PY_HOST_PUBLIC_API": "1"}
 """wasmtime-py's public API: the transport's fallback, where its own checks run."""
 
@@ -93,13 +94,14 @@ MUTATIONS = [
     Mutation("_rounds.py", "a round for an input with no policy", 'raise AbiViolation(f"the module asked for a round, but {self._why}")', "return b'[]'", ROUNDS),
     Mutation("_rounds.py", "an executor's unknown status passed on", "_STATUSES = frozenset(get_args(Status))", '_STATUSES = frozenset(get_args(Status)) | {"weird"}', ROUNDS),
     Mutation("_rounds.py", "an executor's non-Outcome passed on", "if not isinstance(outcome, Outcome):", "if outcome is None:", ROUNDS),
-    Mutation("_rounds.py", "an executor's exception escapes", 'except Exception as error:\n        reason = f"the executor raised', 'except ArithmeticError as error:\n        reason = f"the executor raised', ROUNDS),
+    Mutation("_rounds.py", "an executor's exception escapes", "        answered = list(executor.run_round(round))\n    except Exception as error:", "        answered = list(executor.run_round(round))\n    except ArithmeticError as error:", ROUNDS),
+    Mutation("_rounds.py", "an async executor's exception escapes", "        answered = list(await executor.run_round(round))\n    except Exception as error:", "        answered = list(await executor.run_round(round))\n    except ArithmeticError as error:", ASYNC),
     Mutation("_rounds.py", "one bad outcome fails the whole round", "else _usable(o)\n        for o in answered\n    ]", "else _usable(o)\n        for o in answered\n    ] if all(getattr(o, 'status', None) in _STATUSES for o in answered) else [Outcome.failed('bad')] * hosts", ROUNDS),
     Mutation("_rounds.py", "another count of outcomes than hosts passed on", "if len(answered) != hosts:", "if len(answered) > hosts:", ROUNDS),
     Mutation("_rounds.py", "an output with another job_id taken", "if output.job_id != self._job_id:\n            raise _contradiction(f\"job_id {output.job_id}, the input's is {self._job_id}\")\n        if not self._rounds:", "if not self._rounds:", ROUNDS),
     Mutation("_rounds.py", "a dry run taken though rounds ran", "if output.dry_run:", "if False:", ROUNDS),
     Mutation("_rounds.py", "failures that are not what the rounds came to taken", "if made != (failure.attempts, failure.reason):", "if made is None:", ROUNDS),
-    Mutation("_rounds.py", "a refused step leaves its procedure in progress", "prints=True)\n    except ModuleError:\n        _cancel(instance)\n", "prints=True)\n    except ModuleError:\n", ROUNDS),
+    Mutation("_rounds.py", "a refused step leaves its procedure in progress", "prints=True)\n    except ModuleError:\n        cancel(instance)\n", "prints=True)\n    except ModuleError:\n", ROUNDS),
     # _abi.py: what the module returns, checked before use.
     Mutation("_abi.py", "an i32 read as signed", "return value & 0xFFFF_FFFF", "return value", ABI),
     Mutation("_abi.py", "a packed i64 read as signed", "packed &= (1 << 64) - 1", "packed = packed", ABI),
@@ -134,8 +136,8 @@ MUTATIONS = [
     Mutation("executors.py", "max_workers 0 accepted", "    if value < 1:\n        raise ConfigError", "    if value < 0:\n        raise ConfigError", EXECUTORS),
     Mutation("executors.py", "one abandoned attempt more than max_workers", "if stuck >= self._max_workers:", "if stuck > self._max_workers:", EXECUTORS),
     Mutation("executors.py", "a callable's False taken for success", 'return Outcome.ok() if result else Outcome.failed("the executor reported failure")', "return Outcome.ok()", EXECUTORS),
-    Mutation("executors.py", "a callable's exception escapes", 'except Exception as error:\n            return Outcome.failed(f"the executor raised', 'except ArithmeticError as error:\n            return Outcome.failed(f"the executor raised', EXECUTORS),
-    Mutation("executors.py", "a callable's garbage taken for success", "        return Outcome.failed(\n            f\"the executor returned {type(result).__name__}", "        return Outcome.ok()\n        return Outcome.failed(\n            f\"the executor returned {type(result).__name__}", EXECUTORS),
+    Mutation("executors.py", "a callable's exception escapes", 'except Exception as error:\n            return raised(error)', 'except ArithmeticError as error:\n            return raised(error)', EXECUTORS),
+    Mutation("executors.py", "a callable's garbage taken for success", "    return Outcome.failed(\n        f\"the executor returned {type(result).__name__}", "    return Outcome.ok()\n    return Outcome.failed(\n        f\"the executor returned {type(result).__name__}", EXECUTORS),
     Mutation("executors.py", "a timed-out attempt reported ok", "outcomes[index] = Outcome.timed_out(round.timeout)", "outcomes[index] = Outcome.ok()", EXECUTORS),
     Mutation("executors.py", "a flaky host's last dropped attempt succeeds", "if round.attempt <= self.flaky.get(host, 0):", "if round.attempt < self.flaky.get(host, 0):", EXECUTORS),
     Mutation("executors.py", "a host exactly as slow as the timeout times out", "if self.slow.get(host, 0.0) > round.timeout:", "if self.slow.get(host, 0.0) >= round.timeout:", EXECUTORS),
@@ -157,6 +159,13 @@ MUTATIONS = [
     Mutation("module.py", "free_mem's refusal ignored", "if not exports.free_mem(ctx, self._ptr):", "if not (exports.free_mem(ctx, self._ptr) or True):", MODULE),
     Mutation("module.py", "a freed reply buffer used again", "if self._freed:\n            raise BufferFreed", "if False:\n            raise BufferFreed", MODULE),
     Mutation("module.py", "raw input gets no round policy", "policy = policy_for_json(raw, self._executor is not None)\n        executor = self._executor\n        output = ", "policy = policy_for_json(raw, False)\n        executor = self._executor\n        output = ", MODULE),
+    # aio.py: asyncio's driver, cancellation and reentrancy.
+    Mutation("aio.py", "a cancelled procedure's instance discarded, not reset", "discard = not _abandoned(lease.instance)", "discard = True", ASYNC),
+    Mutation("aio.py", "a cancelled procedure left in progress", "discard = not _abandoned(lease.instance)", "discard = False", ASYNC),
+    Mutation("aio.py", "an executor calling its own module not refused", "if id(self) in _IN_EXECUTOR.get():", "if False:", ASYNC),
+    Mutation("aio.py", "a large procedure's steps on the loop", "offload = len(data) >= OFFLOAD_BYTES", "offload = False", ASYNC),
+    Mutation("aio.py", "an async round not bounded by the procedure's time", "            if left is None:\n                return await outcomes", "            if True:\n                return await outcomes", ASYNC),
+    Mutation("async_executors.py", "an attempt past its timeout runs on", "async with asyncio.timeout(seconds) as scope:", "async with asyncio.timeout(None) as scope:", ASYNC),
     Mutation("module.py", "an instance kept after a trap", "        discard = True\n        try:\n            instance = self._pool.acquire", "        discard = False\n        try:\n            instance = self._pool.acquire", MODULE),
 ]  # fmt: skip
 

@@ -93,6 +93,31 @@ async def test_an_async_executor_gets_each_round() -> None:
     ]
 
 
+async def test_what_an_async_executor_raises_fails_every_host_of_its_round() -> None:
+    class Raising:
+        def __init__(self) -> None:
+            self.rounds = 0
+
+        async def run_round(self, round: Round) -> Sequence[Outcome]:
+            self.rounds += 1
+            if self.rounds == 1:
+                raise ConnectionError("the pool is gone")
+            return [Outcome.ok()] * len(round.hosts)
+
+    executor = Raising()
+    async with await py_host.load_async(executor=executor) as rust:
+        failed = await rust.start_procedure(tutorial_input(retries=0))
+        # With a retry, both hosts are tried again and succeed.
+        executor.rounds = 0
+        retried = await rust.start_procedure(tutorial_input(retries=1))
+    reason = "the executor raised ConnectionError: the pool is gone"
+    assert [(f.host, f.attempts, f.reason) for f in failed.failures] == [
+        ("server1", 1, reason),
+        ("server2", 1, reason),
+    ]
+    assert (retried.result, executor.rounds) == ("success", 2)
+
+
 @pytest.mark.parametrize(
     "executor",
     [
@@ -330,9 +355,13 @@ async def test_a_task_cancelled_in_its_round_resets_the_instance_and_keeps_it() 
         with pytest.raises(asyncio.CancelledError):
             await task
         assert gate.cancelled == 1
-        # The module abandoned the procedure: the same instance serves on.
+        # The module abandoned the procedure: the same instance serves on,
+        # with none in progress (docs/ABI.md: cancel_procedure returns 1).
         assert rust._pool.live() == first
         assert await rust.live_allocations() == 0
+        assert rust._each_idle(
+            lambda exports, ctx: exports._transport.call(ctx, "cancel_procedure")
+        ) == [1]
         output = await rust.start_procedure_json(
             b'{"timeout":1,"retries":0,"action":"a","host_list":["h"],"job_id":2}'
         )
