@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ._wire import check_status, encode_input, invalid_input
 from .errors import (
     AbiViolation,
     BufferFreed,
+    ClosedError,
     InvalidInput,
     LoadError,
     ModuleError,
@@ -126,6 +128,12 @@ class _Loaded:
 
 
 def _load_again(loaded: _Loaded) -> RustModule:
+    """The module ``loaded`` describes, for this process: what unpickling
+    makes. It is loaded at its first use."""
+    return _UnpickledModule(loaded)
+
+
+def _load_checked(loaded: _Loaded) -> RustModule:
     """The module ``loaded`` describes, loaded in this process."""
     rust = load(
         loaded.path,
@@ -304,6 +312,43 @@ class RustModule:
             self._pool.end_lease(lease.ref)
             self._pool.release(lease, discard=discard)
         return result
+
+
+class _UnpickledModule(RustModule):
+    """A RustModule unpickled in this process, loaded at its first use.
+
+    A process pool's worker unpickles a task before running it, and an
+    exception there (the module's file missing or changed on this side)
+    kills the worker and breaks the whole pool; raised by the module's
+    first call instead, it reaches the caller as the task's own. A module
+    only passed along, pickled again, is never loaded. A load that fails is
+    tried again at the next use."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        self._loaded = loaded
+        self._first_use = threading.Lock()
+        self._closed_unused = False
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for what is not set: before the first use, the loaded
+        # module's state (its pool, executor and version).
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._first_use:
+            if "_pool" not in vars(self):
+                if self._closed_unused:
+                    raise ClosedError("the module was closed")
+                # One dict update, under the GIL: no thread sees part of the state.
+                vars(self).update(vars(_load_checked(self._loaded)))
+        return object.__getattribute__(self, name)
+
+    def close(self) -> None:
+        with self._first_use:
+            if "_pool" not in vars(self):
+                # Closing a module never used must not load it.
+                self._closed_unused = True
+                return
+        super().close()
 
 
 class ReplyBuffer:

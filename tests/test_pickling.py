@@ -11,7 +11,7 @@ import multiprocessing
 import pickle
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +107,79 @@ def test_a_module_pickles_as_how_it_was_loaded() -> None:
         assert copy.live_allocations() == 0
 
 
-def test_a_module_file_changed_since_pickling_is_refused(tmp_path: Path) -> None:
+def pickled_then_changed(tmp_path: Path) -> bytes:
+    """A module of a file of its own, pickled, and the file changed since."""
     path = tmp_path / "module.wasm"
     path.write_bytes(py_host.module.DEFAULT_WASM.read_bytes())
     with py_host.load(path) as rust:
         pickled = pickle.dumps(rust)
     # A custom section named "x" appended: a valid module, but another file.
     path.write_bytes(path.read_bytes() + b"\x00\x02\x01x")
+    return pickled
+
+
+def test_a_module_file_changed_since_pickling_is_refused_at_the_first_call(
+    tmp_path: Path,
+) -> None:
+    copy = pickle.loads(pickled_then_changed(tmp_path))
+    for _ in range(2):  # each use tries to load it again
+        with pytest.raises(py_host.LoadError, match="not the module that was pickled"):
+            copy.print_int(1)
+    copy.close()
+
+
+def test_a_module_is_loaded_at_its_first_use_once_whatever_the_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with py_host.load(executor=py_host.SimulatedNetwork(down={"server1"})) as rust:
+        pickled = pickle.dumps(rust)
+    loads: list[object] = []
+    real_load = py_host.module.load
+
+    def counted_load(*args: Any, **kwargs: Any) -> py_host.RustModule:
+        loads.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(py_host.module, "load", counted_load)
+    copy = pickle.loads(pickled)
+    assert loads == []
+    assert pickle.loads(pickle.dumps(copy)) is not None, "passed along without loading"
+    assert loads == []
+    start = threading.Barrier(8)
+
+    def first_call() -> list[str]:
+        start.wait()
+        return copy.start_procedure(tutorial_input()).failed_hosts
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        results = [threads.submit(first_call) for _ in range(8)]
+        assert [result.result(timeout=60) for result in results] == [["server1"]] * 8
+    assert len(loads) == 1
+    copy.close()
+
+
+def test_a_module_closed_before_its_first_use_is_never_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with py_host.load() as rust:
+        pickled = pickle.dumps(rust)
+    copy = pickle.loads(pickled)
+    monkeypatch.setattr(py_host.module, "load", None)
+    copy.close()
+    with pytest.raises(py_host.ClosedError):
+        copy.print_int(1)
+
+
+def test_a_module_that_cannot_load_in_a_worker_fails_its_task_not_the_pool(
+    tmp_path: Path, process_pool: ProcessPoolExecutor
+) -> None:
+    # Loaded while the worker unpickled the task, its LoadError used to kill
+    # the worker and break the pool.
+    changed = pickle.loads(pickled_then_changed(tmp_path))
+    task = process_pool.submit(run_on, changed, tutorial_input())
     with pytest.raises(py_host.LoadError, match="not the module that was pickled"):
-        pickle.loads(pickled)
+        task.result(timeout=120)
+    assert process_pool.submit(run_in_worker, tutorial_input()).result(timeout=120)
 
 
 def test_command_and_concurrent_executors_pickle_as_how_they_were_made() -> None:
