@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +50,8 @@ as /dev/zero must not be read without end."""
 WASM_PAGE = 64 * 1024
 """Bytes in a page of linear memory."""
 
+_LOG = logging.getLogger("py_host.load")
+
 
 def load(
     path: str | os.PathLike[str] | None = None,
@@ -78,6 +82,7 @@ def load(
     several threads at once (by default the number of CPUs, at most 8); each
     has its own memory and its own limits.
     """
+    started = time.perf_counter()
     limits = limits if limits is not None else Limits()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
     try:
@@ -96,7 +101,7 @@ def load(
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
     sha256 = hashlib.sha256(wasm).hexdigest()
-    module = compile_module(
+    module, source = compile_module(
         wasm,
         sha256,
         wasm_path,
@@ -108,7 +113,16 @@ def load(
     loaded = _Loaded(
         str(wasm_path.resolve()) if path is not None else None, sha256, granted, limits, cache, size
     )
-    return RustModule(module, granted, limits, size, loaded=loaded)
+    rust = RustModule(module, granted, limits, size, loaded=loaded)
+    if _LOG.isEnabledFor(logging.DEBUG):
+        _LOG.debug(
+            "loaded %s (sha256 %s), %s, in %.1f ms",
+            wasm_path,
+            sha256[:12],
+            source,
+            (time.perf_counter() - started) * 1000,
+        )
+    return rust
 
 
 @dataclass(frozen=True)
