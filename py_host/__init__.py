@@ -10,6 +10,8 @@ module, from Python::
         timeout=10, retries=3, action="reboot", host_list=["server1", "server2"], job_id=1))
 """
 
+import logging
+
 from ._abi import ABI_VERSION
 from .aio import AsyncRustModule, load_async
 from .async_executors import AsyncConcurrentExecutor, AsyncHostAction
@@ -41,6 +43,10 @@ from .executors import (
 from .limits import Limits
 from .models import HostFailure, ProcedureInput, ProcedureOutput
 from .module import ReplyBuffer, RustModule, load
+
+# A library's loggers print nothing unless the application configures
+# logging: without a handler, Python's last resort prints warnings to stderr.
+logging.getLogger("py_host").addHandler(logging.NullHandler())
 
 __all__ = [
     "ABI_VERSION",

@@ -101,20 +101,22 @@ def compile_module(
     flavor: Flavor,
     cache: ModuleCache | None,
     check: Callable[[wasmtime.Module], None],
-) -> wasmtime.Module:
-    """The compiled module for ``wasm``, whose SHA-256 is ``sha256``: from
-    this process's memory, else from ``cache`` on disk, else compiled,
-    passed through ``check`` (which raises to refuse it) and kept in both.
-    So a kept module was checked."""
+) -> tuple[wasmtime.Module, str]:
+    """The compiled module for ``wasm``, whose SHA-256 is ``sha256``, and
+    where it came from: this process's memory, else ``cache`` on disk, else
+    compiled, passed through ``check`` (which raises to refuse it) and kept
+    in both. So a kept module was checked."""
     key = (sha256, flavor)
     with _compiled_lock:
         if key in _compiled:
             _compiled.move_to_end(key)
-            return _compiled[key]
+            return _compiled[key], "from this process's memory"
     cache_key = cache.key(sha256, flavor.name) if cache else ""
     module = cache.load(cache_key, engine(flavor)) if cache else None
+    source = "from the disk cache"
     if module is None:
         module = _compile(wasm, path, flavor)
+        source = "compiled"
         check(module)
         if cache:
             cache.store(cache_key, module)
@@ -122,7 +124,7 @@ def compile_module(
         _compiled[key] = module
         while len(_compiled) > COMPILED_KEPT:
             _compiled.popitem(last=False)
-    return module
+    return module, source
 
 
 def _compile(wasm: bytes, path: Path, flavor: Flavor) -> wasmtime.Module:

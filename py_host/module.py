@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from ._wire import check_status, encode_input, invalid_input
 from .errors import (
     AbiViolation,
     BufferFreed,
+    ClosedError,
     InvalidInput,
     LoadError,
     ModuleError,
@@ -45,6 +49,8 @@ MAX_MODULE_BYTES = 64 << 20
 as /dev/zero must not be read without end."""
 WASM_PAGE = 64 * 1024
 """Bytes in a page of linear memory."""
+
+_LOG = logging.getLogger("py_host.load")
 
 
 def load(
@@ -113,6 +119,7 @@ def compile_for(
     """The module at ``path`` compiled for ``limits`` (through ``cache``),
     the absolute path it was read from (None for the packaged one), and its
     SHA-256: the work of load() and load_async() before instances are made."""
+    started = time.perf_counter()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
     try:
         with wasm_path.open("rb") as file:
@@ -129,7 +136,7 @@ def compile_for(
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
     sha256 = hashlib.sha256(wasm).hexdigest()
-    module = compile_module(
+    module, source = compile_module(
         wasm,
         sha256,
         wasm_path,
@@ -137,6 +144,14 @@ def compile_for(
         cache=kept,
         check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
     )
+    if _LOG.isEnabledFor(logging.DEBUG):
+        _LOG.debug(
+            "loaded %s (sha256 %s), %s, in %.1f ms",
+            wasm_path,
+            sha256[:12],
+            source,
+            (time.perf_counter() - started) * 1000,
+        )
     return module, str(wasm_path.resolve()) if path is not None else None, sha256
 
 
@@ -157,6 +172,12 @@ class _Loaded:
 
 
 def _load_again(loaded: _Loaded) -> RustModule:
+    """The module ``loaded`` describes, for this process: what unpickling
+    makes. It is loaded at its first use."""
+    return _UnpickledModule(loaded)
+
+
+def _load_checked(loaded: _Loaded) -> RustModule:
     """The module ``loaded`` describes, loaded in this process."""
     rust = load(
         loaded.path,
@@ -344,6 +365,43 @@ class RustModule:
             self._pool.end_lease(lease.ref)
             self._pool.release(lease, discard=discard)
         return result
+
+
+class _UnpickledModule(RustModule):
+    """A RustModule unpickled in this process, loaded at its first use.
+
+    A process pool's worker unpickles a task before running it, and an
+    exception there (the module's file missing or changed on this side)
+    kills the worker and breaks the whole pool; raised by the module's
+    first call instead, it reaches the caller as the task's own. A module
+    only passed along, pickled again, is never loaded. A load that fails is
+    tried again at the next use."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        self._loaded = loaded
+        self._first_use = threading.Lock()
+        self._closed_unused = False
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for what is not set: before the first use, the loaded
+        # module's state (its pool, executor and version).
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._first_use:
+            if "_pool" not in vars(self):
+                if self._closed_unused:
+                    raise ClosedError("the module was closed")
+                # One dict update, under the GIL: no thread sees part of the state.
+                vars(self).update(vars(_load_checked(self._loaded)))
+        return object.__getattribute__(self, name)
+
+    def close(self) -> None:
+        with self._first_use:
+            if "_pool" not in vars(self):
+                # Closing a module never used must not load it.
+                self._closed_unused = True
+                return
+        super().close()
 
 
 class ReplyBuffer:
