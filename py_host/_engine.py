@@ -51,8 +51,9 @@ class Flavor:
         return f"{'fuel' if self.fuel else 'nofuel'}-{'epochs' if self.epochs else 'noepochs'}"
 
 
-def _engine(flavor: Flavor) -> wasmtime.Engine:
+def _engine(flavor: Flavor, *, parallel_compilation: bool = True) -> wasmtime.Engine:
     config = wasmtime.Config()
+    config.parallel_compilation = parallel_compilation
     # By default wasmtime turns traps into SIGSEGV/SIGILL and catches them in
     # its signal handlers. A handler installed after wasmtime's, like the one
     # pytest's faulthandler installs, sees those signals first and kills the
@@ -77,12 +78,31 @@ _engines: dict[Flavor, wasmtime.Engine] = {}
 _advancers: dict[Flavor, Callable[[int], None]] = {}
 """How the epoch clock advances each engine's epoch."""
 _compiled: OrderedDict[tuple[str, Flavor], wasmtime.Module] = OrderedDict()
-_compiled_lock = threading.Lock()
+
+
+class _Compiling:
+    """What compiling needs in this process, made anew in a forked child."""
+
+    def __init__(self) -> None:
+        self.start(serially=False)
+        # A lock another thread of the parent held at the fork stays held.
+        os.register_at_fork(after_in_child=lambda: self.start(serially=True))
+
+    def start(self, *, serially: bool) -> None:
+        self.lock = threading.Lock()
+        self.serially = serially
+        """Whether to compile one function at a time: wasmtime compiles in
+        parallel on rayon's thread pool, and a forked child has the pool, if
+        anything in its parent compiled, but none of its threads, so a
+        parallel compile there would wait for them for ever."""
+
+
+_COMPILING = _Compiling()
 
 
 def engine(flavor: Flavor) -> wasmtime.Engine:
     """The one engine of this flavor."""
-    with _compiled_lock:
+    with _COMPILING.lock:
         if flavor not in _engines:
             _engines[flavor] = _engine(flavor)
             _advancers[flavor] = epoch_incrementer(_engines[flavor])
@@ -107,7 +127,7 @@ def compile_module(
     compiled, passed through ``check`` (which raises to refuse it) and kept
     in both. So a kept module was checked."""
     key = (sha256, flavor)
-    with _compiled_lock:
+    with _COMPILING.lock:
         if key in _compiled:
             _compiled.move_to_end(key)
             return _compiled[key], "from this process's memory"
@@ -120,7 +140,7 @@ def compile_module(
         check(module)
         if cache:
             cache.store(cache_key, module)
-    with _compiled_lock:
+    with _COMPILING.lock:
         _compiled[key] = module
         while len(_compiled) > COMPILED_KEPT:
             _compiled.popitem(last=False)
@@ -129,6 +149,11 @@ def compile_module(
 
 def _compile(wasm: bytes, path: Path, flavor: Flavor) -> wasmtime.Module:
     try:
+        if _COMPILING.serially:
+            # An engine of the same settings compiles it, and the result
+            # moves over: the code is the same, only made on one thread.
+            alone = wasmtime.Module(_engine(flavor, parallel_compilation=False), wasm)
+            return wasmtime.Module.deserialize(engine(flavor), alone.serialize())
         return wasmtime.Module(engine(flavor), wasm)
     except wasmtime.WasmtimeError as error:
         # wasmtime's message is a summary, then "Caused by:" and the detail.

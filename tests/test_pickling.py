@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 from conftest import FAULTS_WASM, tutorial_input
 
 import py_host
@@ -325,3 +326,22 @@ def test_a_forked_worker_can_use_a_module_whose_only_instance_was_lent_at_the_fo
             RELEASED.set()
             parked.join()
     INHERITED = None
+
+
+def compile_in_the_child() -> str:
+    # As in a process that never loaded it, and with no disk cache: a compile.
+    py_host._engine._compiled.clear()
+    with py_host.load(cache=False) as rust:
+        return rust.start_procedure(tutorial_input()).message
+
+
+def test_a_forked_worker_compiles_though_its_parent_compiled_before_the_fork() -> None:
+    # wasmtime compiles on rayon's thread pool: a child forked after its
+    # parent compiled has the pool but not its threads, and a compile there
+    # waited for them for ever.
+    wasm = py_host.module.DEFAULT_WASM.read_bytes()
+    wasmtime.Module(py_host._engine.engine(py_host._engine.Flavor(False, True)), wasm)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        compiled = pool.apply_async(compile_in_the_child)
+        assert compiled.get(timeout=60).startswith("dry run: ")
