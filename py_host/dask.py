@@ -6,7 +6,7 @@
     client = Client("tcp://scheduler:8786")
     rust = py_host.load(executor=py_host.CommandExecutor({"ping": ["ping", "-c", "1", "{host}"]}))
     for result in py_host.dask.run_procedures(client, rust, procedures, batch_size=1000):
-        print(result.index, result.output or result.error, result.maybe_ran_before)
+        print(result.index, result.output or result.error, result.maybe_ran_twice)
 
 Each worker loads the module once, through a worker plugin that carries the
 .wasm's bytes (so workers need no shared file system) with its SHA-256, the
@@ -15,7 +15,7 @@ procedure comes back as its output or its :class:`~py_host.Error`.
 
 Dask runs the task of a worker that died again on another worker (up to the
 scheduler's ``allowed-failures``). A procedure acts on real hosts, so a batch
-run again is said: its results have ``maybe_ran_before`` set.
+run again is said: its results have ``maybe_ran_twice`` set.
 
 Only this module imports ``distributed``: ``import py_host`` never needs it.
 """
@@ -56,10 +56,10 @@ class ProcedureResult:
     error: Error | None
     """The :class:`~py_host.Error` the procedure raised (an invalid input, a
     trap, a limit), as itself; ``None`` when it ran."""
-    maybe_ran_before: bool
-    """True when the procedure's batch had already started once, on a worker
-    that died or whose results were lost before they reached the client: the
-    procedure's actions may have run on its hosts twice."""
+    maybe_ran_twice: bool
+    """True when the procedure's batch was started more than once (its
+    worker died, and Dask ran it again elsewhere): the procedure's actions
+    may have run on its hosts twice, or more."""
 
 
 def run_procedures(
@@ -81,6 +81,13 @@ def run_procedures(
     neighbours. A batch whose task fails as a whole (Dask gave up after its
     workers died ``allowed-failures`` times: ``distributed.KilledWorker``)
     raises here, and the batches not yet yielded are cancelled.
+
+    A batch Dask runs again has its results marked
+    :attr:`~ProcedureResult.maybe_ran_twice`, whichever run's results
+    arrive; once a batch's results are here, a later run of it does nothing.
+    The one case not told apart: two runs of a batch starting at the very
+    same moment, on a worker the scheduler wrongly took for dead and on
+    another.
 
     The arguments are checked and the module's file read at once (a wrong
     one raises :class:`~py_host.ConfigError` naming it); nothing is sent to
@@ -104,6 +111,33 @@ def run_procedures(
     return _run(client, _ModulePlugin(rust), procedures, batch_size)
 
 
+Outcomes = list[ProcedureOutput | Error]
+"""What a batch's task returns: each procedure's output or error, in order."""
+
+
+class _BatchEvents:
+    """The Events that tell whether a batch ran more than once. Each run of
+    the batch marks that it started before it runs a procedure, then does
+    nothing if the client already has the batch's results; the client marks
+    that it has them, then looks whether a run other than the first started.
+    Whatever the order of these calls at the scheduler, a run that goes on
+    to run procedures is seen by the client, or sees that it started
+    again."""
+
+    def __init__(self, key: str, client: distributed.Client | None = None) -> None:
+        self.started = distributed.Event(f"{key}-started", client)
+        """Set by the batch's first run to start."""
+        self.restarted = distributed.Event(f"{key}-restarted", client)
+        """Set by every later run: it found ``started`` set."""
+        self.delivered = distributed.Event(f"{key}-delivered", client)
+        """Set by the client when it has the batch's results."""
+
+    def clear(self) -> None:
+        # A cleared Event is removed from the scheduler.
+        for event in (self.started, self.restarted, self.delivered):
+            event.clear()
+
+
 def _run(
     client: distributed.Client,
     plugin: _ModulePlugin,
@@ -111,53 +145,63 @@ def _run(
     batch_size: int,
 ) -> Iterator[ProcedureResult]:
     run = f"py_host-{uuid.uuid4().hex}"
-    batches: dict[str, distributed.Future[list[ProcedureResult]]] = {}
+    # Each batch's key, and the index of its first procedure.
+    firsts: dict[str, int] = {}
+    undelivered: dict[str, distributed.Future[Outcomes | None]] = {}
     client.register_plugin(plugin, name=run)
     try:
         items = iter(procedures)
         first = 0
         while batch := list(islice(items, batch_size)):
-            # The key names the batch's Event too: one name per batch, the
-            # same on every worker that runs it.
-            key = f"{run}-{len(batches)}"
-            batches[key] = client.submit(_run_batch, run, key, first, batch, key=key, pure=False)
+            key = f"{run}-{len(firsts)}"
+            firsts[key] = first
+            undelivered[key] = client.submit(_run_batch, run, key, batch, key=key, pure=False)
             first += len(batch)
-        for future, results in distributed.as_completed(batches.values(), with_results=True):
-            yield from results
-            del batches[future.key]
-            # The results are here: a worker lost now can no longer make
-            # Dask run the batch again, so its Event can go.
-            distributed.Event(future.key, client=client).clear()
+        for future, outcomes in distributed.as_completed(
+            list(undelivered.values()), with_results=True
+        ):
+            events = _BatchEvents(future.key, client)
+            events.delivered.set()
+            maybe_ran_twice = bool(events.restarted.is_set())
+            # Released at once: Dask runs a finished batch again if its
+            # worker dies while the client still wants the result.
+            del undelivered[future.key]
+            future.release()
+            # Only a run started after the client had the results returns None.
+            assert outcomes is not None
+            for index, outcome in enumerate(outcomes, start=firsts[future.key]):
+                if isinstance(outcome, Error):
+                    yield ProcedureResult(index, None, outcome, maybe_ran_twice)
+                else:
+                    yield ProcedureResult(index, outcome, None, maybe_ran_twice)
     finally:
-        for key, future in batches.items():
-            future.cancel()
-            distributed.Event(key, client=client).clear()
+        client.cancel(list(undelivered.values()))
+        for key in firsts:
+            _BatchEvents(key, client).clear()
         client.unregister_worker_plugin(run)
 
 
-def _run_batch(
-    plugin_name: str, key: str, first: int, procedures: list[Procedure]
-) -> list[ProcedureResult]:
-    """The task of one batch, on a worker: each procedure's result."""
+def _run_batch(plugin_name: str, key: str, procedures: list[Procedure]) -> Outcomes | None:
+    """The task of one batch, on a worker: each procedure's output or error,
+    or None when the client already has them from another run."""
     worker = distributed.get_worker()
     plugin = worker.plugins.get(plugin_name)
     if not isinstance(plugin, _ModulePlugin) or plugin.module is None:
         raise LoadError(f"py_host's module is not loaded on the worker {worker.address}")
-    # Set before the first procedure runs and cleared only once the client
-    # has the results: found set, it means a run of this batch started
-    # before, on a worker that died or lost its results.
-    started = distributed.Event(key)
-    maybe_ran_before = bool(started.is_set())
-    started.set()
-    results = []
-    for index, procedure in enumerate(procedures, start=first):
+    events = _BatchEvents(key)
+    if events.started.is_set():
+        events.restarted.set()
+    else:
+        events.started.set()
+    if events.delivered.is_set():
+        return None
+    outcomes: Outcomes = []
+    for procedure in procedures:
         try:
-            output = plugin.module.start_procedure(procedure)
+            outcomes.append(plugin.module.start_procedure(procedure))
         except Error as error:
-            results.append(ProcedureResult(index, None, error, maybe_ran_before))
-        else:
-            results.append(ProcedureResult(index, output, None, maybe_ran_before))
-    return results
+            outcomes.append(error)
+    return outcomes
 
 
 class _ModulePlugin(distributed.WorkerPlugin):
