@@ -157,8 +157,9 @@ def _run(
             firsts[key] = first
             undelivered[key] = client.submit(_run_batch, run, key, batch, key=key, pure=False)
             first += len(batch)
+        # as_completed would run on the default client's loop, maybe another client's.
         for future, outcomes in distributed.as_completed(
-            list(undelivered.values()), with_results=True
+            list(undelivered.values()), loop=client.loop, with_results=True
         ):
             events = _BatchEvents(future.key, client)
             events.delivered.set()
