@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dask_bench import dask_table, measure_dask
 from hosts import Host, NaiveHost, NativeHost, PyHost
 
 import py_host
@@ -474,9 +475,14 @@ def main() -> None:
     cold, memory = measure_processes(args.rounds)
     threads = measure_threads(args.rounds, args.scale)
     configurations = measure_configurations(args.rounds, args.scale)
+    dask = measure_dask(args.rounds, args.scale)
     table, figures, checks = report(
         calls, cold, memory, threads, configurations, rounds=args.rounds
     )
+    table += "\n\n" + dask_table(dask, args.scale)
+    figures["dask_procedures_per_s"] = {
+        way: Figure(samples).as_json() for way, samples in dask.items()
+    }
     described = ", ".join(f"{key} {value}" for key, value in figures["machine"].items())
     markdown = "\n".join(
         [
