@@ -207,8 +207,8 @@ def _run_batch(plugin_name: str, key: str, procedures: list[Procedure]) -> Outco
 
 class _ModulePlugin(distributed.WorkerPlugin):
     """Loads a RustModule once on each worker, from the .wasm's bytes it
-    carries: the workers need neither the client's file nor the same
-    py_host build, only a py_host that speaks the module's ABI version."""
+    carries: the workers need not have the client's file, only the same
+    py_host to unpickle it with."""
 
     def __init__(self, rust: RustModule) -> None:
         self._loaded = rust._loaded
