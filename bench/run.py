@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import concurrency
+from dask_bench import dask_table, measure_dask
 from hosts import Host, NaiveHost, NativeHost, PyHost
 
 import py_host
@@ -518,9 +519,14 @@ def main() -> None:
     threads = measure_threads(args.rounds, args.scale)
     configurations = measure_configurations(args.rounds, args.scale)
     concurrent = measure_concurrency(args.rounds, args.scale)
+    dask = measure_dask(args.rounds, args.scale)
     table, figures, checks = report(
         calls, cold, memory, threads, configurations, concurrent=concurrent, rounds=args.rounds
     )
+    table += "\n\n" + dask_table(dask, args.scale)
+    figures["dask_procedures_per_s"] = {
+        way: Figure(samples).as_json() for way, samples in dask.items()
+    }
     described = ", ".join(f"{key} {value}" for key, value in figures["machine"].items())
     markdown = "\n".join(
         [
