@@ -415,6 +415,8 @@ class ProcedureRun:
     policy; the answer to it, logged and reported to ``progress``; the
     output, checked. Each step ends on time or the procedure ends."""
 
+    __slots__ = ("_instance", "_policy", "_progress", "_round_began")
+
     def __init__(
         self, instance: Instance, policy: Policy, progress: ProgressCallback | None
     ) -> None:
@@ -485,7 +487,7 @@ def procedure(
     run = ProcedureRun(instance, policy, progress)
     try:
         reply = instance.call(
-            partial(Exports.start_procedure, data=data, room=ROUND_ROOM), prints=True
+            lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
         )
         while (round := run.next_round(reply)) is not None:
             assert executor is not None  # a policy admits a round only with one

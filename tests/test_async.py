@@ -136,7 +136,9 @@ async def test_what_an_async_executor_raises_fails_every_host_of_its_round() -> 
     ],
     ids=["SimulatedNetwork", "callable", "CommandExecutor"],
 )
-async def test_a_sync_executor_runs_its_rounds_in_a_thread(executor: Any) -> None:
+async def test_a_sync_executor_runs_its_rounds_in_a_thread(
+    executor: Any, threads_at_start: set[threading.Thread]
+) -> None:
     async with await py_host.load_async(executor=executor) as rust:
         output = await rust.start_procedure(tutorial_input(retries=1))
     assert output.failed_hosts == ["server1"]
@@ -174,7 +176,9 @@ async def test_bad_input_raises_and_leaves_nothing() -> None:
         assert (await rust.start_procedure(tutorial_input())).result == "success"
 
 
-async def test_an_attempt_past_its_timeout_is_cancelled_and_timed_out() -> None:
+async def test_an_attempt_past_its_timeout_is_cancelled_and_timed_out(
+    threads_at_start: set[threading.Thread],
+) -> None:
     cancelled: list[str] = []
 
     async def action(host: str, action: str, timeout: int) -> bool:
@@ -345,7 +349,9 @@ class Gate:
         return [Outcome.ok()] * len(round.hosts)
 
 
-async def test_a_task_cancelled_in_its_round_resets_the_instance_and_keeps_it() -> None:
+async def test_a_task_cancelled_in_its_round_resets_the_instance_and_keeps_it(
+    threads_at_start: set[threading.Thread],
+) -> None:
     gate = Gate()
     async with await py_host.load_async(executor=gate, max_instances=1) as rust:
         first = rust._pool.live()
@@ -450,7 +456,9 @@ async def test_large_procedures_step_in_a_thread_and_small_ones_on_the_loop(
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
-async def test_the_procedure_time_limit_stops_a_round_that_hangs(kind: str) -> None:
+async def test_the_procedure_time_limit_stops_a_round_that_hangs(
+    kind: str, threads_at_start: set[threading.Thread]
+) -> None:
     async def hangs(host: str, action: str, timeout: int) -> bool:
         await asyncio.sleep(60)
         return True
