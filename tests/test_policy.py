@@ -16,10 +16,18 @@ from typing import Any
 
 import pytest
 from conftest import tutorial_input
+from hypothesis import given
+from hypothesis import strategies as st
 
 import py_host
 from py_host import Outcome, ProcedureInput, Round
-from py_host._rounds import NoRounds, RoundPolicy, policy_for_input, policy_for_json
+from py_host._rounds import (
+    NoRounds,
+    RoundPolicy,
+    encode_outcomes,
+    policy_for_input,
+    policy_for_json,
+)
 from py_host._wire import encode_input
 
 NETWORK = py_host.SimulatedNetwork()
@@ -481,3 +489,72 @@ def test_the_policy_never_refuses_what_the_module_accepts() -> None:
             except py_host.InvalidInput:
                 continue
     assert accepted > 50, "the variants reach the module's acceptance too"
+
+
+@given(
+    st.lists(
+        st.builds(Outcome, st.sampled_from(["ok", "failed", "timeout", "refused"]), st.text()),
+        min_size=1,
+    )
+)
+def test_an_answer_is_the_compact_json_of_its_outcomes(outcomes: list[Outcome]) -> None:
+    # docs/ABI.md, "resume_procedure": one {"status"} or {"status", "reason"}
+    # object per host; json.dumps with compact separators writes it so.
+    expected = [
+        {"status": "ok"} if o.status == "ok" else {"status": o.status, "reason": o.reason}
+        for o in outcomes
+    ]
+    assert encode_outcomes(outcomes) == json.dumps(expected, separators=(",", ":")).encode()
+
+
+def test_success_is_one_outcome() -> None:
+    assert Outcome.ok() is Outcome.ok()
+    assert Outcome.ok() == Outcome("ok")
+
+
+class OneForAll:
+    """An executor that answers every host of a round with one object."""
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+
+    def run_round(self, round: Round) -> Sequence[Any]:
+        return [self.outcome] * len(round.hosts)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (
+            Outcome("weird", "x"),
+            "the executor returned an invalid Outcome(status='weird', reason='x')",
+        ),  # type: ignore[arg-type]
+        ("ok", "the executor returned str, expected Outcome"),
+    ],
+    ids=["bad status", "not an Outcome"],
+)
+def test_one_bad_outcome_for_every_host_fails_every_host(outcome: Any, reason: str) -> None:
+    with py_host.load(executor=OneForAll(outcome)) as rust:
+        output = rust.start_procedure(tutorial_input(retries=0, host_list=["a", "b", "c"]))
+    assert [(f.host, f.reason) for f in output.failures] == [(h, reason) for h in "abc"]
+
+
+class Liar(Outcome):
+    """An outcome that claims to equal anything."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = Outcome.__hash__
+
+
+class Answering2:
+    def run_round(self, round: Round) -> Sequence[Outcome]:
+        return [Outcome.ok(), Liar("failed", "down")]
+
+
+def test_a_round_is_taken_as_answered_alike_only_by_identity() -> None:
+    # The liar equals the first outcome, but is its own: its host failed.
+    with py_host.load(executor=Answering2()) as rust:
+        output = rust.start_procedure(tutorial_input(retries=0, host_list=["a", "b"]))
+    assert [(f.host, f.reason) for f in output.failures] == [("b", "down")]
