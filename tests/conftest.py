@@ -4,6 +4,7 @@ tutorial's input (the input vectors every host runs are in vectors.py)."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,19 @@ def module_file(tmp_path: Path, wat: str) -> Path:
     path = tmp_path / "module.wasm"
     path.write_bytes(wasmtime.wat2wasm(f"(module {wat})"))
     return path
+
+
+def fstat_says_another_user_owns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``os.fstat`` say every file belongs to another user: only root
+    can really give a file away."""
+    real_fstat = os.fstat
+
+    def foreign(descriptor: int) -> os.stat_result:
+        status = list(real_fstat(descriptor))
+        status[stat.ST_UID] = os.getuid() + 1
+        return os.stat_result(status)
+
+    monkeypatch.setattr(os, "fstat", foreign)
 
 
 def run_python(source: str) -> subprocess.CompletedProcess[str]:

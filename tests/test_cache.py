@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, fstat_says_another_user_owns
 
 import py_host
 from py_host._cache import ModuleCache, default_directory
@@ -159,15 +158,7 @@ def test_an_entry_another_user_owns_is_rebuilt_not_loaded(
     if os.geteuid() == 0:
         os.chown(entry, 65534, 65534)  # nobody's, for real
     else:
-        # Only root can give a file away: make fstat say the owner is another.
-        real_fstat = os.fstat
-
-        def foreign(descriptor: int) -> os.stat_result:
-            status = list(real_fstat(descriptor))
-            status[stat.ST_UID] = os.getuid() + 1
-            return os.stat_result(status)
-
-        monkeypatch.setattr(os, "fstat", foreign)
+        fstat_says_another_user_owns(monkeypatch)
     assert load_in_process(seeded, entry) is None
     assert not entry.exists()
 

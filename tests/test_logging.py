@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import stat
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_python
+from conftest import fstat_says_another_user_owns, run_python
 
 import py_host
 
@@ -123,14 +122,7 @@ def test_an_entry_another_user_owns_is_refused_with_a_warning(
 ) -> None:
     load_once(tmp_path)
     entry = the_entry(tmp_path)
-    real_fstat = os.fstat
-
-    def foreign(descriptor: int) -> os.stat_result:
-        status = list(real_fstat(descriptor))
-        status[stat.ST_UID] = os.getuid() + 1
-        return os.stat_result(status)
-
-    monkeypatch.setattr(os, "fstat", foreign)
+    fstat_says_another_user_owns(monkeypatch)
     refused, _stored = reload_logs(tmp_path, caplog)
     assert refused == (
         "py_host.cache",
