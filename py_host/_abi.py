@@ -184,6 +184,10 @@ class Exports:
         self.store_context = self._transport.store_context
         self.set_deadline = self._transport.set_deadline
         """Trap the module ``ticks`` epochs from now: ``set_deadline(ctx, ticks)``."""
+        self.read = self._transport.read
+        """A copy of ``length`` bytes at ``ptr``: ``read(ctx, ptr, length)``."""
+        self.write = self._transport.write
+        """Copy ``data`` to ``ptr``: ``write(ctx, ptr, data)``."""
         version = self._transport.call(self.store_context, "abi_version")
         if version != ABI_VERSION:
             raise LoadError(
@@ -246,14 +250,6 @@ class Exports:
     def memory_size(self, ctx: Context) -> int:
         """The size of linear memory in bytes."""
         return self._transport.memory_size(ctx)
-
-    def read(self, ctx: Context, ptr: int, length: int) -> bytes:
-        """A copy of ``length`` bytes at ``ptr``."""
-        return self._transport.read(ctx, ptr, length)
-
-    def write(self, ctx: Context, ptr: int, data: bytes) -> None:
-        """Copy ``data`` to ``ptr``."""
-        self._transport.write(ctx, ptr, data)
 
     # Buffers.
 

@@ -19,6 +19,7 @@ import importlib.metadata
 import os
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import wasmtime
@@ -129,8 +130,6 @@ if FAST:
     from wasmtime import _bindings as ffi
     from wasmtime._ffi import dll
 
-    _I32S_PER_VALUE = ctypes.sizeof(ffi.wasmtime_val_raw_t) // 4
-
     def _raw(name: str, result: Any, *params: Any) -> Any:
         """The C function ``name`` taking plain addresses: ctypes then skips
         the typed-pointer checks wasmtime-py's bindings make on every call.
@@ -171,40 +170,24 @@ def _address(pointer: Any) -> int:
 _MAX_VALUES = 4
 """The most parameters (or results) an export of the ABI has."""
 
-
-class _CallSlot:
-    """Where a call's arguments, results and trap go."""
-
-    def __init__(self) -> None:
-        self.values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
-        self.values_address = ctypes.addressof(self.values)
-        # The same bytes as plain integers: setting an element costs less
-        # than a union's field through a struct proxy. Value n's i32 is
-        # i32s[_I32S_PER_VALUE * n]; a result's i64 is i64s[0].
-        slots = ctypes.sizeof(self.values)
-        self.i32s = (ctypes.c_int32 * (slots // 4)).from_buffer(self.values)
-        self.i64s = (ctypes.c_int64 * (slots // 8)).from_buffer(self.values)
-        self._new_trap()
-
-    def _new_trap(self) -> None:
-        self.trap = _TRAP_POINTER()
-        self.trap_address = ctypes.addressof(self.trap)
-
-    def take_trap(self) -> Any:
-        """The trap a call left here, now the caller's; the slot is empty again."""
-        trap = self.trap
-        self._new_trap()
-        return trap
+if FAST:
+    _VALUE_BYTES = ctypes.sizeof(ffi.wasmtime_val_raw_t)
+    # The ABI's parameters are pointers and lengths, all u32: packed with
+    # one struct call, each into the low four bytes of its value.
+    _PACKERS = [
+        struct.Struct("<" + f"I{_VALUE_BYTES - 4}x" * count).pack_into
+        for count in range(_MAX_VALUES + 1)
+    ]
 
 
 class FastTransport:
-    """Through the C API's unchecked calls and the memory's base pointer,
-    with contexts, functions and arrays passed as plain addresses.
+    """Through the C API's unchecked calls and a view of linear memory,
+    with contexts, functions and arrays passed as ready-made C values.
 
-    py_host's engines never move memory (``memory_may_move`` is off), so the
-    base address is read once. Every access is bounds-checked against the
-    memory's size as last read, which is read again before refusing: memory
-    only grows."""
+    py_host's engines never move memory (``memory_may_move`` is off), so
+    its base address is read once and viewed in place. Every access is
+    bounds-checked against the memory's size as last read, which is read
+    again (and the view made anew) before refusing: memory only grows."""
 
     def __init__(
         self,
@@ -217,36 +200,56 @@ class FastTransport:
         self._memory_struct = memory._memory
         self._memory = ctypes.addressof(memory._memory)
         self._base = int(_DATA(self.store_context, self._memory) or 0)
-        self._size = int(_DATA_SIZE(self.store_context, self._memory))
+        self._size = 0
+        self._view = memoryview(b"")
+        self.memory_size(self.store_context)
+        # One array for every call's arguments and results, and one trap
+        # pointer: WebAssembly never calls back into Python, so calls on an
+        # instance never nest.
+        self._values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
+        self._values_bytes = memoryview(self._values).cast("B")
+        self._i32_result = ctypes.c_int32.from_buffer(self._values)
+        self._i64_result = ctypes.c_int64.from_buffer(self._values)
+        self._trap = ctypes.c_void_p()
         self._func_structs = [func._func for func in funcs.values()]
+        # Each export's call with its C arguments made once: converting
+        # Python ints to C on every call was half an empty call's time.
+        fixed = (
+            ctypes.c_void_p(self.store_context),
+            ctypes.c_void_p(ctypes.addressof(self._values)),
+            ctypes.c_size_t(_MAX_VALUES),
+            ctypes.c_void_p(ctypes.addressof(self._trap)),
+        )
         self._funcs = {
-            name: (ctypes.addressof(func._func), name in i64_results)
+            name: (
+                partial(_CALL, fixed[0], ctypes.c_void_p(ctypes.addressof(func._func)), *fixed[1:]),
+                name in i64_results,
+            )
             for name, func in funcs.items()
         }
-        # One slot is enough: WebAssembly never calls back into Python, so
-        # calls on an instance never nest.
-        self._slot = _CallSlot()
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
-        slot = self._slot
-        i32s = slot.i32s
-        for index, arg in enumerate(args):
-            i32s[_I32S_PER_VALUE * index] = arg - (1 << 32) if arg >= 1 << 31 else arg
-        func, i64_result = self._funcs[name]
-        error = _CALL(ctx, func, slot.values_address, _MAX_VALUES, slot.trap_address)
+        call, i64_result = self._funcs[name]
+        if args:
+            _PACKERS[len(args)](self._values_bytes, 0, *args)
+        error = call()
         if error:
             raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, _ERROR_POINTER))
-        if slot.trap:
-            raise wasmtime.Trap._from_ptr(slot.take_trap())
-        return slot.i64s[0] if i64_result else i32s[0]
+        trap = self._trap.value
+        if trap:
+            self._trap.value = None
+            raise wasmtime.Trap._from_ptr(ctypes.cast(trap, _TRAP_POINTER))
+        return self._i64_result.value if i64_result else self._i32_result.value
 
     def read(self, ctx: Context, ptr: int, length: int) -> bytes:
-        self._check(ctx, ptr, length)
-        return ctypes.string_at(self._base + ptr, length)
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            check_bounds(self.memory_size(ctx), ptr, length)
+        return self._view[ptr : ptr + length].tobytes()
 
     def write(self, ctx: Context, ptr: int, data: bytes) -> None:
-        self._check(ctx, ptr, len(data))
-        ctypes.memmove(self._base + ptr, data, len(data))
+        if ptr < 0 or ptr + len(data) > self._size:
+            check_bounds(self.memory_size(ctx), ptr, len(data))
+        self._view[ptr : ptr + len(data)] = data
 
     def u32_reader(self, ctx: Context, ptr: int, count: int) -> Callable[[int], int]:
         check_bounds(self.memory_size(ctx), ptr, 4 * count)
@@ -258,15 +261,14 @@ class FastTransport:
         return reader
 
     def memory_size(self, ctx: Context) -> int:
-        self._size = int(_DATA_SIZE(ctx, self._memory))
-        return self._size
+        size = int(_DATA_SIZE(ctx, self._memory))
+        if size != self._size:
+            self._view = memoryview((ctypes.c_char * size).from_address(self._base)).cast("B")
+            self._size = size
+        return size
 
     def set_deadline(self, ctx: Context, ticks: int) -> None:
         _SET_DEADLINE(ctx, ticks)
-
-    def _check(self, ctx: Context, ptr: int, length: int) -> None:
-        if ptr < 0 or length < 0 or ptr + length > self._size:
-            check_bounds(self.memory_size(ctx), ptr, length)
 
 
 def transport(
