@@ -10,12 +10,12 @@ import json
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import repeat
 from operator import is_
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 from ._abi import ROUND_PREFIX, Exports
 from ._instance import Instance
@@ -192,6 +192,9 @@ class RoundPolicy:
         """The round the step reply ``request`` asks for, if this procedure allows it."""
         if len(request) > self._max_request_bytes:
             raise AbiViolation(f"the module asked for a round in {len(request)} bytes")
+        if self._to_try and request == self._request_for_every_host_left():
+            self._rounds += 1
+            return Round(self._action, self._timeout, self._rounds, tuple(self._to_try))
         action, timeout, attempt, hosts = _round_fields(request)
         if type(action) is not str or type(timeout) is not int:
             raise AbiViolation(
@@ -228,11 +231,31 @@ class RoundPolicy:
         self._rounds += 1
         return Round(action, timeout, attempt, tuple(hosts))
 
-    def record(self, round: Round, outcomes: Sequence[Outcome]) -> None:
-        """Count the attempts of the admitted ``round``, which ended in
-        ``outcomes`` (one per host, in order)."""
+    def _request_for_every_host_left(self) -> bytes:
+        """The next round's request, as the module writes it (docs/ABI.md),
+        when it asks for every host left, in the input's order: what it
+        does. Compared as bytes, so the usual request costs no JSON decode:
+        the names it holds are ``_to_try``'s, which hold no quote or
+        backslash, so only this very document can be equal to it."""
+        return _REQUEST % (
+            self._action.encode(),
+            self._timeout,
+            self._rounds + 1,
+            '","'.join(self._to_try).encode(),
+        )
+
+    def record(self, round: Round, answered: Answered) -> None:
+        """Count the attempts of the admitted ``round``, which ended as
+        ``answered``."""
         to_try, failed, most = self._to_try, self._failed, self._max_attempts
-        for host, outcome in zip(round.hosts, outcomes, strict=True):
+        if answered.every is not None and answered.every.status == "ok":
+            # Admitted hosts are distinct hosts of to_try: as many are all of them.
+            if len(round.hosts) == len(to_try):
+                to_try.clear()
+            else:
+                deque(map(to_try.__delitem__, round.hosts), maxlen=0)
+            return
+        for host, outcome in zip(round.hosts, answered.outcomes, strict=True):
             status = outcome.status
             if status == "ok":
                 del to_try[host]
@@ -340,6 +363,9 @@ def _check_counts(output: ProcedureOutput, failed: int, hosts: int) -> None:
         raise _contradiction(f"message {output.message!r}; it is {message!r}")
 
 
+_REQUEST = b'{"round":{"action":"%s","timeout":%d,"attempt":%d,"hosts":["%s"]}}'
+
+
 def _round_fields(request: bytes) -> tuple[object, object, object, object]:
     """The action, timeout, attempt and hosts of the round ``request`` asks
     for, as it spells them; checked to be exactly the documented object."""
@@ -437,17 +463,16 @@ class ProcedureRun:
         self._round_began = time.monotonic()
         return round
 
-    def answer(self, round: Round, outcomes: list[Outcome]) -> bytes:
-        """The answer to ``round``, which ended in ``outcomes`` (one per host,
-        each one the module can take), for the next step."""
+    def answer(self, round: Round, answered: Answered) -> bytes:
+        """The answer to ``round``, which ended as ``answered``, for the next step."""
         policy = self._policy
         assert isinstance(policy, RoundPolicy)  # NoRounds admits no round
-        policy.record(round, outcomes)
+        policy.record(round, answered)
         logged = _LOG.isEnabledFor(logging.DEBUG)
         if logged or self._progress is not None:
             progress = policy.progress()
             if logged:
-                statuses = Counter(outcome.status for outcome in outcomes)
+                statuses = Counter(outcome.status for outcome in answered.outcomes)
                 _LOG.debug(
                     "job %d: round %d of %r on %s took %.3f s: %s; %d of %d hosts done",
                     progress.job_id,
@@ -462,7 +487,9 @@ class ProcedureRun:
             if self._progress is not None:
                 self._progress(progress)
         self._instance.check_run_time()
-        return encode_outcomes(outcomes)
+        if answered.every is not None:
+            return _encoded_list([_encoded(answered.every)] * len(answered.outcomes))
+        return encode_outcomes(answered.outcomes)
 
     def output(self, reply: bytes) -> ProcedureOutput:
         """The procedure's output in the final step reply ``reply``, checked."""
@@ -548,7 +575,22 @@ def cancel(instance: Instance) -> None:
     instance.call(lambda exports, ctx: exports.cancel_procedure(ctx))
 
 
-def run_round(executor: Executor, round: Round) -> list[Outcome]:
+class Answered(NamedTuple):
+    """What an executor answered for a round, checked: one outcome per host,
+    in order, each one the module can take."""
+
+    outcomes: list[Outcome]
+    every: Outcome | None
+    """The outcome of every host, when one object answered for all (as
+    ``[Outcome.ok()] * n`` does): it is then checked, counted and encoded
+    once, not once per host."""
+
+
+def _every_host(outcome: Outcome, hosts: int) -> Answered:
+    return Answered([outcome] * hosts, outcome)
+
+
+def run_round(executor: Executor, round: Round) -> Answered:
     """What ``executor`` says of ``round``: one outcome per host, in order,
     each one the module can take. What goes wrong in the executor fails the
     attempts it concerns, with the reason: an exception, or a count of
@@ -561,7 +603,7 @@ def run_round(executor: Executor, round: Round) -> list[Outcome]:
     return _checked(answered, round)
 
 
-async def run_round_async(executor: AsyncExecutor, round: Round) -> list[Outcome]:
+async def run_round_async(executor: AsyncExecutor, round: Round) -> Answered:
     """What the async ``executor`` says of ``round``, as :func:`run_round`
     says it. A cancellation is no answer: it ends the procedure."""
     try:
@@ -571,27 +613,28 @@ async def run_round_async(executor: AsyncExecutor, round: Round) -> list[Outcome
     return _checked(answered, round)
 
 
-def _raised(error: Exception, round: Round) -> list[Outcome]:
+def _raised(error: Exception, round: Round) -> Answered:
     reason = f"the executor raised {type(error).__name__}: {error}"
-    return [Outcome.failed(_utf8_safe(reason))] * len(round.hosts)
+    return _every_host(Outcome.failed(_utf8_safe(reason)), len(round.hosts))
 
 
-def _checked(answered: list[Any], round: Round) -> list[Outcome]:
+def _checked(answered: list[Any], round: Round) -> Answered:
     hosts = len(round.hosts)
     if len(answered) != hosts:
-        return [
+        return _every_host(
             Outcome.failed(
                 f"the executor answered {_counted(len(answered), 'outcome')} "
                 f"for {_counted(hosts, 'host')}"
-            )
-        ] * hosts
+            ),
+            hosts,
+        )
     # A round answered with one object for every host ([Outcome.ok()] * n,
     # or Outcome.ok(), which is always the same object) is checked once: a
     # C loop over 10,000 hosts rather than Python's. By identity, so no code
     # of the executor's (an __eq__) is asked.
     if all(map(is_, answered, repeat(answered[0]))):
-        return _each_usable(answered[:1]) * hosts
-    return _each_usable(answered)
+        return _every_host(_each_usable(answered[:1])[0], hosts)
+    return Answered(_each_usable(answered), None)
 
 
 def _each_usable(answered: list[Any]) -> list[Outcome]:
@@ -630,7 +673,11 @@ def _usable(outcome: Any) -> Outcome:
 def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
     """The answer to a round: one outcome object per host, in order, in
     compact JSON (ASCII, no spaces), as json.dumps would write it."""
-    return b"[" + b",".join([_encoded(outcome) for outcome in outcomes]) + b"]"
+    return _encoded_list([_encoded(outcome) for outcome in outcomes])
+
+
+def _encoded_list(encoded: list[bytes]) -> bytes:
+    return b"[" + b",".join(encoded) + b"]"
 
 
 _OK_ANSWER = b'{"status":"ok"}'

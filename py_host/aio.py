@@ -26,6 +26,7 @@ from ._instance import Instance, prepare
 from ._pool import InstancePool, Lease
 from ._rounds import (
     ROUND_ROOM,
+    Answered,
     Policy,
     ProcedureRun,
     ProgressCallback,
@@ -38,7 +39,7 @@ from ._rounds import (
 from ._transport import Context
 from .async_executors import AsyncHostAction, as_async_executor, is_async
 from .errors import BufferFreed, ModuleError, ReentrancyError
-from .executors import AsyncExecutor, Executor, HostAction, Outcome, Round
+from .executors import AsyncExecutor, Executor, HostAction, Round
 from .limits import Limits
 from .models import ProcedureInput, ProcedureOutput
 from .module import (
@@ -221,12 +222,12 @@ class AsyncRustModule:
             raise
         return run.output(reply)
 
-    async def _run_round(self, instance: Instance, round: Round) -> list[Outcome]:
-        """The executor's outcomes for ``round``, within what is left of the
-        procedure's time."""
+    async def _run_round(self, instance: Instance, round: Round) -> Answered:
+        """What the executor answered for ``round``, within what is left of
+        the procedure's time."""
         executor = self._executor
         assert executor is not None  # a policy admits a round only with one
-        outcomes: Awaitable[list[Outcome]]
+        outcomes: Awaitable[Answered]
         if self._executor_is_async:
             outcomes = run_round_async(executor, round)  # type: ignore[arg-type]
         else:

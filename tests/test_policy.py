@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import py_host
 from py_host import Outcome, ProcedureInput, Round
 from py_host._rounds import (
+    Answered,
     NoRounds,
     RoundPolicy,
     encode_outcomes,
@@ -49,6 +50,12 @@ def request(**fields: Any) -> bytes:
     round = {"action": "reboot", "timeout": 10, "attempt": 1, "hosts": ["server1", "server2"]}
     round.update(fields)
     return json.dumps({"round": round}).encode()
+
+
+def respell(request: bytes) -> bytes:
+    """``request`` without the spaces after separators, as the module writes
+    JSON (the names and actions of these tests hold no space)."""
+    return request.replace(b": ", b":").replace(b", ", b",")
 
 
 # The input the policy is built from: exactly what the module accepts.
@@ -200,7 +207,7 @@ def test_a_model_whose_values_are_not_plain_is_judged_by_its_json() -> None:
     made = policy_for_input(model, encode_input(model), NETWORK)
     assert isinstance(made, RoundPolicy)
     made.admit(request())
-    made.record(Round("reboot", 10, 1, ("server1", "server2")), [FAILED, FAILED])
+    made.record(Round("reboot", 10, 1, ("server1", "server2")), Answered([FAILED, FAILED], None))
     with pytest.raises(py_host.AbiViolation):
         made.admit(request(attempt=2))
     # A tuple is written as a JSON array, which the module accepts.
@@ -267,6 +274,7 @@ HISTORY = list[tuple[bytes, Sequence[Outcome]]]
         ),
         # Never again once a host succeeded or was refused.
         ({}, [(request(), [OK, FAILED])], request(attempt=2), "'server1' that the input"),
+        ({}, [(request(), [OK, OK])], request(attempt=2, hosts=[""]), "'' that the input"),
         ({}, [(request(), [FAILED, REFUSED])], request(attempt=2), "'server2' that the input"),
         (
             {},
@@ -314,12 +322,18 @@ HISTORY = list[tuple[bytes, Sequence[Outcome]]]
         ({}, [], b'{"round": {}, "ok": {}}', "invalid request"),
     ],
 )
+@pytest.mark.parametrize("spelling", ["spaced", "compact"])
 def test_a_round_is_admitted_only_as_the_input_allows(
-    changes: dict[str, Any], history: HISTORY, asked: bytes, refusal: str | None
+    changes: dict[str, Any], history: HISTORY, asked: bytes, refusal: str | None, spelling: str
 ) -> None:
+    # Compact, as the module writes JSON: a request for every host left is
+    # then the very bytes py_host admits without decoding them.
+    if spelling == "compact":
+        history = [(respell(earlier), outcomes) for earlier, outcomes in history]
+        asked = respell(asked)
     rounds = policy(**changes)
     for earlier, outcomes in history:
-        rounds.record(rounds.admit(earlier), outcomes)
+        rounds.record(rounds.admit(earlier), Answered(list(outcomes), None))
     if refusal is None:
         fields = json.loads(asked)["round"]
         assert rounds.admit(asked) == Round(
@@ -330,10 +344,31 @@ def test_a_round_is_admitted_only_as_the_input_allows(
             rounds.admit(asked)
 
 
+@pytest.mark.parametrize("outcome", [OK, FAILED, REFUSED, Outcome.timed_out(10)])
+@pytest.mark.parametrize("hosts", [["server1", "server2"], ["server2"]])
+def test_one_outcome_object_for_every_host_counts_as_that_outcome_for_each(
+    outcome: Outcome, hosts: list[str]
+) -> None:
+    one_by_one, all_at_once = policy(retries=1), policy(retries=1)
+    for rounds, every in ((one_by_one, None), (all_at_once, outcome)):
+        asked = rounds.admit(respell(request(hosts=hosts)))
+        rounds.record(asked, Answered([outcome] * len(hosts), every))
+    retried = outcome.status in {"failed", "timeout"}
+    left = [host for host in ("server1", "server2") if host not in hosts or retried]
+    for done in sorted({"server1", "server2"} - set(left)):
+        for rounds in (one_by_one, all_at_once):
+            with pytest.raises(py_host.AbiViolation, match=f"{done!r} that the input"):
+                rounds.admit(respell(request(attempt=2, hosts=[done])))
+    if left:
+        again = respell(request(attempt=2, hosts=left))
+        expected = Round("reboot", 10, 2, tuple(left))
+        assert all_at_once.admit(again) == one_by_one.admit(again) == expected
+
+
 def test_with_the_most_retries_a_host_gets_256_attempts_and_no_more() -> None:
     rounds = policy(retries=255, host_list=["a"])
     for attempt in range(1, 257):
-        rounds.record(rounds.admit(request(attempt=attempt, hosts=["a"])), [FAILED])
+        rounds.record(rounds.admit(request(attempt=attempt, hosts=["a"])), Answered([FAILED], None))
     with pytest.raises(py_host.AbiViolation, match="'a' that the input does not allow"):
         rounds.admit(request(attempt=257, hosts=["a"]))
 

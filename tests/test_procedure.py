@@ -28,6 +28,24 @@ def test_the_tutorial_scene_with_server1_down() -> None:
     )
 
 
+def test_the_modules_requests_for_rounds_are_admitted_without_decoding_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The module asks for every host left, in compact JSON (docs/ABI.md):
+    # py_host admits such a request by comparing bytes. Any other spelling
+    # would be decoded, and here fail.
+    def decoded(request: bytes) -> None:
+        raise AssertionError(f"decoded {request!r}")
+
+    monkeypatch.setattr("py_host._rounds._round_fields", decoded)
+    hosts = ["server1", "server2", "server3"]
+    network = py_host.SimulatedNetwork(down={"server1"}, flaky={"server3": 2})
+    with py_host.load(executor=network) as rust:
+        output = rust.start_procedure(tutorial_input(host_list=hosts))
+    assert output.failed_hosts == ["server1"]
+    assert output.failures[0].attempts == 4
+
+
 def test_without_an_executor_nothing_runs(rust: py_host.RustModule) -> None:
     output = rust.start_procedure(tutorial_input())
     assert output.dry_run
