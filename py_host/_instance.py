@@ -162,12 +162,16 @@ class Instance:
             if seconds_left is not None:
                 self._seconds_left = seconds_left - (time.monotonic() - started)
         if prints:
-            self.print_output()
+            output = exports.take_output(context)
+            if output:
+                self._write_output(output)
         return result
 
     def print_output(self) -> None:
         """Write what the last step printed to ``sys.stdout``."""
-        self._write_output(self.exports.take_output(self.exports.store_context))
+        output = self.exports.take_output(self.exports.store_context)
+        if output:
+            self._write_output(output)
 
     def check_run_time(self) -> None:
         """Raise :class:`DeadlineExceeded` if the run is past its
@@ -209,8 +213,6 @@ class Instance:
             self._whole_deadline_at = None if ticks % 2 else ticks
 
     def _write_output(self, output: bytes) -> None:
-        if not output:
-            return
         self._output_left -= len(output)
         if self._output_left < 0:
             raise LimitExceeded(

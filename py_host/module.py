@@ -483,7 +483,10 @@ def procedure_input(
             procedure = ProcedureInput.model_validate(procedure)
         except ValidationError as error:
             raise invalid_input(error) from None
-    return procedure, as_input(encode_input(procedure))
+    data = encode_input(procedure)
+    if len(data) > MAX_INPUT:
+        raise _too_long(data)
+    return procedure, data
 
 
 def as_input(data: str | Buffer) -> bytes:
@@ -500,7 +503,11 @@ def as_input(data: str | Buffer) -> bytes:
     if not isinstance(data, bytes):
         raise InvalidInput("invalid_type", f"expected str or bytes-like, got {type(data).__name__}")
     if len(data) > MAX_INPUT:
-        raise InvalidInput(
-            "invalid_value", f"{len(data)} bytes is more than an input can hold ({MAX_INPUT})"
-        )
+        raise _too_long(data)
     return data
+
+
+def _too_long(data: bytes) -> InvalidInput:
+    return InvalidInput(
+        "invalid_value", f"{len(data)} bytes is more than an input can hold ({MAX_INPUT})"
+    )
