@@ -57,6 +57,11 @@ def _shapes(hyphen: bytes) -> bytes:
 
 _ROUGH_SHAPES = _shapes(b".")
 _SHAPES = _shapes(b"-")
+_LABEL_SHAPES = _shapes(b"a")
+_NAME_SHAPES = bytes(ord("\n") if byte == ord("\n") else ord("a") for byte in range(256))
+"""A ``bytes.translate`` table that maps a newline to itself and any other byte to ``a``."""
+_LONG_LABEL = b"a" * (_MAX_LABEL + 1)
+_LONG_NAME = b"a" * (_MAX_NAME + 1)
 
 
 _LOG = logging.getLogger("py_host.rounds")
@@ -73,10 +78,6 @@ def _is_int(value: object, low: int, high: int) -> bool:
 
 def _is_action(value: object) -> bool:
     return type(value) is str and len(value) <= _MAX_ACTION and _ACTION.fullmatch(value) is not None
-
-
-def _is_long_name(name: str) -> bool:
-    return len(name) <= _MAX_NAME and max(map(len, name.split("."))) <= _MAX_LABEL
 
 
 def _attempts_by_host(hosts: object) -> dict[str, int] | None:
@@ -110,9 +111,9 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
         exact = encoded.translate(_SHAPES)
         if b".." in exact or b".-" in exact or b"-." in exact:
             return None
-    if max(map(len, hosts)) > _MAX_LABEL and not all(
-        _is_long_name(name) for name in hosts if len(name) > _MAX_LABEL
-    ):
+    if _LONG_LABEL in encoded.translate(_LABEL_SHAPES):
+        return None
+    if _LONG_NAME in encoded.translate(_NAME_SHAPES):
         return None
     attempts = dict.fromkeys(hosts, 0)
     if len(attempts) != len(hosts):

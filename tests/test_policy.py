@@ -81,6 +81,7 @@ NAME_253 = ".".join([LABEL_63] * 3 + ["a" * 61])
         ("host_list", ["10.0.0.1", "xn--bcher-kva.example", "A-1.b", "a--b"]),
         ("host_list", [NAME_253]),
         ("host_list", [f"{LABEL_63}.b"]),
+        ("host_list", [f"{'a-' * 31}a", NAME_253]),
         ("host_list", [f"h{i}" for i in range(100_000)]),
     ],
 )
@@ -154,6 +155,7 @@ def test_an_input_the_module_refuses_gets_no_policy(text: str) -> None:
         ["Server1", "sErVeR1"],
         [NAME_253 + "a"],
         ["a" * 64],
+        [f"{'a-' * 31}ab"],
         [f"b.{'a' * 64}.c"],
         [f"h{i}" for i in range(100_001)],
         [["a"]],
