@@ -11,6 +11,7 @@ import wasmtime
 
 from ._engine import EPOCH_CLOCK, deadline_ticks
 from ._transport import Context, OutOfBounds, check_bounds, close_store, transport
+from ._wire import check_status
 from .errors import AbiViolation, LimitExceeded, LoadError
 
 ABI_VERSION = 3
@@ -26,6 +27,8 @@ IMPORTS = {
 Rust's standard library links in and the module never calls: the host
 defines each as a function that traps, with no Python behind it. A module
 importing anything else, or one of these with another type, is refused."""
+_LITTLE_ENDIAN_I32 = struct.Struct("<i")
+"""print_int's input."""
 ROUND_PREFIX = b'{"round":'
 """How a step reply that asks for a round begins."""
 
@@ -289,18 +292,20 @@ class Exports:
     # The tutorial's functions, called from Python. After a trap the whole
     # instance is discarded, with every buffer in it.
 
-    def print_string(self, ctx: Context, text: bytes) -> bytes | None:
-        """None when printed, else the error reply."""
+    def print_string(self, ctx: Context, text: bytes) -> None:
+        """Print ``text``; raise the module's error if it replied with one."""
         ptr, _ = self._hold_input(ctx, text, len(text))
         packed = self._transport.call(ctx, "print_string", ptr, len(text))
         self._shrink_input(ctx)
-        return self.take_reply(ctx, "print_string", packed) if packed else None
+        if packed:
+            check_status("print_string", self.take_reply(ctx, "print_string", packed))
 
-    def print_int(self, ctx: Context, value: int) -> bytes | None:
-        """None when printed, else the error reply."""
-        ptr, _ = self._hold_input(ctx, struct.pack("<i", value), 4)
+    def print_int(self, ctx: Context, value: int) -> None:
+        """Print ``value`` (an i32); raise the module's error if it replied with one."""
+        ptr, _ = self._hold_input(ctx, _LITTLE_ENDIAN_I32.pack(value), 4)
         packed = self._transport.call(ctx, "print_int", ptr)
-        return self.take_reply(ctx, "print_int", packed) if packed else None
+        if packed:
+            check_status("print_int", self.take_reply(ctx, "print_int", packed))
 
     def start_procedure(self, ctx: Context, data: bytes, room: int) -> bytes:
         """The first step's reply (``ok``, ``error`` or ``round``) for UTF-8

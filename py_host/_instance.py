@@ -129,7 +129,7 @@ class Instance:
                     if not self.call(partial(Exports.free_mem, ptr=ptr)):
                         raise AbiViolation("free_mem did not recognise a reply the module returned")
 
-    def call(self, run: Callable[[Exports, Context], T], *, prints: bool = False) -> T:
+    def call(self, run: Callable[[Exports, Context], T], prints: bool = False) -> T:
         """One step: ``run(exports, context)``, within what is left of the
         run's limits, with a trap raised as the py_host error that explains
         it. When ``run`` calls an export that ``prints``, what it printed is

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import wasmtime
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from ._pool import InstancePool, Lease
 from ._rounds import ProgressCallback, policy_for_input, policy_for_json, procedure_unread
 from ._rounds import procedure as procedure_run
 from ._transport import Context
-from ._wire import check_status, encode_input, invalid_input
+from ._wire import encode_input, invalid_input
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -39,6 +39,7 @@ from .limits import Limits
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Buffer = bytes | bytearray | memoryview
 """The bytes-like inputs accepted beside ``str``."""
 
@@ -257,10 +258,7 @@ class RustModule:
         """
         model, data = procedure_input(procedure)
         policy = policy_for_input(model, data, self._executor is not None)
-        executor = self._executor
-        return self._lend(
-            lambda instance: procedure_run(instance, data, policy, executor, progress)
-        )
+        return self._lend(None, procedure_run, data, policy, self._executor, progress)
 
     def start_procedure_json(
         self, data: str | Buffer, *, progress: ProgressCallback | None = None
@@ -270,10 +268,7 @@ class RustModule:
         ``progress`` as for :meth:`start_procedure`."""
         raw = as_input(data)
         policy = policy_for_json(raw, self._executor is not None)
-        executor = self._executor
-        output = self._lend(
-            lambda instance: procedure_run(instance, raw, policy, executor, progress)
-        )
+        output = self._lend(None, procedure_run, raw, policy, self._executor, progress)
         return output.model_dump_json().encode()
 
     def start_procedure_buffer(
@@ -291,7 +286,7 @@ class RustModule:
             reply = procedure_unread(instance, raw, policy, executor, progress)
             return ReplyBuffer(self, instance, *reply)
 
-        return self._lend(run)
+        return self._lend(None, run)
 
     @property
     def memory_size(self) -> int:
@@ -343,11 +338,17 @@ class RustModule:
         on: Instance | None = None,
     ) -> T:
         """``run`` in one step on an instance from the pool (``on`` that one)."""
-        return self._lend(lambda instance: instance.call(run, prints=prints), on=on)
+        return self._lend(on, Instance.call, run, prints)
 
-    def _lend(self, work: Callable[[Instance], T], *, on: Instance | None = None) -> T:
-        """``work`` on an instance lent from the pool (``on`` that one, if
-        given) for one run. The instance is discarded after anything but a
+    def _lend(
+        self,
+        on: Instance | None,
+        work: Callable[Concatenate[Instance, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``work(instance, *args, **kwargs)`` on an instance lent from the
+        pool (``on``, if not None) for one run. The instance is discarded after anything but a
         :class:`ModuleError`, the module's own well-formed refusal, or a
         :class:`BufferFreed`: after an exception from anywhere else, even a
         signal handler's between two steps, its state is unknown."""
@@ -356,7 +357,7 @@ class RustModule:
         try:
             instance = self._pool.acquire(lease, on)
             instance.begin()
-            result = work(instance)
+            result = work(instance, *args, **kwargs)
             discard = False
         except (ModuleError, BufferFreed):
             discard = False
@@ -462,7 +463,7 @@ def print_string_step(text: str | Buffer) -> Callable[[Exports, Context], None]:
     """The step that prints ``text``, checked as :meth:`RustModule.print_string` says."""
     data = as_input(text)
     # Checked while the instance is lent: one that broke the ABI is discarded.
-    return lambda exports, ctx: check_status("print_string", exports.print_string(ctx, data))
+    return partial(Exports.print_string, text=data)
 
 
 def print_int_step(value: int) -> Callable[[Exports, Context], None]:
@@ -471,7 +472,7 @@ def print_int_step(value: int) -> Callable[[Exports, Context], None]:
         raise InvalidInput("invalid_type", f"expected an int, got {type(value).__name__}")
     if not I32_MIN <= value <= I32_MAX:
         raise InvalidInput("out_of_range", f"{value} is outside the i32 range")
-    return lambda exports, ctx: check_status("print_int", exports.print_int(ctx, value))
+    return partial(Exports.print_int, value=value)
 
 
 def procedure_input(

@@ -165,7 +165,7 @@ MUTATIONS = [
     Mutation("module.py", "print_int takes a bool", "if not isinstance(value, int) or isinstance(value, bool):", "if not isinstance(value, int):", MODULE),
     Mutation("module.py", "free_mem's refusal ignored", "if not exports.free_mem(ctx, self._ptr):", "if not (exports.free_mem(ctx, self._ptr) or True):", MODULE),
     Mutation("module.py", "a freed reply buffer used again", "if self._freed:\n            raise BufferFreed", "if False:\n            raise BufferFreed", MODULE),
-    Mutation("module.py", "raw input gets no round policy", "policy = policy_for_json(raw, self._executor is not None)\n        executor = self._executor\n        output = ", "policy = policy_for_json(raw, False)\n        executor = self._executor\n        output = ", MODULE),
+    Mutation("module.py", "raw input gets no round policy", "policy = policy_for_json(raw, self._executor is not None)\n        output = ", "policy = policy_for_json(raw, False)\n        output = ", MODULE),
     # aio.py: asyncio's driver, cancellation and reentrancy.
     Mutation("aio.py", "a cancelled procedure's instance discarded, not reset", "discard = not _abandoned(lease.instance)", "discard = True", ASYNC),
     Mutation("aio.py", "a cancelled procedure left in progress", "discard = not _abandoned(lease.instance)", "discard = False", ASYNC),
