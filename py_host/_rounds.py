@@ -517,7 +517,7 @@ def procedure(
     run = ProcedureRun(instance, policy, progress)
     try:
         reply = instance.call(
-            lambda exports, ctx: exports.start_procedure(ctx, data, ROUND_ROOM), prints=True
+            partial(Exports.start_procedure, data=data, room=ROUND_ROOM), prints=True
         )
         while (round := run.next_round(reply)) is not None:
             assert executor is not None  # a policy admits a round only with one

@@ -291,7 +291,7 @@ class RustModule:
     @property
     def memory_size(self) -> int:
         """The size of the linear memory of the module's instances, in bytes."""
-        return sum(self._each_instance(lambda exports, ctx: exports.memory_size(ctx)))
+        return sum(self._each_instance(Exports.memory_size))
 
     @property
     def memory_pages(self) -> int:
@@ -301,7 +301,7 @@ class RustModule:
     def live_allocations(self) -> int:
         """How many buffers the module's instances hold for the host: 0
         between calls, unless a :class:`ReplyBuffer` is still unfreed."""
-        return sum(self._each_instance(lambda exports, ctx: exports.live_allocations(ctx)))
+        return sum(self._each_instance(Exports.live_allocations))
 
     def close(self) -> None:
         """Free the module's instances now. Further calls raise :class:`ClosedError`."""
@@ -325,7 +325,7 @@ class RustModule:
         results = []
         for instance in self._pool.live():
             try:
-                results.append(self._call(run, on=instance))
+                results.append(self._lend(instance, Instance.call, run))
             except BufferFreed:
                 continue
         return results
