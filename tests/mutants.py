@@ -137,6 +137,7 @@ MUTATIONS = [
     Mutation("_transport.py", "check_bounds one byte past the end", "if ptr < 0 or length < 0 or ptr + length > size:", "if ptr < 0 or length < 0 or ptr + length > size + 1:", TRANSPORT),
     Mutation("_transport.py", "the fast path's reads forget the length", "if ptr < 0 or length < 0 or ptr + length > self._size:", "if ptr < 0 or length < 0 or ptr > self._size:", TRANSPORT),
     Mutation("_transport.py", "the fast path's writes forget the length", "if ptr < 0 or ptr + len(data) > self._size:", "if ptr < 0 or ptr > self._size:", TRANSPORT),
+    Mutation("_transport.py", "the fast path's view of memory never grows", "        if size != self._size:", "        if not self._size:", TRANSPORT),
     Mutation("_transport.py", "the public path reads unchecked", "        check_bounds(self._memory.data_len(ctx), ptr, length)\n        return bytes(", "        return bytes(", TRANSPORT, PUBLIC_API),
     Mutation("_transport.py", "the outbox view unchecked", "        check_bounds(self.memory_size(ctx), ptr, 4 * count)\n        # A view", "        # A view", TRANSPORT),
     # executors.py: what runs on the host's side.

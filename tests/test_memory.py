@@ -101,3 +101,18 @@ def test_threads_racing_to_free_one_buffer_free_it_once(rust: py_host.RustModule
             thread.join()
         assert sorted(results) == ["freed", "refused", "refused"]
     assert rust.live_allocations() == 0
+
+
+def test_memory_that_grew_during_a_call_is_read_and_written(
+    rust: py_host.RustModule, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Linear memory grows while a call runs, and its buffers may then lie
+    # past what it had when the instance was made (docs/ABI.md): the text
+    # below, and its printed copy, cannot fit in that.
+    started_with = rust.memory_size
+    text = "".join(chr(ord("a") + n % 26) for n in range(2 * started_with))
+    rust.print_string(text)
+    assert capsys.readouterr().out == text + "\n"
+    assert rust.memory_size > 2 * started_with
+    rust.print_string(text[::-1])
+    assert capsys.readouterr().out == text[::-1] + "\n"
