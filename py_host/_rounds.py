@@ -687,11 +687,12 @@ _OK_ANSWER = b'{"status":"ok"}'
 def _encoded(outcome: Outcome) -> bytes:
     if outcome.status == "ok":
         return _OK_ANSWER
-    return _COMPACT_JSON.encode({"status": outcome.status, "reason": outcome.reason}).encode()
-
-
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
-"""Made once: json.dumps makes an encoder on every call for any option."""
+    # The status is one of Status, plain ASCII; json.dumps of a lone string
+    # is its C encoder, a tenth of the time of encoding the whole object.
+    return b'{"status":"%s","reason":%s}' % (
+        outcome.status.encode(),
+        json.dumps(outcome.reason).encode(),
+    )
 
 
 def _counted(count: int, noun: str) -> str:
