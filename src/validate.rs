@@ -103,9 +103,66 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
 }
 
 /// The index of the first name that an earlier one repeats, ignoring ASCII
-/// case. Found by sorting, not hashing: a hash table would need a random
-/// seed (and so an import) to resist inputs made to collide.
+/// case.
 fn first_repeated(names: &[Text<'_>]) -> Option<usize> {
+    // About four times the probes a table at most half full takes on average.
+    first_repeated_hashed(names, 4 * names.len() + 64)
+        .unwrap_or_else(|| first_repeated_sorted(names))
+}
+
+/// [`first_repeated`] with a hash table, in one pass in input order; `None`
+/// when probing the table took more than `budget` steps. The hash is not
+/// keyed (a random seed would need an import), so inputs made to collide
+/// are possible: they exhaust the budget, and sorting answers instead.
+fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usize>> {
+    let slots = (names.len() * 2).next_power_of_two().max(16);
+    let mask = slots - 1;
+    // The multiplication carries every bit of the input only into the top bits.
+    let shift = 64 - slots.trailing_zeros();
+    let mut table: Vec<u32> = vec![0; slots];
+    let mut hashes: Vec<u64> = Vec::with_capacity(names.len());
+    let mut steps = 0;
+    for (index, name) in names.iter().enumerate() {
+        let hash = caseless_hash(name);
+        hashes.push(hash);
+        let mut slot = (hash >> shift) as usize;
+        loop {
+            let held = table[slot] as usize;
+            if held == 0 {
+                table[slot] = (index + 1) as u32;
+                break;
+            }
+            let earlier = held - 1;
+            if hashes[earlier] == hash && names[earlier].eq_ignore_ascii_case(name) {
+                return Some(Some(index));
+            }
+            steps += 1;
+            if steps > budget {
+                return None;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+    Some(None)
+}
+
+/// FxHash's mixing over 8 bytes at a time, each byte with bit 0x20 set:
+/// that makes an ASCII letter lowercase, so names equal ignoring case hash
+/// the same.
+fn caseless_hash(name: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = name.len() as u64;
+    for chunk in name.as_bytes().chunks(8) {
+        let mut word = [0x20; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word) | 0x2020_2020_2020_2020;
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    hash
+}
+
+/// [`first_repeated`] by sorting: O(n log n) whatever the names.
+fn first_repeated_sorted(names: &[Text<'_>]) -> Option<usize> {
     let mut order: Vec<usize> = (0..names.len()).collect();
     // Stable, so equal names keep input order: in each run of equal names,
     // the second is the first to repeat one before it.
@@ -946,6 +1003,97 @@ mod tests {
         let error = error_of(&with("host_list", &serde_json::to_string(&hosts).unwrap()));
         assert_eq!(error.kind, ErrorKind::InvalidValue);
         assert_eq!(error.path, path(&["host_list"]));
+    }
+
+    /// The rule first_repeated follows, written out: the first index at
+    /// which a name equals, ignoring ASCII case, one before it.
+    fn first_repeated_by_the_rule(names: &[&str]) -> Option<usize> {
+        (0..names.len()).find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+    }
+
+    fn texts<'a>(names: &[&'a str]) -> Vec<Text<'a>> {
+        names.iter().map(|&name| name.into()).collect()
+    }
+
+    #[test]
+    fn the_first_repeated_name_by_hashing_and_by_sorting() {
+        // Names sharing long prefixes and lengths, in both cases, drawn in
+        // a fixed pseudo-random order into lists of every length to 60.
+        let pool = [
+            "a",
+            "A",
+            "b",
+            "host1",
+            "HOST1",
+            "host10",
+            "host01",
+            "server1.example.com",
+            "SERVER1.example.COM",
+            "server1.example.org",
+            "server2.example.com",
+            "abcdefgh",
+            "abcdefghi",
+            "ABCDEFGH",
+            "abcdefgh.i",
+            "x-1",
+            "X-1",
+            "x-2",
+        ];
+        let mut state = 7u32;
+        for len in 0..=60 {
+            for _ in 0..20 {
+                let names: Vec<&str> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        pool[(state >> 16) as usize % pool.len()]
+                    })
+                    .collect();
+                let expected = first_repeated_by_the_rule(&names);
+                let names = texts(&names);
+                assert_eq!(first_repeated(&names), expected, "{names:?}");
+                assert_eq!(first_repeated_sorted(&names), expected, "{names:?}");
+                assert_eq!(
+                    first_repeated_hashed(&names, usize::MAX),
+                    Some(expected),
+                    "{names:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hashing_ignores_case_in_every_byte() {
+        let lower = "server-01.rack-9.example.com";
+        let upper = lower.to_ascii_uppercase();
+        assert_eq!(caseless_hash(lower), caseless_hash(&upper));
+        let names = texts(&["other", lower, &upper]);
+        assert_eq!(first_repeated_hashed(&names, usize::MAX), Some(Some(2)));
+    }
+
+    /// Hashing gives up after its budget of probes (inputs made to collide
+    /// would take quadratic time), and sorting answers instead; names as
+    /// plain as a numbered series never come near that budget.
+    #[test]
+    fn hashing_gives_up_on_collisions_beyond_its_budget() {
+        let owned: Vec<String> = (0..MAX_HOSTS).map(|i| format!("host{i}")).collect();
+        let names: Vec<Text<'_>> = owned.iter().map(|name| name.as_str().into()).collect();
+        assert_eq!(
+            first_repeated_hashed(&names[..1000], 0),
+            None,
+            "1000 names in 2048 slots and not one collision"
+        );
+        for len in [10, 1000, 10_000, MAX_HOSTS] {
+            assert_eq!(
+                first_repeated_hashed(&names[..len], 2 * len),
+                Some(None),
+                "{len} numbered names"
+            );
+        }
+        let mut repeated = names[..1000].to_vec();
+        repeated.push("HOST999".into());
+        repeated.push("host3".into());
+        assert_eq!(first_repeated_hashed(&repeated, 0), None);
+        assert_eq!(first_repeated(&repeated), Some(1000));
     }
 
     #[test]
