@@ -75,7 +75,14 @@ impl Procedures {
     fn settle(&mut self, step: Step<'static>) -> Vec<u8> {
         match step {
             Step::Round(procedure) => {
-                let document = to_json(&Reply::<()>::Round(&procedure.round()));
+                let round = procedure.round();
+                // The hosts' names, quoted and between commas, are nearly all
+                // of the document: room for them up front spares the
+                // reallocations of a buffer that grows as it is written.
+                let size = round.hosts.iter().map(|host| host.len() + 3).sum::<usize>() + 128;
+                let mut document = Vec::with_capacity(size);
+                serde_json::to_writer(&mut document, &Reply::<()>::Round(&round))
+                    .expect("reply types always serialize");
                 self.current = Some(procedure);
                 document
             }
@@ -106,7 +113,14 @@ fn print_line(line: std::fmt::Arguments<'_>, out: &mut dyn Write) -> Result<(), 
 
 /// What the executor did, from its JSON answer to a round of `hosts` hosts.
 fn execution_from_answer(answer: &[u8], hosts: usize) -> Execution {
-    match serde_json::from_slice::<Option<Vec<Outcome>>>(answer) {
+    // Checked as UTF-8 in one pass over the whole answer, rather than once
+    // for each of its strings; bytes that are not UTF-8 are read as before,
+    // for the same reason.
+    let outcomes = match std::str::from_utf8(answer) {
+        Ok(text) => serde_json::from_str::<Option<Vec<Outcome>>>(text),
+        Err(_) => serde_json::from_slice(answer),
+    };
+    match outcomes {
         Ok(None) => Execution::NotGranted,
         Ok(Some(outcomes)) => Execution::Ran(outcomes),
         Err(problem) => {
@@ -287,6 +301,24 @@ mod tests {
                     "{reason}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn an_answer_that_is_not_utf8_fails_every_host_even_inside_a_string() {
+        let answer = b"[{\"status\":\"failed\",\"reason\":\"\xff\"},{\"status\":\"ok\"}]";
+        let Execution::Ran(outcomes) = execution_from_answer(answer, 2) else {
+            panic!("read as no executor");
+        };
+        assert_eq!(outcomes.len(), 2);
+        for outcome in outcomes {
+            let Outcome::Failed { reason } = outcome else {
+                panic!("the host did not fail: {outcome:?}");
+            };
+            assert!(
+                reason.starts_with("the executor's answer was unusable: "),
+                "{reason}"
+            );
         }
     }
 
