@@ -36,7 +36,7 @@ pub fn reply<T: Serialize>(result: &Result<T, Error>) -> Vec<u8> {
 /// most one at a time.
 #[derive(Debug, Default)]
 pub struct Procedures {
-    current: Option<Procedure<'static>>,
+    current: Option<Procedure>,
 }
 
 impl Procedures {
@@ -48,7 +48,7 @@ impl Procedures {
         match parse_input(input) {
             Err(error) => reply::<()>(&Err(error)),
             Ok(input) if !executor_granted => reply::<_>(&Ok(dry_run(&input))),
-            Ok(input) => self.settle(Step::Round(Procedure::start(input.into_owned()))),
+            Ok(input) => self.settle(Step::Round(Procedure::start(&input))),
         }
     }
 
@@ -72,7 +72,7 @@ impl Procedures {
         self.current.take().is_some()
     }
 
-    fn settle(&mut self, step: Step<'static>) -> Vec<u8> {
+    fn settle(&mut self, step: Step) -> Vec<u8> {
         match step {
             Step::Round(procedure) => {
                 let round = procedure.round();
