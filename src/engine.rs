@@ -81,34 +81,59 @@ pub enum Execution {
 /// A procedure between its rounds: which hosts are still to be tried, and
 /// what each one's attempts so far came to. The host drives it, one round
 /// at a time, so no host code ever runs inside the engine.
+///
+/// It keeps its own copy of what it needs of the input, since the input's
+/// bytes are gone between rounds.
 #[derive(Debug, Clone)]
-pub struct Procedure<'a> {
-    input: ProcedureInput<'a>,
+pub struct Procedure {
+    action: String,
+    timeout: u8,
+    retries: u8,
+    job_id: i32,
+    /// The hosts' names end to end, in input order: one buffer, where a
+    /// string each would be an allocation per host to make and to free.
+    names: String,
+    /// Where each host's name ends in `names`.
+    ends: Vec<usize>,
     /// The attempt of the round now due: 1 for the first.
     attempt: u16,
     attempts: Vec<u16>,
     last_failure: Vec<Option<String>>,
-    /// The hosts the round now due asks for, by index into `host_list`.
+    /// The hosts the round now due asks for, by index into `ends`.
     pending: Vec<usize>,
 }
 
 /// Where a procedure stands after a step.
 #[derive(Debug)]
-pub enum Step<'a> {
+pub enum Step {
     /// Another round is due: run it and [`Procedure::record`] what it did.
-    Round(Procedure<'a>),
+    Round(Procedure),
     /// The procedure is over.
     Done(ProcedureOutput),
 }
 
-impl<'a> Procedure<'a> {
+impl Procedure {
     /// Starts `input`, which must have passed [`crate::validate::validate`]:
     /// its first round is due, on every host. (Without an executor there is
     /// nothing to run: see [`dry_run`].)
-    pub fn start(input: ProcedureInput<'a>) -> Procedure<'a> {
+    pub fn start(input: &ProcedureInput<'_>) -> Procedure {
         let hosts = input.host_list.len();
+        let mut names = String::with_capacity(input.host_list.iter().map(|host| host.len()).sum());
+        let ends = input
+            .host_list
+            .iter()
+            .map(|host| {
+                names.push_str(host);
+                names.len()
+            })
+            .collect();
         Procedure {
-            input,
+            action: input.action.to_string(),
+            timeout: input.timeout,
+            retries: input.retries,
+            job_id: input.job_id,
+            names,
+            ends,
             attempt: 1,
             attempts: vec![0; hosts],
             last_failure: vec![None; hosts],
@@ -121,24 +146,31 @@ impl<'a> Procedure<'a> {
         self.pending.len()
     }
 
+    /// The name of the host at `index` in the input's `host_list`.
+    fn host(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.names[start..self.ends[index]]
+    }
+
     /// The round now due: the input's action on each host still pending.
     pub fn round(&self) -> Round<'_> {
-        let hosts = &self.input.host_list;
         Round {
-            action: &self.input.action,
-            timeout: self.input.timeout,
+            action: &self.action,
+            timeout: self.timeout,
             attempt: self.attempt,
-            hosts: self.pending.iter().map(|&i| &*hosts[i]).collect(),
+            hosts: self.pending.iter().map(|&i| self.host(i)).collect(),
         }
     }
 
     /// Takes what the executor did with the round now due: the next round,
     /// or the output once no host is left to try (at its first success or
     /// refusal, or after `1 + retries` attempts).
-    pub fn record(mut self, execution: Execution) -> Step<'a> {
+    pub fn record(mut self, execution: Execution) -> Step {
         let pending = self.pending.len();
         let outcomes = match execution {
-            Execution::NotGranted if self.attempt == 1 => return Step::Done(dry_run(&self.input)),
+            Execution::NotGranted if self.attempt == 1 => {
+                return Step::Done(dry_run_of(self.job_id, &self.action, self.ends.len()));
+            }
             // Refused, so the hosts leave the rounds: there is nobody left to retry them.
             Execution::NotGranted => vec![
                 Outcome::Refused {
@@ -169,22 +201,20 @@ impl<'a> Procedure<'a> {
             }
         }
         self.pending = still_pending;
-        if self.pending.is_empty() || self.attempt > u16::from(self.input.retries) {
+        if self.pending.is_empty() || self.attempt > u16::from(self.retries) {
             return Step::Done(self.output());
         }
         self.attempt += 1;
         Step::Round(self)
     }
 
-    fn output(self) -> ProcedureOutput {
-        let hosts = &self.input.host_list;
-        let failures: Vec<HostFailure> = self
-            .last_failure
+    fn output(mut self) -> ProcedureOutput {
+        let failures: Vec<HostFailure> = std::mem::take(&mut self.last_failure)
             .into_iter()
             .enumerate()
             .filter_map(|(i, reason)| {
                 reason.map(|reason| HostFailure {
-                    host: hosts[i].to_string(),
+                    host: self.host(i).to_owned(),
                     attempts: self.attempts[i],
                     reason,
                 })
@@ -192,11 +222,11 @@ impl<'a> Procedure<'a> {
             .collect();
         let result = match failures.len() {
             0 => ProcedureResult::Success,
-            n if n == hosts.len() => ProcedureResult::Failure,
+            n if n == self.ends.len() => ProcedureResult::Failure,
             _ => ProcedureResult::Partial,
         };
         ProcedureOutput {
-            job_id: self.input.job_id,
+            job_id: self.job_id,
             result,
             message: hosts_failed_message(failures.len()),
             failed_hosts: failures.iter().map(|f| f.host.clone()).collect(),
@@ -226,15 +256,15 @@ fn counted(count: usize, noun: &str) -> String {
 
 /// The output of a procedure when no executor was granted: nothing ran.
 pub fn dry_run(input: &ProcedureInput<'_>) -> ProcedureOutput {
-    let count = input.host_list.len();
+    dry_run_of(input.job_id, &input.action, input.host_list.len())
+}
+
+fn dry_run_of(job_id: i32, action: &str, count: usize) -> ProcedureOutput {
     let hosts = if count == 1 { "host" } else { "hosts" };
     ProcedureOutput {
-        job_id: input.job_id,
+        job_id,
         result: ProcedureResult::Success,
-        message: format!(
-            "dry run: no executor granted, {:?} not run on {count} {hosts}",
-            &*input.action
-        ),
+        message: format!("dry run: no executor granted, {action:?} not run on {count} {hosts}"),
         failed_hosts: Vec::new(),
         failures: Vec::new(),
         dry_run: true,
@@ -259,7 +289,7 @@ mod tests {
         input: ProcedureInput<'_>,
         executor: &mut dyn Executor,
     ) -> ProcedureOutput {
-        let mut step = Step::Round(Procedure::start(input));
+        let mut step = Step::Round(Procedure::start(&input));
         loop {
             match step {
                 Step::Round(procedure) => {
@@ -356,6 +386,19 @@ mod tests {
         // One round per attempt, each carrying only the hosts still failing.
         let rounds: Vec<_> = executor.rounds.iter().map(|(a, h)| (*a, h.len())).collect();
         assert_eq!(rounds, [(1, 2), (2, 1), (3, 1), (4, 1)]);
+    }
+
+    #[test]
+    fn every_host_is_named_as_the_input_spells_it() {
+        let names = ["a", "Bravo.example", "c-3", "delta"];
+        let mut executor = Scripted {
+            refuse: true,
+            ..Default::default()
+        };
+        let output = run_procedure(input(&names, 0), &mut executor);
+        assert_eq!(executor.rounds, [(1, names.map(String::from).to_vec())]);
+        assert_eq!(output.failed_hosts, names);
+        assert_eq!(output.failures[3].host, "delta");
     }
 
     #[test]
@@ -484,11 +527,8 @@ mod tests {
         let text = String::from(
             r#"{"timeout":5,"retries":1,"host_list":["a","b"],"action":"ping","job_id":3}"#,
         );
-        let input = crate::validate::parse_input(text.as_bytes())
-            .unwrap()
-            .into_owned();
+        let procedure = Procedure::start(&crate::validate::parse_input(text.as_bytes()).unwrap());
         drop(text);
-        let procedure = Procedure::start(input);
         let round = procedure.round();
         assert_eq!((round.action, round.timeout, round.attempt), ("ping", 5, 1));
         assert_eq!(round.hosts, ["a", "b"]);

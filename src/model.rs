@@ -45,20 +45,6 @@ pub struct ProcedureInput<'a> {
     pub job_id: i32,
 }
 
-impl ProcedureInput<'_> {
-    /// The same input with its strings copied, to keep after the input's
-    /// bytes are gone: a procedure the host drives round by round.
-    pub fn into_owned(self) -> ProcedureInput<'static> {
-        ProcedureInput {
-            timeout: self.timeout,
-            retries: self.retries,
-            host_list: self.host_list.into_iter().map(Text::into_owned).collect(),
-            action: self.action.into_owned(),
-            job_id: self.job_id,
-        }
-    }
-}
-
 // A string from the input: borrowed from it unless JSON escapes made a copy
 // necessary. (A comment, not a doc comment: the schema would show it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,12 +57,6 @@ impl Deref for Text<'_> {
 
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl Text<'_> {
-    pub fn into_owned(self) -> Text<'static> {
-        Text(Cow::Owned(self.0.into_owned()))
     }
 }
 

@@ -103,9 +103,76 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
 }
 
 /// The index of the first name that an earlier one repeats, ignoring ASCII
-/// case. Found by sorting, not hashing: a hash table would need a random
-/// seed (and so an import) to resist inputs made to collide.
+/// case.
 fn first_repeated(names: &[Text<'_>]) -> Option<usize> {
+    // About four times the probes a table at most half full takes on average.
+    first_repeated_hashed(names, 4 * names.len() + 64)
+        .unwrap_or_else(|| first_repeated_sorted(names))
+}
+
+/// [`first_repeated`] with a hash table, in one pass in input order; `None`
+/// when probing the table took more than `budget` steps. The hash is not
+/// keyed (a random seed would need an import), so inputs made to collide
+/// are possible: they exhaust the budget, and sorting answers instead.
+fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usize>> {
+    let slots = (names.len() * 2).next_power_of_two().max(16);
+    let mask = slots - 1;
+    // The multiplication carries every bit of the input only into the top bits.
+    let shift = 64 - slots.trailing_zeros();
+    let mut table: Vec<u32> = vec![0; slots];
+    let mut hashes: Vec<u64> = Vec::with_capacity(names.len());
+    let mut steps = 0;
+    for (index, name) in names.iter().enumerate() {
+        let hash = caseless_hash(name);
+        hashes.push(hash);
+        let mut slot = (hash >> shift) as usize;
+        loop {
+            let held = table[slot] as usize;
+            if held == 0 {
+                table[slot] = (index + 1) as u32;
+                break;
+            }
+            let earlier = held - 1;
+            if hashes[earlier] == hash && names[earlier].eq_ignore_ascii_case(name) {
+                return Some(Some(index));
+            }
+            steps += 1;
+            if steps > budget {
+                return None;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+    Some(None)
+}
+
+/// FxHash's mixing over 8 bytes at a time, each byte with bit 0x20 set:
+/// that makes an ASCII letter lowercase, so names equal ignoring case hash
+/// the same.
+fn caseless_hash(name: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |hash: u64, word: u64| {
+        (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
+    };
+    let (words, rest) = name.as_bytes().as_chunks::<8>();
+    let hash = words.iter().fold(name.len() as u64, |hash, word| {
+        mix(hash, u64::from_le_bytes(*word))
+    });
+    // The last bytes byte by byte: copying a slice of unknown length into a
+    // word is a call of memcpy.
+    match rest {
+        [] => hash,
+        _ => mix(
+            hash,
+            rest.iter()
+                .rev()
+                .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
+        ),
+    }
+}
+
+/// [`first_repeated`] by sorting: O(n log n) whatever the names.
+fn first_repeated_sorted(names: &[Text<'_>]) -> Option<usize> {
     let mut order: Vec<usize> = (0..names.len()).collect();
     // Stable, so equal names keep input order: in each run of equal names,
     // the second is the first to repeat one before it.
@@ -123,6 +190,16 @@ fn caseless(name: &str) -> impl Iterator<Item = u8> + '_ {
 
 /// Why `name` is not an RFC 1123 host name, or `None` when it is one.
 pub fn host_name_problem(name: &str) -> Option<String> {
+    if is_host_name(name.as_bytes()) {
+        None
+    } else {
+        why_not_a_host_name(name)
+    }
+}
+
+/// Each rule of a host name in turn, for the message about the first that
+/// `name` breaks; `None` when it breaks none.
+fn why_not_a_host_name(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("it is empty".into());
     }
@@ -153,6 +230,70 @@ pub fn host_name_problem(name: &str) -> Option<String> {
         start += label.len() + 1;
     }
     None
+}
+
+/// Whether `name` is an RFC 1123 host name: nearly every name is, and
+/// [`why_not_a_host_name`] would look for the first bad byte of each label
+/// to say so, an early exit in every step of the loop. Here the bytes are
+/// read 8 at a time as one integer, and only the dots' places looked at
+/// one by one.
+fn is_host_name(name: &[u8]) -> bool {
+    if name.len() > MAX_HOST_NAME_LEN {
+        return false;
+    }
+    let (words, rest) = name.as_chunks::<8>();
+    // The last bytes, in a word of their own filled up with letters.
+    let tail = (!rest.is_empty()).then(|| {
+        rest.iter()
+            .rev()
+            .fold(u64::from_le_bytes(*b"aaaaaaaa"), |word, &byte| {
+                (word << 8) | u64::from(byte)
+            })
+    });
+    // Checked by length first: an empty label has no first or last byte.
+    let label_ok = |start: usize, end: usize| {
+        (1..=63).contains(&(end - start)) && name[start] != b'-' && name[end - 1] != b'-'
+    };
+    let mut label_start = 0;
+    let words = words
+        .iter()
+        .map(|word| u64::from_le_bytes(*word))
+        .chain(tail);
+    for (index, word) in words.enumerate() {
+        let Some(mut dots) = host_name_bytes(word) else {
+            return false;
+        };
+        while dots != 0 {
+            let dot = index * 8 + dots.trailing_zeros() as usize / 8;
+            if !label_ok(label_start, dot) {
+                return false;
+            }
+            label_start = dot + 1;
+            dots &= dots - 1;
+        }
+    }
+    label_ok(label_start, name.len())
+}
+
+/// The dots of `word`, as the high bit of each byte that is one, when each
+/// of its 8 bytes is an ASCII letter, digit, hyphen or dot; else `None`.
+fn host_name_bytes(word: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of x that lies in `low..=high`: adding
+    // 0x80 - low sets it when the byte is at least `low`, adding 0x7f - high
+    // when it is above `high`. With every byte below 0x80 (checked below)
+    // no sum carries into the next byte.
+    let within = |x: u64, low: u8, high: u8| {
+        x.wrapping_add(ONES * u64::from(0x80 - low))
+            & !x.wrapping_add(ONES * u64::from(0x7f - high))
+            & HIGH
+    };
+    let digits = within(word, b'0', b'9');
+    let letters = within(word | (ONES * 0x20), b'a', b'z');
+    let hyphens_and_dots = within(word, b'-', b'.');
+    let dots = within(word, b'.', b'.');
+    (word & HIGH == 0 && (digits | letters | hyphens_and_dots) == HIGH).then_some(dots)
 }
 
 /// Why `action` is not a valid action name, or `None` when it is one.
@@ -946,6 +1087,165 @@ mod tests {
         let error = error_of(&with("host_list", &serde_json::to_string(&hosts).unwrap()));
         assert_eq!(error.kind, ErrorKind::InvalidValue);
         assert_eq!(error.path, path(&["host_list"]));
+    }
+
+    /// Every string of up to 6 bytes over letters of both cases, a digit,
+    /// a hyphen, a dot and two bytes a host name may not hold, and labels
+    /// and names around the length limits: the one-pass check agrees with
+    /// the rules checked one by one.
+    #[test]
+    fn the_one_pass_check_agrees_with_every_rule() {
+        let alphabet = [b'a', b'Z', b'0', b'-', b'.', b'_', 0xc3];
+        let mut names: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut shorter = names.clone();
+        for _ in 0..6 {
+            shorter = shorter
+                .iter()
+                .flat_map(|name| {
+                    alphabet
+                        .iter()
+                        .map(move |&byte| [&name[..], &[byte]].concat())
+                })
+                .collect();
+            names.extend(shorter.iter().cloned());
+        }
+        // The same after 8 bytes and before 9, where the check reads whole words.
+        let short = names.clone();
+        for name in &short {
+            names.push([b"abcdefgh", &name[..]].concat());
+            names.push([&name[..], b"abcdefghi"].concat());
+        }
+        for len in [62, 63, 64] {
+            for (prefix, suffix) in [("", ""), ("a.", ""), ("", ".a"), ("-", ""), ("", "-")] {
+                names.push(format!("{prefix}{}{suffix}", "x".repeat(len)).into_bytes());
+            }
+        }
+        for len in [252, 253, 254] {
+            let name = format!("{}.{}", "a".repeat(len - 64), "b".repeat(63));
+            names.push(name.into_bytes());
+        }
+        for name in names {
+            let Ok(name) = std::str::from_utf8(&name) else {
+                assert!(!is_host_name(&name), "{name:?}");
+                continue;
+            };
+            assert_eq!(
+                is_host_name(name.as_bytes()),
+                why_not_a_host_name(name).is_none(),
+                "{name:?}"
+            );
+        }
+    }
+
+    /// Each byte value in each place of labels 8 to 17 bytes long, which
+    /// the check reads 8 bytes at a time.
+    #[test]
+    fn every_byte_in_every_place_of_a_long_label() {
+        for len in 8..=17 {
+            for at in 0..len {
+                for byte in 0..=u8::MAX {
+                    let mut name = vec![b'a'; len];
+                    name[at] = byte;
+                    let valid = std::str::from_utf8(&name)
+                        .is_ok_and(|name| why_not_a_host_name(name).is_none());
+                    assert_eq!(is_host_name(&name), valid, "{byte:#x} at {at} of {len}");
+                    let inner = at > 0 && at < len - 1;
+                    let allowed = byte.is_ascii_alphanumeric() || (inner && b"-.".contains(&byte));
+                    assert_eq!(valid, allowed, "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    /// The rule first_repeated follows, written out: the first index at
+    /// which a name equals, ignoring ASCII case, one before it.
+    fn first_repeated_by_the_rule(names: &[&str]) -> Option<usize> {
+        (0..names.len()).find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+    }
+
+    fn texts<'a>(names: &[&'a str]) -> Vec<Text<'a>> {
+        names.iter().map(|&name| name.into()).collect()
+    }
+
+    #[test]
+    fn the_first_repeated_name_by_hashing_and_by_sorting() {
+        // Names sharing long prefixes and lengths, in both cases, drawn in
+        // a fixed pseudo-random order into lists of every length to 60.
+        let pool = [
+            "a",
+            "A",
+            "b",
+            "host1",
+            "HOST1",
+            "host10",
+            "host01",
+            "server1.example.com",
+            "SERVER1.example.COM",
+            "server1.example.org",
+            "server2.example.com",
+            "abcdefgh",
+            "abcdefghi",
+            "ABCDEFGH",
+            "abcdefgh.i",
+            "x-1",
+            "X-1",
+            "x-2",
+        ];
+        let mut state = 7u32;
+        for len in 0..=60 {
+            for _ in 0..20 {
+                let names: Vec<&str> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        pool[(state >> 16) as usize % pool.len()]
+                    })
+                    .collect();
+                let expected = first_repeated_by_the_rule(&names);
+                let names = texts(&names);
+                assert_eq!(first_repeated(&names), expected, "{names:?}");
+                assert_eq!(first_repeated_sorted(&names), expected, "{names:?}");
+                assert_eq!(
+                    first_repeated_hashed(&names, usize::MAX),
+                    Some(expected),
+                    "{names:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hashing_ignores_case_in_every_byte() {
+        let lower = "server-01.rack-9.example.com";
+        let upper = lower.to_ascii_uppercase();
+        assert_eq!(caseless_hash(lower), caseless_hash(&upper));
+        let names = texts(&["other", lower, &upper]);
+        assert_eq!(first_repeated_hashed(&names, usize::MAX), Some(Some(2)));
+    }
+
+    /// Hashing gives up after its budget of probes (inputs made to collide
+    /// would take quadratic time), and sorting answers instead; names as
+    /// plain as a numbered series never come near that budget.
+    #[test]
+    fn hashing_gives_up_on_collisions_beyond_its_budget() {
+        let owned: Vec<String> = (0..MAX_HOSTS).map(|i| format!("host{i}")).collect();
+        let names: Vec<Text<'_>> = owned.iter().map(|name| name.as_str().into()).collect();
+        assert_eq!(
+            first_repeated_hashed(&names[..1000], 0),
+            None,
+            "1000 names in 2048 slots and not one collision"
+        );
+        for len in [10, 1000, 10_000, MAX_HOSTS] {
+            assert_eq!(
+                first_repeated_hashed(&names[..len], 2 * len),
+                Some(None),
+                "{len} numbered names"
+            );
+        }
+        let mut repeated = names[..1000].to_vec();
+        repeated.push("HOST999".into());
+        repeated.push("host3".into());
+        assert_eq!(first_repeated_hashed(&repeated, 0), None);
+        assert_eq!(first_repeated(&repeated), Some(1000));
     }
 
     #[test]
