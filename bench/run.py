@@ -454,7 +454,11 @@ def thread_window(scale: float) -> float:
     return max(0.05, THREAD_SECONDS * scale)
 
 
-def measure_threads(rounds: int, scale: float) -> dict[str, Figure]:
+def measure_threads(rounds: int, scale: float) -> tuple[dict[str, Figure], float]:
+    """The 2-thread ÷ 1-thread throughput of each path, and the machine's
+    load average (1 min) as the rounds began: with it near the number of
+    cores, other processes hold the core a second thread would use."""
+    load_average = os.getloadavg()[0]
     module = py_host.load(WASM, max_instances=2)
     raw = MANY_HOSTS.model_dump_json().encode()
     paths: dict[str, Callable[[], object]] = {
@@ -472,7 +476,7 @@ def measure_threads(rounds: int, scale: float) -> dict[str, Figure]:
             results[name].samples.append(two / one)
     module.close()
     print("  measured: threads", file=sys.stderr)
-    return results
+    return results, load_average
 
 
 def measure_concurrency(rounds: int, scale: float) -> dict[str, Figure]:
@@ -528,6 +532,7 @@ def report(
     concurrent: dict[str, Figure],
     rounds: int,
     thread_seconds: float,
+    load_average: float,
 ) -> tuple[str, dict[str, Any], list[str]]:
     def spread(figure: Figure, digits: int = 1) -> str:
         return (
@@ -568,7 +573,7 @@ def report(
             for name, ways in memory.items()
         ),
         "",
-        f"| py_host, 2 threads ÷ 1 thread, 10,000-host procedure (throughput over {thread_seconds:g} s windows) | median (lowest–highest) |",
+        f"| py_host, 2 threads ÷ 1 thread, 10,000-host procedure (throughput over {thread_seconds:g} s windows; load average {load_average:.2f} on {os.cpu_count()} cores as they began) | median (lowest–highest) |",
         "|---|---|",
         *(f"| {name} | {spread(figure, 2)}× |" for name, figure in threads.items()),
         "",
@@ -700,6 +705,7 @@ def report(
             h: {way: f.as_json() for way, f in ways.items()} for h, ways in memory.items()
         },
         "threads_speedup": {h: f.as_json() for h, f in threads.items()},
+        "threads_load_average": load_average,
         "configurations_us": {h: f.as_json() for h, f in configurations.items()},
         "concurrency": {h: f.as_json() for h, f in concurrent.items()},
         "targets": [target.as_json() for target in targets + earlier],
@@ -715,7 +721,7 @@ def main() -> None:
     args = parser.parse_args()
     calls = measure_calls(args.rounds, args.scale)
     cold, imports, memory = measure_processes(args.rounds)
-    threads = measure_threads(args.rounds, args.scale)
+    threads, load_average = measure_threads(args.rounds, args.scale)
     configurations = measure_configurations(args.rounds, args.scale)
     concurrent = measure_concurrency(args.rounds, args.scale)
     dask = measure_dask(args.rounds, args.scale)
@@ -729,6 +735,7 @@ def main() -> None:
         concurrent=concurrent,
         rounds=args.rounds,
         thread_seconds=thread_window(args.scale),
+        load_average=load_average,
     )
     table += "\n\n" + dask_table(dask, args.scale)
     figures["dask_procedures_per_s"] = {
