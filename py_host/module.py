@@ -152,9 +152,12 @@ def compile_for(
             check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
         )
         if settled(status):
+            # Each a single dict operation, safe from any thread without a
+            # lock (which a fork could leave held): more files than this
+            # are rare, and then only hashed again.
+            if len(_SHA256S) >= _SHA256S_KEPT:
+                _SHA256S.clear()
             _SHA256S[identity(status)] = sha256
-            while len(_SHA256S) > _SHA256S_KEPT:
-                del _SHA256S[next(iter(_SHA256S))]
     if _LOG.isEnabledFor(logging.DEBUG):
         _LOG.debug(
             "loaded %s (sha256 %s), %s, in %.1f ms",
@@ -196,18 +199,17 @@ def _known(
 _LINKED: weakref.WeakKeyDictionary[wasmtime.Module, wasmtime.InstancePre] = (
     weakref.WeakKeyDictionary()
 )
-_LINKING = threading.Lock()
 
 
 def linked_once(module: wasmtime.Module, limits: Limits) -> wasmtime.InstancePre:
     """``module`` linked for instances (see ``_instance.prepare``), once per
     compiled module: a module is compiled for one engine, the one its
     ``limits`` choose, and a reload of it in this process links nothing."""
-    with _LINKING:
-        linked = _LINKED.get(module)
-        if linked is None:
-            linked = _LINKED[module] = prepare(module, limits)
-        return linked
+    linked = _LINKED.get(module)
+    if linked is None:
+        # No lock: two threads may both link it, and one result is kept.
+        linked = _LINKED.setdefault(module, prepare(module, limits))
+    return linked
 
 
 @dataclass(frozen=True)
