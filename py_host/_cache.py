@@ -19,17 +19,37 @@ and rebuilt. Every problem with the cache means compiling instead, never an
 error. Hits, misses and why, and entries stored are logged at DEBUG on the
 ``py_host.cache`` logger; a directory or entry refused for its owner or mode
 is logged at WARNING, as it slows every start until it is fixed.
+
+Checking costs more than loading: hashing the .wasm and the CRC-32 of the
+entry took two thirds of a millisecond of a load's two. So once a load has
+checked both, and both files last changed at least :data:`SETTLED_SECONDS`
+before, it notes in an index what it found: the .wasm's status (device,
+inode, size, modification and change times), its SHA-256, and the entry's
+name and status. A later load whose .wasm and entry still have those
+statuses loads the entry without reading or hashing either. Any write to a
+file through the file system changes its change time, which no program can
+set back, so a changed file always misses the index and is checked in full;
+the settling time covers writes within one tick of a coarse file system
+clock, which the change time could not tell apart. Entries are written to
+disk (fsync) before they are renamed into place, so a crash cannot leave a
+whole-looking entry with lost contents. What the index cannot see is damage
+below the file system (a failing disk), which no other native code a process
+loads is checked for either. The index is trusted as the entries are: only
+when the directory and the index are the user's and nobody else's to write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import mmap
 import os
 import stat
 import tempfile
+import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
@@ -37,6 +57,46 @@ import wasmtime
 from ._transport import WASMTIME_VERSION
 
 _LOG = logging.getLogger("py_host.cache")
+
+SETTLED_SECONDS = 2.0
+"""How long before a check a file must have last changed for its status to
+stand for its contents from then on: longer than any file system's clock
+tick (FAT's is two seconds)."""
+_MAX_INDEX_BYTES = 1024
+
+FileIdentity = tuple[int, int, int, int, int]
+"""What a file's status says of its contents: device, inode, size,
+modification and change times (ns)."""
+
+
+def identity(status: os.stat_result) -> FileIdentity:
+    """The :data:`FileIdentity` in ``status``."""
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+
+
+def settled(status: os.stat_result) -> bool:
+    """Whether the file with ``status`` is a regular file that last changed
+    at least :data:`SETTLED_SECONDS` ago: a later change will show in its
+    status."""
+    changed = max(status.st_mtime_ns, status.st_ctime_ns)
+    return stat.S_ISREG(status.st_mode) and time.time_ns() - changed >= SETTLED_SECONDS * 1e9
+
+
+@dataclass(frozen=True)
+class Source:
+    """The .wasm file a module is loaded from, as load() found it."""
+
+    status: os.stat_result
+    """Its status, taken through the descriptor it was read from."""
+    sha256: str
+    configuration: str
+    """The engine configuration the module is compiled for."""
 
 
 def default_directory() -> Path | None:
@@ -69,9 +129,41 @@ class ModuleCache:
         configuration: entries are named ``<key>-crc<checksum>.cwasm``."""
         return f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}-{configuration}"
 
-    def load(self, key: str, engine: wasmtime.Engine) -> wasmtime.Module | None:
+    def recall(
+        self, wasm: os.stat_result, configuration: str, engine: wasmtime.Engine
+    ) -> tuple[str, wasmtime.Module] | None:
+        """The SHA-256 of the .wasm with status ``wasm`` and its module
+        compiled for ``configuration``, when the index says a load checked
+        both and neither file changed since; ``None`` otherwise (then
+        :meth:`load` checks in full)."""
+        try:
+            _check_private(self.directory.stat())
+            index, _ = _open_private(self.directory / self._index_name(wasm, configuration))
+            with index:
+                fields = index.read(_MAX_INDEX_BYTES).decode().split()
+            if len(fields) != 12 or tuple(map(int, fields[:5])) != identity(wasm):
+                return None
+            sha256, name = fields[5], fields[6]
+            if not name.startswith(f"{self.key(sha256, configuration)}-crc"):
+                return None
+            entry = self.directory / name
+            file, status = _open_private(entry)
+            file.close()
+            if identity(status) != tuple(map(int, fields[7:])):
+                return None
+            module = wasmtime.Module.deserialize_file(engine, str(entry))
+        except (OSError, ValueError, Untrusted, wasmtime.WasmtimeError):
+            return None
+        _LOG.debug("hit: %s (unchanged since a load checked it)", entry)
+        return sha256, module
+
+    def load(
+        self, key: str, engine: wasmtime.Engine, *, source: Source | None = None
+    ) -> wasmtime.Module | None:
         """The module kept under ``key``, or ``None`` when there is none or it
-        is damaged or stale (a damaged or stale entry is removed)."""
+        is damaged or stale (a damaged or stale entry is removed). On a hit,
+        the index notes it for :meth:`recall` when ``source`` (the .wasm
+        ``key`` names) and the entry have settled."""
         if not self._usable():
             return None
         entries = self._entries(key)
@@ -79,9 +171,12 @@ class ModuleCache:
             _LOG.debug("miss: no entry %s in %s", key, self.directory)
         for entry in entries:
             try:
-                if _trusted_checksum(entry) == entry.stem.rsplit("-crc", 1)[1]:
+                checksum, status = _trusted_checksum(entry)
+                if checksum == entry.stem.rsplit("-crc", 1)[1]:
                     module = wasmtime.Module.deserialize_file(engine, str(entry))
                     _LOG.debug("hit: %s", entry)
+                    if source is not None:
+                        self._note(source, entry, status)
                     return module
                 _LOG.debug("miss: %s is damaged (its CRC-32 differs from its name's)", entry)
             except Untrusted as error:
@@ -114,6 +209,10 @@ class ModuleCache:
         try:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(body)
+                # On disk before it has its name: after a crash the entry is
+                # whole or missing, never its name over lost contents.
+                file.flush()
+                os.fsync(file.fileno())
             for old in self._entries(key):
                 old.unlink(missing_ok=True)
             # Renaming is atomic: a reader finds the whole entry or none.
@@ -123,6 +222,31 @@ class ModuleCache:
             Path(temporary).unlink(missing_ok=True)
             return
         _LOG.debug("stored %s", entry)
+
+    def _note(self, source: Source, entry: Path, status: os.stat_result) -> None:
+        """Note in the index that ``entry``, with ``status``, was checked and
+        holds ``source``'s module; only once both have settled, and only as
+        a faster start: a failure is ignored."""
+        if not (settled(source.status) and settled(status)):
+            return
+        fields = [*identity(source.status), source.sha256, entry.name, *identity(status)]
+        index = self.directory / self._index_name(source.status, source.configuration)
+        try:
+            descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(" ".join(map(str, fields)) + "\n")
+            os.replace(temporary, index)
+        except OSError as error:
+            _LOG.debug("index not written in %s: %s", self.directory, error)
+            Path(temporary).unlink(missing_ok=True)
+
+    def _index_name(self, wasm: os.stat_result, configuration: str) -> str:
+        """One index per .wasm file (device and inode), wasmtime and engine
+        configuration: a rebuilt .wasm replaces its own."""
+        return f"index-wasmtime{WASMTIME_VERSION}-{configuration}-{wasm.st_dev}-{wasm.st_ino}"
 
     def _usable(self) -> bool:
         """Whether the directory is there and the user's and only the user's
@@ -162,16 +286,26 @@ def _check_private(status: os.stat_result) -> None:
         raise Untrusted(f"others can write it (mode {stat.S_IMODE(status.st_mode):o})")
 
 
-def _trusted_checksum(entry: Path) -> str:
-    """The CRC-32 of ``entry``; :class:`Untrusted` when others could have
-    written it, ValueError when it is not a regular file."""
-    # The checks use the descriptor the checksum reads through: they cost one
-    # fstat and no lookup by name. A symbolic link is refused, not followed.
-    descriptor = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(descriptor)
+def _open_private(path: Path) -> tuple[io.BufferedReader, os.stat_result]:
+    """``path`` opened for reading, and its status; :class:`Untrusted` when
+    others could have written it, ValueError when it is not a regular file."""
+    # The checks use the descriptor that is read: they cost one fstat and no
+    # lookup by name. A symbolic link is refused, not followed.
+    file = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+    try:
+        status = os.fstat(file.fileno())
         if not stat.S_ISREG(status.st_mode):
             raise ValueError("not a regular file")
         _check_private(status)
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return f"{zlib.crc32(data):08x}"
+    except BaseException:
+        file.close()
+        raise
+    return file, status
+
+
+def _trusted_checksum(entry: Path) -> tuple[str, os.stat_result]:
+    """The CRC-32 of ``entry`` and its status; :class:`Untrusted` when others
+    could have written it, ValueError when it is not a regular file."""
+    file, status = _open_private(entry)
+    with file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return f"{zlib.crc32(data):08x}", status

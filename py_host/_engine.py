@@ -17,7 +17,7 @@ from pathlib import Path
 
 import wasmtime
 
-from ._cache import ModuleCache
+from ._cache import ModuleCache, Source
 from ._transport import epoch_incrementer
 from .errors import LoadError
 from .limits import Limits
@@ -115,36 +115,52 @@ engine(Flavor.for_limits(Limits()))
 
 def compile_module(
     wasm: bytes,
-    sha256: str,
+    source: Source,
     path: Path,
     *,
     flavor: Flavor,
     cache: ModuleCache | None,
     check: Callable[[wasmtime.Module], None],
 ) -> tuple[wasmtime.Module, str]:
-    """The compiled module for ``wasm``, whose SHA-256 is ``sha256``, and
-    where it came from: this process's memory, else ``cache`` on disk, else
-    compiled, passed through ``check`` (which raises to refuse it) and kept
-    in both. So a kept module was checked."""
+    """The module for ``wasm``, read from ``source``, compiled for ``flavor``
+    (whose name ``source.configuration`` is), and where it came from: this
+    process's memory, else ``cache`` on disk, else compiled, passed through
+    ``check`` (which raises to refuse it) and kept in both. So a kept module
+    was checked."""
+    module = kept_module(source.sha256, flavor)
+    if module is not None:
+        return module, "from this process's memory"
+    cache_key = cache.key(source.sha256, source.configuration) if cache else ""
+    module = cache.load(cache_key, engine(flavor), source=source) if cache else None
+    where = "from the disk cache"
+    if module is None:
+        module = _compile(wasm, path, flavor)
+        where = "compiled"
+        check(module)
+        if cache:
+            cache.store(cache_key, module)
+    keep_module(source.sha256, flavor, module)
+    return module, where
+
+
+def kept_module(sha256: str, flavor: Flavor) -> wasmtime.Module | None:
+    """The module whose .wasm has SHA-256 ``sha256``, compiled for
+    ``flavor``, if this process keeps it."""
     key = (sha256, flavor)
     with _COMPILING.lock:
         if key in _compiled:
             _compiled.move_to_end(key)
-            return _compiled[key], "from this process's memory"
-    cache_key = cache.key(sha256, flavor.name) if cache else ""
-    module = cache.load(cache_key, engine(flavor)) if cache else None
-    source = "from the disk cache"
-    if module is None:
-        module = _compile(wasm, path, flavor)
-        source = "compiled"
-        check(module)
-        if cache:
-            cache.store(cache_key, module)
+            return _compiled[key]
+    return None
+
+
+def keep_module(sha256: str, flavor: Flavor, module: wasmtime.Module) -> None:
+    """Keep ``module`` (checked) for :func:`kept_module`, dropping the least lately
+    used beyond :data:`COMPILED_KEPT`."""
     with _COMPILING.lock:
-        _compiled[key] = module
+        _compiled[(sha256, flavor)] = module
         while len(_compiled) > COMPILED_KEPT:
             _compiled.popitem(last=False)
-    return module, source
 
 
 def _compile(wasm: bytes, path: Path, flavor: Flavor) -> wasmtime.Module:

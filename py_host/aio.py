@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from ._abi import Exports
-from ._instance import Instance, prepare
+from ._instance import Instance
 from ._pool import InstancePool, Lease
 from ._rounds import (
     ROUND_ROOM,
@@ -46,6 +46,7 @@ from .module import (
     Buffer,
     as_input,
     compile_for,
+    linked_once,
     pool_size,
     print_int_step,
     print_string_step,
@@ -128,7 +129,7 @@ class AsyncRustModule:
     ) -> None:
         self._executor = executor
         self._executor_is_async = executor is not None and is_async(executor)
-        linked = prepare(module, limits)
+        linked = linked_once(module, limits)
         granted = executor is not None
         self._pool = InstancePool(lambda: Instance(linked, granted, limits), max_instances)
         self._size = max_instances

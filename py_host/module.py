@@ -18,8 +18,8 @@ import wasmtime
 from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports, check_module
-from ._cache import ModuleCache, default_directory
-from ._engine import Flavor, compile_module, engine
+from ._cache import FileIdentity, ModuleCache, Source, default_directory, identity, settled
+from ._engine import Flavor, compile_module, engine, keep_module, kept_module
 from ._instance import Instance, prepare
 from ._pool import InstancePool, Lease
 from ._rounds import ProgressCallback, policy_for_input, policy_for_json, procedure_unread
@@ -122,29 +122,43 @@ def compile_for(
     SHA-256: the work of load() and load_async() before instances are made."""
     started = time.perf_counter()
     wasm_path = Path(path) if path is not None else DEFAULT_WASM
-    try:
-        with wasm_path.open("rb") as file:
-            wasm = file.read(MAX_MODULE_BYTES + 1)
-    except OSError as error:
-        hint = " (run `just build`)" if path is None else ""
-        raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
-    if len(wasm) > MAX_MODULE_BYTES:
-        raise LoadError(
-            f"the module {str(wasm_path)!r} is larger than {MAX_MODULE_BYTES} bytes, "
-            "the most py_host reads"
-        )
     flavor = Flavor.for_limits(limits)
     directory = default_directory() if cache is True else Path(cache) if cache else None
     kept = ModuleCache(directory) if directory else None
-    sha256 = hashlib.sha256(wasm).hexdigest()
-    module, source = compile_module(
-        wasm,
-        sha256,
-        wasm_path,
-        flavor=flavor,
-        cache=kept,
-        check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
-    )
+    wasm = b""
+    try:
+        with wasm_path.open("rb") as file:
+            status = os.fstat(file.fileno())
+            known = _known(status, flavor, kept)
+            if known is None:
+                wasm = file.read(MAX_MODULE_BYTES + 1)
+    except OSError as error:
+        hint = " (run `just build`)" if path is None else ""
+        raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
+    if known is not None:
+        module, source, sha256 = known
+    else:
+        if len(wasm) > MAX_MODULE_BYTES:
+            raise LoadError(
+                f"the module {str(wasm_path)!r} is larger than {MAX_MODULE_BYTES} bytes, "
+                "the most py_host reads"
+            )
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        module, source = compile_module(
+            wasm,
+            Source(status, sha256, flavor.name),
+            wasm_path,
+            flavor=flavor,
+            cache=kept,
+            check=partial(check_module, engine=engine(flavor) if flavor.epochs else None),
+        )
+        if settled(status):
+            # Each a single dict operation, safe from any thread without a
+            # lock (which a fork could leave held): more files than this
+            # are rare, and then only hashed again.
+            if len(_SHA256S) >= _SHA256S_KEPT:
+                _SHA256S.clear()
+            _SHA256S[identity(status)] = sha256
     if _LOG.isEnabledFor(logging.DEBUG):
         _LOG.debug(
             "loaded %s (sha256 %s), %s, in %.1f ms",
@@ -154,6 +168,49 @@ def compile_for(
             (time.perf_counter() - started) * 1000,
         )
     return module, str(wasm_path.resolve()) if path is not None else None, sha256
+
+
+_SHA256S: dict[FileIdentity, str] = {}
+"""The SHA-256 of each .wasm file this process read, by what its status says
+of its contents; only files that had settled (see ``_cache.settled``), so a
+change to one shows in its status and misses this."""
+_SHA256S_KEPT = 64
+
+
+def _known(
+    status: os.stat_result, flavor: Flavor, cache: ModuleCache | None
+) -> tuple[wasmtime.Module, str, str] | None:
+    """The module, where it came from and the SHA-256 of the .wasm whose
+    status is ``status``, if it is known unchanged since it was checked: by
+    this process, or by an earlier one through ``cache``'s index. ``None``
+    means the .wasm must be read and hashed."""
+    sha256 = _SHA256S.get(identity(status))
+    if sha256 is not None:
+        module = kept_module(sha256, flavor)
+        if module is not None:
+            return module, "from this process's memory", sha256
+    recalled = cache.recall(status, flavor.name, engine(flavor)) if cache else None
+    if recalled is None:
+        return None
+    sha256, module = recalled
+    keep_module(sha256, flavor, module)
+    return module, "from the disk cache", sha256
+
+
+_LINKED: weakref.WeakKeyDictionary[wasmtime.Module, wasmtime.InstancePre] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def linked_once(module: wasmtime.Module, limits: Limits) -> wasmtime.InstancePre:
+    """``module`` linked for instances (see ``_instance.prepare``), once per
+    compiled module: a module is compiled for one engine, the one its
+    ``limits`` choose, and a reload of it in this process links nothing."""
+    linked = _LINKED.get(module)
+    if linked is None:
+        # No lock: two threads may both link it, and one result is kept.
+        linked = _LINKED.setdefault(module, prepare(module, limits))
+    return linked
 
 
 @dataclass(frozen=True)
@@ -217,7 +274,7 @@ class RustModule:
         self._loaded = loaded
         self._executor = executor
         granted = executor is not None
-        linked = prepare(module, limits)
+        linked = linked_once(module, limits)
         self._pool = InstancePool(lambda: Instance(linked, granted, limits), max_instances)
         self.crate_version: str = self._call(Exports.crate_version)
         """The module's own version (its Rust crate's). It speaks ABI version

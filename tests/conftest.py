@@ -65,9 +65,12 @@ def fstat_says_another_user_owns(monkeypatch: pytest.MonkeyPatch) -> None:
     real_fstat = os.fstat
 
     def foreign(descriptor: int) -> os.stat_result:
-        status = list(real_fstat(descriptor))
+        real = real_fstat(descriptor)
+        status = list(real)
         status[stat.ST_UID] = os.getuid() + 1
-        return os.stat_result(status)
+        # The fields beyond the tuple's (times in ns, blocks) as they were.
+        extra = {name: getattr(real, name) for name in dir(real) if name.startswith("st_")}
+        return os.stat_result(status, extra)
 
     monkeypatch.setattr(os, "fstat", foreign)
 

@@ -3,18 +3,21 @@ entry is rebuilt, never loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, fstat_says_another_user_owns
+from conftest import FAULTS_WASM, ROOT, fstat_says_another_user_owns
 
 import py_host
-from py_host._cache import ModuleCache, default_directory
+from py_host._cache import ModuleCache, default_directory, identity, settled
 from py_host._engine import Flavor, engine
 
 LOAD = """
@@ -247,3 +250,197 @@ def test_a_relative_cache_variable_writes_nothing_in_the_working_directory(
     assert (done.returncode, done.stdout, done.stderr) == (0, "7\n", "")
     assert list(working.iterdir()) == []
     assert entries(tmp_path / "home/.cache/py_host") != []
+
+
+# The index: a load that checked the .wasm and the entry notes their
+# statuses, and a later load whose files still have them skips reading,
+# hashing and the CRC-32. Files count as settled sooner here than the real
+# two seconds, and the tests wait that long, so a change always lands on a
+# later clock tick than the status the index noted.
+SETTLE = 0.05
+
+LOAD_SETTLED = f"""
+import hashlib, sys, time, py_host
+py_host._cache.SETTLED_SECONDS = {SETTLE}
+with py_host.load(sys.argv[2], cache=sys.argv[1]) as rust:
+    assert rust._loaded.sha256 == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()
+    print(rust.start_procedure(dict(timeout=1, retries=0, action="a", host_list=["h"], job_id=7)).job_id)
+"""
+
+
+def load_settled(cache: Path, wasm: Path) -> str:
+    """A new process loads ``wasm`` through ``cache`` and checks that what it
+    loaded is the module the file holds now; what py_host.cache logged."""
+    time.sleep(2 * SETTLE)
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_CACHE + textwrap.dedent(LOAD_SETTLED), str(cache), str(wasm)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "7\n"), done.stderr
+    return done.stderr
+
+
+LOG_CACHE = """
+import logging, sys
+logging.basicConfig(stream=sys.stderr, format="%(message)s")
+logging.getLogger("py_host.cache").setLevel(logging.DEBUG)
+"""
+
+
+@pytest.fixture
+def wasm(tmp_path: Path) -> Path:
+    """A copy of the module, in a file of its own."""
+    copy = tmp_path / "module.wasm"
+    shutil.copyfile(ROOT / "py_host/rust_lib.wasm", copy)
+    return copy
+
+
+def indexes(cache: Path) -> list[Path]:
+    return sorted(cache.glob("index-*"))
+
+
+def test_a_checked_entry_is_loaded_through_the_index(tmp_path: Path, wasm: Path) -> None:
+    cache = tmp_path / "cache"
+    load_settled(cache, wasm)  # compiles and stores: the entry has not settled
+    assert indexes(cache) == []
+    load_settled(cache, wasm)  # checks the entry's CRC-32 and notes it
+    (index,) = indexes(cache)
+    assert index.stat().st_mode & 0o777 == 0o600
+    logged = load_settled(cache, wasm)
+    assert f"hit: {the_entry(cache)} (unchanged since a load checked it)" in logged
+
+
+def test_files_that_have_not_settled_are_not_noted(tmp_path: Path, wasm: Path) -> None:
+    cache = tmp_path / "cache"
+    load_in_a_new_process(cache)
+    load_in_a_new_process(cache)  # at once: the entry is younger than two seconds
+    assert indexes(cache) == []
+
+
+def the_index_is_noted(cache: Path, wasm: Path) -> None:
+    load_settled(cache, wasm)
+    load_settled(cache, wasm)
+    assert len(indexes(cache)) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        # Damage wasmtime itself accepts: only the check keeps it from running.
+        pytest.param(
+            lambda data: (
+                data[: len(data) // 2]
+                + bytes([data[len(data) // 2] ^ 0xFF])
+                + data[len(data) // 2 + 1 :]
+            ),
+            id="a byte flipped",
+        ),
+        pytest.param(
+            lambda data: data[: len(data) // 4] + bytes(4096) + data[len(data) // 4 + 4096 :],
+            id="a page zeroed",
+        ),
+    ],
+)
+def test_an_entry_damaged_after_it_was_noted_is_rebuilt_not_loaded(
+    tmp_path: Path, wasm: Path, damage: object
+) -> None:
+    cache = tmp_path / "cache"
+    the_index_is_noted(cache, wasm)
+    entry = the_entry(cache)
+    good = entry.read_bytes()
+    with entry.open("r+b") as file:  # in place: the same file, its status changed
+        file.write(damage(good))  # type: ignore[operator]
+        file.truncate()
+    logged = load_settled(cache, wasm)
+    assert "unchanged since a load checked it" not in logged
+    assert entry.read_bytes() == good, "rebuilt under the same name"
+
+
+def test_a_changed_module_file_is_read_again_not_taken_from_the_index(
+    tmp_path: Path, wasm: Path
+) -> None:
+    cache = tmp_path / "cache"
+    the_index_is_noted(cache, wasm)
+    # In place and of the same size: only its times tell the change.
+    data = bytearray(wasm.read_bytes())
+    custom = data.rindex(b"producers")
+    data[custom : custom + 9] = b"PRODUCERS"
+    with wasm.open("r+b") as file:
+        file.write(data)
+    load_settled(cache, wasm)  # asserts it loaded the module the file holds now
+
+
+def test_another_module_at_the_same_path_is_loaded(tmp_path: Path, wasm: Path) -> None:
+    cache = tmp_path / "cache"
+    the_index_is_noted(cache, wasm)
+    shutil.copyfile(FAULTS_WASM, wasm)
+    load_settled(cache, wasm)
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620], ids=oct)
+def test_an_index_others_can_write_is_not_used(tmp_path: Path, wasm: Path, mode: int) -> None:
+    cache = tmp_path / "cache"
+    the_index_is_noted(cache, wasm)
+    (index,) = indexes(cache)
+    index.chmod(mode)
+    logged = load_settled(cache, wasm)
+    assert "unchanged since a load checked it" not in logged
+    assert f"hit: {the_entry(cache)}" in logged
+
+
+def test_an_index_naming_an_entry_of_another_module_is_not_used(tmp_path: Path, wasm: Path) -> None:
+    cache = tmp_path / "cache"
+    the_index_is_noted(cache, wasm)
+    (index,) = indexes(cache)
+    fields = index.read_text().split()
+    elsewhere = tmp_path / the_entry(cache).name.replace(fields[5], "0" * 64)
+    shutil.copy2(the_entry(cache), elsewhere)
+    fields[6] = f"../{elsewhere.name}"
+    fields[7:] = map(str, identity(elsewhere.stat()))
+    index.write_text(" ".join(fields))
+    logged = load_settled(cache, wasm)
+    assert "unchanged since a load checked it" not in logged
+
+
+def test_a_module_file_changed_in_this_process_is_read_again(
+    wasm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(py_host._cache, "SETTLED_SECONDS", SETTLE)
+    time.sleep(2 * SETTLE)
+    with py_host.load(wasm, cache=False) as rust:
+        first = rust._loaded.sha256
+    time.sleep(2 * SETTLE)
+    data = bytearray(wasm.read_bytes())
+    custom = data.rindex(b"producers")
+    data[custom : custom + 9] = b"PRODUCERS"
+    with wasm.open("r+b") as file:
+        file.write(data)
+    with py_host.load(wasm, cache=False) as rust:
+        assert rust._loaded.sha256 == hashlib.sha256(data).hexdigest() != first
+
+
+@pytest.mark.parametrize(
+    ("mode", "changed_seconds_ago", "expected"),
+    [
+        (stat.S_IFREG | 0o644, 1.0, False),
+        (stat.S_IFREG | 0o644, 3.0, True),
+        (stat.S_IFCHR | 0o666, 3.0, False),  # /dev/zero and the like
+        (stat.S_IFIFO | 0o644, 3.0, False),
+    ],
+)
+def test_a_file_has_settled_two_seconds_after_its_last_change(
+    mode: int, changed_seconds_ago: float, expected: bool
+) -> None:
+    changed = time.time_ns() - int(changed_seconds_ago * 1e9)
+    old = changed - 3600 * 10**9
+    for mtime, ctime in ((changed, changed), (old, changed), (changed, old)):
+        status = os.stat_result(
+            (mode, 1, 1, 1, 0, 0, 100, 0, 0, 0),
+            {"st_mtime_ns": mtime, "st_ctime_ns": ctime, "st_atime_ns": old},
+        )
+        assert settled(status) == expected
