@@ -5,8 +5,8 @@ implements, so no Python code here is ever called from WebAssembly.
 
 Two implementations of one interface. The fast one calls below wasmtime-py's
 generic paths, through the C API's unchecked calls with preallocated
-argument arrays, and moves bytes with one ``memmove`` on the memory's base
-pointer: an empty call costs about a tenth of ``Func.__call__``. It relies on
+argument arrays, and moves bytes through a ``memoryview`` of linear memory
+in place: an empty call costs about a twentieth of ``Func.__call__``. It relies on
 wasmtime-py internals (``wasmtime._bindings``), so it is used only with the
 wasmtime versions py_host's dependencies pin, and the public API stays as a
 tested fallback (``PY_HOST_PUBLIC_API=1`` selects it).
