@@ -57,9 +57,10 @@ T = TypeVar("T")
 
 OFFLOAD_BYTES = 16 * 1024
 """The input size from which a procedure's steps run in a thread rather than
-on the event loop. A step costs about 0.15 µs per input byte (1.5 ms for
-10,000 hosts) and handing one to a thread about 0.1 ms (docs/BENCHMARKS.md):
-from 16 KiB, about 1,500 hosts, a step would hold the loop for 0.25 ms."""
+on the event loop. A first step with an executor cost about 9 µs per KiB of
+input (0.9 ms for 10,000 hosts) and handing a step to a thread and back
+20 µs to 0.1 ms, on a busy machine: from 16 KiB, about 1,500 hosts, a step
+would hold the loop for about 0.15 ms."""
 
 _RECHECK_SECONDS = 0.005
 """How often a task waiting for an instance that another event loop holds
