@@ -64,9 +64,22 @@ def console() -> list[str]:
     return []
 
 
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# For tests of the layout: the page at a desktop's size and at a phone's.
+BOTH_SIZES = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+
+
 @pytest.fixture
-def page(browser: Browser, site: str, console: list[str]) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+def viewport() -> dict[str, int]:
+    return DESKTOP
+
+
+@pytest.fixture
+def page(
+    browser: Browser, site: str, console: list[str], viewport: dict[str, int]
+) -> Iterator[Page]:
+    page = browser.new_page(viewport=viewport)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
@@ -94,6 +107,53 @@ def evaluate_within(page: Page, script: str, arg: Any = None, seconds: float = 1
         ])""",
         [arg, seconds * 1000],
     )
+
+
+def assert_nothing_runs_off_the_page(page: Page) -> None:
+    """The page is no wider than the window, and every control, card, error
+    and cell shown lies within it, from its left edge to its right."""
+    layout = page.evaluate(
+        """() => ({
+            scrollWidth: document.documentElement.scrollWidth,
+            outside: [...document.querySelectorAll(
+                "section, input, textarea, select, button, label, .error, td, pre")]
+                .filter((element) => element.getClientRects().length > 0)
+                .filter((element) => {
+                    const box = element.getBoundingClientRect();
+                    return box.left < 0 || box.right > innerWidth + 0.5;
+                })
+                .map((element) => element.outerHTML.slice(0, 80)),
+        })"""
+    )
+    assert layout["scrollWidth"] <= page.viewport_size["width"]  # type: ignore[index]
+    assert layout["outside"] == []
+
+
+@BOTH_SIZES
+def test_every_control_lies_within_the_window(page: Page) -> None:
+    assert_nothing_runs_off_the_page(page)
+    page.get_by_label("State of server1").select_option("down")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#result-result")).to_have_text("partial")
+    assert_nothing_runs_off_the_page(page)
+
+
+@BOTH_SIZES
+def test_long_input_wraps_inside_its_card(page: Page) -> None:
+    invalid = "a" * 300
+    # A valid name as long as names get: 253 characters.
+    valid = ".".join(["b" * 63] * 3 + ["c" * 61])
+    page.get_by_label("Hosts, one a line").fill(f"{valid}\n{invalid}")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#host_list-error")).to_contain_text(invalid)
+    assert_nothing_runs_off_the_page(page)
+    # The name is shown in full, wrapped, and its state can be chosen.
+    expect(page.locator("#network tbody td").nth(2)).to_have_text(invalid)
+    page.get_by_label(f"State of {valid}").select_option("down")
+    page.get_by_label("Hosts, one a line").fill(valid)
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#failures tbody td").first).to_have_text(valid)
+    assert_nothing_runs_off_the_page(page)
 
 
 def test_the_tutorials_procedure_with_server1_down(page: Page) -> None:
