@@ -156,6 +156,63 @@ def test_long_input_wraps_inside_its_card(page: Page) -> None:
     assert_nothing_runs_off_the_page(page)
 
 
+def type_hosts(page: Page, count: int) -> list[str]:
+    """Puts ``count`` hosts in the host list at once, as a paste does
+    (Playwright's fill takes seconds for text this long)."""
+    hosts = [f"host{n}" for n in range(count)]
+    page.get_by_label("Hosts, one a line").evaluate(
+        """(list, text) => {
+            list.value = text;
+            list.dispatchEvent(new Event("input", {bubbles: true}));
+        }""",
+        "\n".join(hosts),
+    )
+    expect(page.locator("#network tbody tr")).to_have_count(count)
+    return hosts
+
+
+@BOTH_SIZES
+def test_a_keystroke_in_a_long_host_list_touches_only_its_row(page: Page) -> None:
+    type_hosts(page, 2000)
+    page.get_by_label("State of host0").select_option("down")
+    page.evaluate(
+        """() => {
+            const body = document.querySelector("#network tbody");
+            window.firstRow = body.firstElementChild;
+            window.rowsReplaced = 0;
+            new MutationObserver((changes) => {
+                for (const change of changes) window.rowsReplaced += change.removedNodes.length;
+            }).observe(body, {childList: true});
+        }"""
+    )
+    hosts = page.get_by_label("Hosts, one a line")
+    hosts.press("Control+End")
+    hosts.press_sequentially("9x")
+    hosts.press("Enter")
+    hosts.press_sequentially("new")
+    expect(page.get_by_label("State of new")).to_have_value("up")
+    expect(page.locator("#network tbody tr")).to_have_count(2001)
+    # Each keystroke on the last line replaced that line's row, and no other.
+    assert page.evaluate("window.rowsReplaced") <= 6
+    assert page.evaluate('window.firstRow === document.querySelector("#network tbody tr")')
+    expect(page.get_by_label("State of host0")).to_have_value("down")
+
+
+@BOTH_SIZES
+def test_thousands_of_hosts_keep_the_page_short_and_run_near(page: Page) -> None:
+    type_hosts(page, 2000)
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 3 * page.viewport_size["height"]  # type: ignore[index]
+    if page.viewport_size == DESKTOP:
+        expect(page.get_by_role("button", name="Run")).to_be_in_viewport()
+    page.get_by_role("button", name="All flaky").click()
+    expect(page.get_by_label("State of host1999")).to_have_value("flaky")
+    page.get_by_role("button", name="All down").click()
+    expect(page.get_by_label("State of host0")).to_have_value("down")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#result-message")).to_have_text("2000 hosts failed")
+
+
 def test_the_tutorials_procedure_with_server1_down(page: Page) -> None:
     page.get_by_label("State of server1").select_option("down")
     page.get_by_role("button", name="Run").click()

@@ -9,13 +9,14 @@ import init, {
   resume_procedure,
   start_procedure,
 } from "./pkg/rust_lib_web.js";
+import { networkTable } from "./network-table.js";
 import { simulatedNetwork } from "./network.js";
 import { procedureRunner } from "./procedure.js";
 
 const FIELDS = ["host_list", "action", "timeout", "retries", "job_id"];
-const STATES = ["up", "down", "flaky"];
 const $ = (id) => document.getElementById(id);
 const runProcedure = procedureRunner({ start_procedure, resume_procedure });
+const table = networkTable($("network").querySelector("tbody"));
 
 /** The hosts as typed: one a line, blank lines skipped. */
 function hostsTyped() {
@@ -40,38 +41,6 @@ function procedureJson() {
     ["job_id", integerOrText($("job_id").value)],
   ];
   return `{${fields.map(([name, json]) => `"${name}":${json}`).join(",")}}`;
-}
-
-/** Rows of the network table follow the host list, keeping each host's state. */
-function renderNetwork() {
-  const body = $("network").querySelector("tbody");
-  const states = new Map([...body.querySelectorAll("select")].map((s) => [s.dataset.host, s.value]));
-  body.replaceChildren(
-    ...hostsTyped().map((host) => {
-      const select = document.createElement("select");
-      select.dataset.host = host;
-      select.setAttribute("aria-label", `State of ${host}`);
-      select.append(...STATES.map((state) => new Option(state, state)));
-      select.value = states.get(host) ?? "up";
-      const row = document.createElement("tr");
-      const name = document.createElement("td");
-      name.textContent = host;
-      const state = document.createElement("td");
-      state.append(select);
-      row.append(name, state);
-      return row;
-    }),
-  );
-}
-
-function network() {
-  const down = [];
-  const flaky = {};
-  for (const select of $("network").querySelectorAll("select")) {
-    if (select.value === "down") down.push(select.dataset.host);
-    if (select.value === "flaky") flaky[select.dataset.host] = 1;
-  }
-  return simulatedNetwork({ down, flaky });
 }
 
 function clearErrors() {
@@ -116,7 +85,7 @@ function renderOutput(reply) {
 async function run(event) {
   event.preventDefault();
   clearErrors();
-  const executor = $("use-network").checked ? network() : undefined;
+  const executor = $("use-network").checked ? simulatedNetwork(table.spec()) : undefined;
   const reply = await runProcedure(procedureJson(), executor);
   // Abandoned for a later run, which shows its own reply.
   if (reply === null) return;
@@ -149,8 +118,12 @@ function runVector({ input, network: spec }) {
 
 async function main() {
   await init();
-  renderNetwork();
-  $("host_list").addEventListener("input", renderNetwork);
+  const showHosts = () => table.show(hostsTyped());
+  showHosts();
+  $("host_list").addEventListener("input", showHosts);
+  for (const button of document.querySelectorAll("[data-every]")) {
+    button.addEventListener("click", () => table.setEvery(button.dataset.every));
+  }
   $("procedure").addEventListener("submit", run);
   $("print-string").addEventListener("submit", (event) => {
     event.preventDefault();
