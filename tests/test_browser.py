@@ -213,6 +213,59 @@ def test_thousands_of_hosts_keep_the_page_short_and_run_near(page: Page) -> None
     expect(page.locator("#result-message")).to_have_text("2000 hosts failed")
 
 
+@BOTH_SIZES
+def test_run_brings_the_reply_into_view_focused_and_says_it(page: Page) -> None:
+    type_hosts(page, 2000)
+    page.get_by_label("State of host1", exact=True).select_option("down")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#result-result")).to_have_text("partial")
+    reply = page.get_by_role("heading", name="Reply")
+    expect(reply).to_be_focused()
+    expect(reply).to_be_in_viewport()
+    expect(page.locator("#announce")).to_have_text("Reply: partial, 1 host failed")
+    # The same reply again is said again.
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#announce")).to_have_text("Reply: partial, 1 host failed")
+
+
+@BOTH_SIZES
+@pytest.mark.parametrize(
+    ("field", "label", "typed"),
+    [("#timeout", "Timeout (s)", "0"), ("#host_list", "Hosts, one a line", "server 1")],
+)
+def test_an_error_focuses_its_field_and_is_said_and_tied_to_it(
+    page: Page, field: str, label: str, typed: str
+) -> None:
+    page.locator(field).fill(typed)
+    page.evaluate("scrollTo(0, document.documentElement.scrollHeight)")
+    page.get_by_role("button", name="Run").click()
+    error = page.locator(f"{field}-error")
+    expect(error).not_to_be_empty()
+    message = error.inner_text()
+    expect(page.locator(field)).to_be_focused()
+    expect(page.locator(field)).to_be_in_viewport()
+    expect(page.locator(field)).to_have_accessible_description(message)
+    expect(page.locator("#announce")).to_have_text(f"Not run: {label}: {message}")
+
+
+def test_the_panels_and_print_inputs_are_labelled(page: Page) -> None:
+    for label in ["Text for print_string", "Number for print_int"]:
+        expect(page.locator("label", has_text=label)).to_be_visible()
+        expect(page.get_by_label(label)).to_be_visible()
+    expect(page.get_by_role("log", name="Output")).to_be_attached()
+    expect(page.get_by_role("table", name="Each host's state")).to_be_visible()
+    number = page.get_by_label("Number for print_int")
+    number.fill("forty-two")
+    page.get_by_role("button", name="print_int").click()
+    expect(number).to_have_attribute("aria-invalid", "true")
+    expect(number).to_have_accessible_description(page.locator("#number-error").inner_text())
+    expect(page.locator("#announce")).to_contain_text("Not printed: ")
+    number.fill("7")
+    page.get_by_role("button", name="print_int").click()
+    expect(number).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("log", name="Output")).to_have_text("Python gave us number 7\n")
+
+
 def test_the_tutorials_procedure_with_server1_down(page: Page) -> None:
     page.get_by_label("State of server1").select_option("down")
     page.get_by_role("button", name="Run").click()
@@ -307,7 +360,7 @@ def test_print_int_prints_an_i32_and_refuses_anything_else(page: Page) -> None:
     ]:
         number.fill(typed)
         page.get_by_role("button", name="print_int").click()
-        expect(page.locator("#print-error")).to_have_text(error)
+        expect(page.locator("#number-error")).to_have_text(error)
     expect(page.locator("#output")).to_have_text("Python gave us number -2147483648\n")
 
 

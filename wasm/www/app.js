@@ -51,20 +51,24 @@ function clearErrors() {
   $("form-error").textContent = "";
 }
 
-/** Shows the module's error next to the field its path names. */
+/**
+ * Shows the module's error next to the field its path names, and returns
+ * where focus goes: that field, or the form's own error when it names none.
+ */
 function showError({ message, path }) {
   const [field, index] = path;
   if (!FIELDS.includes(field)) {
     $("form-error").textContent = message;
-    return;
+    return { target: $("form-error"), said: message };
   }
   const which = field === "host_list" && index !== undefined ? `host ${index + 1}: ` : "";
   $(`${field}-error`).textContent = which + message;
   $(field).setAttribute("aria-invalid", "true");
+  const label = document.querySelector(`label[for="${field}"]`).textContent;
+  return { target: $(field), said: `${label}: ${which}${message}` };
 }
 
-function renderOutput(reply) {
-  const output = reply.ok;
+function renderOutput(output) {
   $("result-result").textContent = output.result;
   $("result-result").className = output.result;
   $("result-message").textContent = output.message;
@@ -82,6 +86,14 @@ function renderOutput(reply) {
   $("failures").hidden = rows.length === 0;
 }
 
+/** Says `text` to screen readers, even when it is what they were told last. */
+function announce(text) {
+  $("announce").textContent = "";
+  requestAnimationFrame(() => {
+    $("announce").textContent = text;
+  });
+}
+
 async function run(event) {
   event.preventDefault();
   clearErrors();
@@ -91,20 +103,31 @@ async function run(event) {
   if (reply === null) return;
   $("raw").textContent = JSON.stringify(reply, null, 2);
   $("result").hidden = false;
+  $("result").querySelector("dl").hidden = reply.error !== undefined;
   if (reply.error) {
-    showError(reply.error);
-    $("result").querySelector("dl").hidden = true;
     $("failures").hidden = true;
+    const { target, said } = showError(reply.error);
+    // Focus brings the field into view, wherever the page is scrolled.
+    target.focus();
+    announce(`Not run: ${said}`);
   } else {
-    $("result").querySelector("dl").hidden = false;
-    renderOutput(reply);
+    renderOutput(reply.ok);
+    $("result-heading").focus();
+    announce(`Reply: ${reply.ok.result}, ${reply.ok.message}`);
   }
 }
 
-/** Shows what a print call printed, or its error. */
-function printed(reply) {
-  $("print-error").textContent = reply.error ? reply.error.message : "";
-  if (reply.ok !== undefined) $("output").textContent += `${reply.ok}\n`;
+/** Shows what a print call printed, or its error beside the input it came from. */
+function printed(reply, input) {
+  const error = $(`${input.id}-error`);
+  error.textContent = reply.error ? reply.error.message : "";
+  if (reply.error) {
+    input.setAttribute("aria-invalid", "true");
+    announce(`Not printed: ${reply.error.message}`);
+  } else {
+    input.removeAttribute("aria-invalid");
+    $("output").textContent += `${reply.ok}\n`;
+  }
 }
 
 function numberOrText(text) {
@@ -127,11 +150,11 @@ async function main() {
   $("procedure").addEventListener("submit", run);
   $("print-string").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_string($("text").value)));
+    printed(JSON.parse(print_string($("text").value)), $("text"));
   });
   $("print-int").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_int(numberOrText($("number").value))));
+    printed(JSON.parse(print_int(numberOrText($("number").value))), $("number"));
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
