@@ -348,20 +348,47 @@ def test_print_string_prints_non_ascii_text_to_the_panel_and_the_console(
     assert console[-1] == text
 
 
-def test_print_int_prints_an_i32_and_refuses_anything_else(page: Page) -> None:
+# Whole numbers as every number field takes them: an optional leading minus,
+# then digits. Everything here breaks that rule.
+NOT_WHOLE = ["0x10", "1e3", " 42 ", "+5", "4 2", "1.5", "forty-two", "\uff14\uff12", "-", ""]
+TOO_LONG = "99999999999999999999"
+
+
+@BOTH_SIZES
+def test_print_int_takes_whole_numbers_only_and_quotes_what_was_typed(page: Page) -> None:
     number = page.get_by_label("Number for print_int")
-    number.fill("-2147483648")
-    page.get_by_role("button", name="print_int").click()
-    expect(page.locator("#output")).to_have_text("Python gave us number -2147483648\n")
-    for typed, error in [
-        ("2147483648", "2147483648 is not an integer in the i32 range"),
-        ("1.5", "1.5 is not an integer in the i32 range"),
-        ("forty-two", "expected a number, got string"),
-    ]:
+    error = page.locator("#number-error")
+    for typed, printed in [("-2147483648", "-2147483648"), ("007", "7")]:
         number.fill(typed)
         page.get_by_role("button", name="print_int").click()
-        expect(page.locator("#number-error")).to_have_text(error)
-    expect(page.locator("#output")).to_have_text("Python gave us number -2147483648\n")
+        expect(page.locator("#output")).to_contain_text(f"Python gave us number {printed}\n")
+        expect(error).to_be_empty()
+    for typed in [*NOT_WHOLE, "2147483648", TOO_LONG]:
+        number.fill(typed)
+        page.get_by_role("button", name="print_int").click()
+        expect(error).not_to_be_empty()
+        assert typed in error.text_content(), "the error quotes the text as typed"  # type: ignore[operator]
+        expect(number).to_have_attribute("aria-invalid", "true")
+    assert "100000000000000000000" not in error.text_content()  # type: ignore[operator]
+    expect(page.locator("#output")).to_have_text(
+        "Python gave us number -2147483648\nPython gave us number 7\n"
+    )
+
+
+@BOTH_SIZES
+def test_the_procedures_number_fields_follow_the_same_rule(page: Page) -> None:
+    page.get_by_label("Job id").fill("007")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#raw")).to_contain_text('"job_id": 7,')
+    for field in ["Timeout (s)", "Job id"]:
+        for typed in [*NOT_WHOLE, TOO_LONG]:
+            page.get_by_label(field).fill(typed)
+            page.get_by_role("button", name="Run").click()
+            error = page.get_by_label(field).get_attribute("aria-describedby")
+            expect(page.locator(f"#{error}")).not_to_be_empty()
+            assert typed in page.locator(f"#{error}").text_content()  # type: ignore[operator]
+            expect(page.locator("#result dl")).to_be_hidden()
+        page.get_by_label(field).fill("1")
 
 
 def test_wrong_types_get_error_replies_and_never_wear_the_module_out(page: Page) -> None:
@@ -370,7 +397,8 @@ def test_wrong_types_get_error_replies_and_never_wear_the_module_out(page: Page)
     answers = evaluate_within(
         page,
         """async input => {
-            const {print_int, print_string, resume_procedure, start_procedure} = window.demo.rust;
+            const {print_int, print_int_typed, print_string, resume_procedure, start_procedure} =
+                window.demo.rust;
             const seen = new Set();
             const see = (reply) => seen.add(JSON.stringify(JSON.parse(reply).error ?? "ok"));
             for (let i = 0; i < 1100; i++) {
@@ -378,6 +406,7 @@ def test_wrong_types_get_error_replies_and_never_wear_the_module_out(page: Page)
                 see(start_procedure(new String(input), true));
                 see(print_string({}));
                 see(print_int("2"));
+                see(print_int_typed(2));
                 see(start_procedure(input, 42));
                 see(start_procedure(input));
                 see(resume_procedure(7));

@@ -5,6 +5,7 @@
 import init, {
   cancel_procedure,
   print_int,
+  print_int_typed,
   print_string,
   resume_procedure,
   start_procedure,
@@ -24,11 +25,14 @@ function hostsTyped() {
 }
 
 /**
- * A number field as JSON: an integer exactly as typed (a JS number would
- * round it past 2^53), anything else as a string for the module to refuse.
+ * A number field as JSON. The page's one rule for whole numbers, as
+ * print_int_typed's in Rust: an optional leading minus and digits, nothing
+ * else. Such a number goes as a JSON integer, exact however long (a JS
+ * number would round it past 2^53); anything else as the string typed, for
+ * the module to refuse, quoting it.
  */
 function integerOrText(text) {
-  return /^-?(0|[1-9]\d*)$/.test(text.trim()) ? text.trim() : JSON.stringify(text);
+  return /^-?[0-9]+$/.test(text) ? BigInt(text).toString() : JSON.stringify(text);
 }
 
 /** ProcedureInput as JSON text, built from what the user typed. */
@@ -130,10 +134,6 @@ function printed(reply, input) {
   }
 }
 
-function numberOrText(text) {
-  return text.trim() !== "" && !Number.isNaN(Number(text)) ? Number(text) : text;
-}
-
 /** For tests: one input vector (tests/vectors.json) run as the Python host runs it. */
 function runVector({ input, network: spec }) {
   return runProcedure(input, spec ? simulatedNetwork(spec) : undefined);
@@ -154,7 +154,7 @@ async function main() {
   });
   $("print-int").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_int(numberOrText($("number").value))), $("number"));
+    printed(JSON.parse(print_int_typed($("number").value)), $("number"));
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
@@ -162,7 +162,14 @@ async function main() {
   window.demo = {
     runVector,
     runProcedure,
-    rust: { cancel_procedure, print_int, print_string, resume_procedure, start_procedure },
+    rust: {
+      cancel_procedure,
+      print_int,
+      print_int_typed,
+      print_string,
+      resume_procedure,
+      start_procedure,
+    },
   };
 }
 
