@@ -20,6 +20,7 @@ from vectors import VECTORS, assert_documented_answer, vector_params
 CHROMIUM = Path("/usr/bin/chromium")
 SITE = ROOT / "wasm/www"
 SCREENSHOT = ROOT / "docs/browser-demo.png"
+AXE = ROOT / ".tools/axe/node_modules/axe-core/axe.min.js"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -264,6 +265,37 @@ def test_the_panels_and_print_inputs_are_labelled(page: Page) -> None:
     page.get_by_role("button", name="print_int").click()
     expect(number).not_to_have_attribute("aria-invalid", "true")
     expect(page.get_by_role("log", name="Output")).to_have_text("Python gave us number 7\n")
+
+
+def accessibility_violations(page: Page) -> list[str]:
+    """What axe-core finds against the page as it is now, one line a rule broken."""
+    if page.evaluate("typeof axe") == "undefined":
+        if not AXE.exists():
+            pytest.fail(f"{AXE} is missing: run `just setup-browser`")
+        page.add_script_tag(path=AXE)
+    violations: list[str] = evaluate_within(
+        page,
+        """() => axe.run(document).then(({violations}) => violations.map((violation) =>
+            `${violation.id}: ${violation.help} at ${violation.nodes.map((node) => node.target)}`))""",
+        seconds=60,
+    )
+    return violations
+
+
+@BOTH_SIZES
+def test_axe_finds_no_accessibility_violations(page: Page) -> None:
+    assert accessibility_violations(page) == []
+    page.get_by_label("State of server1").select_option("down")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#result-result")).to_have_text("partial")
+    assert accessibility_violations(page) == []
+    page.get_by_label("Timeout (s)").fill("0")
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_label("Timeout (s)")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Number for print_int").fill("1e3")
+    page.get_by_role("button", name="print_int").click()
+    expect(page.locator("#number-error")).not_to_be_empty()
+    assert accessibility_violations(page) == []
 
 
 def test_the_tutorials_procedure_with_server1_down(page: Page) -> None:
