@@ -38,6 +38,12 @@ extern "C" {
     fn error(line: &str);
 }
 
+/// This browser build's version, for the page to show (wasm/Cargo.toml's).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
 /// Prints `text` and a newline as the tutorial does, to the console; the
 /// reply's `ok` is the printed line, for the page to show.
 #[wasm_bindgen]

@@ -9,14 +9,32 @@ import init, {
   print_string,
   resume_procedure,
   start_procedure,
+  version,
 } from "./pkg/rust_lib_web.js";
 import { networkTable } from "./network-table.js";
 import { simulatedNetwork } from "./network.js";
+import { PRESETS } from "./presets.js";
 import { procedureRunner } from "./procedure.js";
 
 const FIELDS = ["host_list", "action", "timeout", "retries", "job_id"];
 const $ = (id) => document.getElementById(id);
-const runProcedure = procedureRunner({ start_procedure, resume_procedure });
+// Time spent in the module's own calls, for the reply: the rounds the
+// simulated network runs between them are not the module's.
+let moduleMs = 0;
+const timed =
+  (call) =>
+  (...args) => {
+    const start = performance.now();
+    try {
+      return call(...args);
+    } finally {
+      moduleMs += performance.now() - start;
+    }
+  };
+const runProcedure = procedureRunner({
+  start_procedure: timed(start_procedure),
+  resume_procedure: timed(resume_procedure),
+});
 const table = networkTable($("network").querySelector("tbody"));
 
 /** The hosts as typed: one a line, blank lines skipped. */
@@ -77,6 +95,7 @@ function renderOutput(output) {
   $("result-result").className = output.result;
   $("result-message").textContent = output.message;
   $("result-dry-run").textContent = output.dry_run ? "yes: no executor granted, nothing ran" : "no";
+  $("result-time").textContent = `${moduleMs.toFixed(1)} ms`;
   const rows = output.failures.map(({ host, attempts, reason }) => {
     const row = document.createElement("tr");
     for (const value of [host, attempts, reason]) {
@@ -102,10 +121,12 @@ async function run(event) {
   event.preventDefault();
   clearErrors();
   const executor = $("use-network").checked ? simulatedNetwork(table.spec()) : undefined;
+  moduleMs = 0;
   const reply = await runProcedure(procedureJson(), executor);
   // Abandoned for a later run, which shows its own reply.
   if (reply === null) return;
-  $("raw").textContent = JSON.stringify(reply, null, 2);
+  $("raw").textContent = JSON.stringify(reply);
+  $("copy-status").textContent = "";
   $("result").hidden = false;
   $("result").querySelector("dl").hidden = reply.error !== undefined;
   if (reply.error) {
@@ -134,6 +155,34 @@ function printed(reply, input) {
   }
 }
 
+/** Fills the form and the network with a scenario of presets.js. */
+function usePreset({ hosts, action, timeout, retries, job_id, states }) {
+  const values = { host_list: hosts.join("\n"), action, timeout, retries, job_id };
+  for (const field of FIELDS) $(field).value = values[field];
+  table.show(hosts);
+  table.setStates(states);
+  clearErrors();
+  $("result").hidden = true;
+}
+
+function reset() {
+  // The host states' selects are in the form: this sets them back to "up" too.
+  $("procedure").reset();
+  table.show(hostsTyped());
+  clearErrors();
+  $("result").hidden = true;
+  announce("The form is reset");
+}
+
+async function copyRaw() {
+  try {
+    await navigator.clipboard.writeText($("raw").textContent);
+    $("copy-status").textContent = "Copied";
+  } catch (error) {
+    $("copy-status").textContent = `Not copied: ${error.message}`;
+  }
+}
+
 /** For tests: one input vector (tests/vectors.json) run as the Python host runs it. */
 function runVector({ input, network: spec }) {
   return runProcedure(input, spec ? simulatedNetwork(spec) : undefined);
@@ -147,6 +196,11 @@ async function main() {
   for (const button of document.querySelectorAll("[data-every]")) {
     button.addEventListener("click", () => table.setEvery(button.dataset.every));
   }
+  for (const button of document.querySelectorAll("[data-preset]")) {
+    button.addEventListener("click", () => usePreset(PRESETS[button.dataset.preset]));
+  }
+  $("reset").addEventListener("click", reset);
+  $("copy").addEventListener("click", copyRaw);
   $("procedure").addEventListener("submit", run);
   $("print-string").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -158,6 +212,7 @@ async function main() {
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
+  $("version").textContent = `Browser build rust_lib_web ${version()}`;
   // For tests: the vectors, the page's procedure runner, and the module's functions themselves.
   window.demo = {
     runVector,

@@ -47,6 +47,11 @@ export function networkTable(body) {
       for (const select of selects()) select.value = state;
     },
 
+    /** @param {Record<string, string>} states a state for some hosts: they take it, the others are up. */
+    setStates(states) {
+      for (const select of selects()) select.value = states[select.dataset.host] ?? "up";
+    },
+
     /** The states chosen, as simulatedNetwork's spec. */
     spec() {
       const down = [];
