@@ -3,7 +3,7 @@
 // list of thousands of hosts touches the rows of the lines it changed, not
 // the whole table.
 
-export const STATES = ["up", "down", "flaky"];
+const STATES = ["up", "down", "flaky"];
 
 /** @param {HTMLTableSectionElement} body the table's tbody, which it fills. */
 export function networkTable(body) {
