@@ -14,6 +14,8 @@ web_module := "wasm/target" / web_target / "release/rust_lib_web.wasm"
 tools := ".tools"
 # The wasm-bindgen CLI must be the very version of the crate wasm/ pins.
 wasm_bindgen_version := `sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' wasm/Cargo.toml`
+# axe-core, the browser test's accessibility checker, at a pinned version.
+axe_core_version := "4.14.1"
 # A version the crates registry mirror here has; `just mutants` installs it.
 cargo_mutants_version := "27.1.0"
 
@@ -134,16 +136,23 @@ setup-web:
         cargo install --root {{tools}} wasm-bindgen-cli --version ={{wasm_bindgen_version}}
     fi
 
-# Install Debian's Chromium for the browser test, and fonts for the page's
-# Chinese and emoji, if missing.
+# Install Debian's Chromium for the browser test, fonts for the page's
+# Chinese and emoji, and axe-core (from the npm registry) for its
+# accessibility check, if missing.
 setup-browser:
     #!/usr/bin/env bash
     set -euo pipefail
     packages="chromium fonts-wqy-microhei fonts-noto-color-emoji"
+    # Debian's nodejs comes without npm; other builds of nodejs bring their own.
+    command -v npm >/dev/null || packages="$packages npm"
     if ! dpkg -s $packages >/dev/null 2>&1; then
         sudo=$([ "$(id -u)" = 0 ] || echo sudo)
         $sudo apt-get update -qq
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages
+    fi
+    axe={{tools}}/axe
+    if ! grep -qs '"version": "{{axe_core_version}}"' $axe/node_modules/axe-core/package.json; then
+        npm install --silent --no-audit --no-fund --prefix $axe axe-core@{{axe_core_version}}
     fi
 
 # Install Node.js for the second host (tests/node_host), if missing.

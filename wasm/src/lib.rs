@@ -38,6 +38,12 @@ extern "C" {
     fn error(line: &str);
 }
 
+/// This browser build's version, for the page to show (wasm/Cargo.toml's).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
 /// Prints `text` and a newline as the tutorial does, to the console; the
 /// reply's `ok` is the printed line, for the page to show.
 #[wasm_bindgen]
@@ -67,6 +73,36 @@ pub fn print_int(value: &JsValue) -> String {
     // The checks above make the conversion exact.
     let le_bytes = (number as i32).to_le_bytes();
     reply(print(|out| calls::print_int(le_bytes, out)))
+}
+
+/// `print_int` for a number as a person typed it: text of an optional
+/// leading minus and digits, nothing else (no plus, spaces, hex, fraction
+/// or exponent), the rule of the page's number fields. Its errors quote the
+/// text as typed, which a JavaScript number would have rounded past 2^53.
+#[wasm_bindgen]
+pub fn print_int_typed(text: &JsValue) -> String {
+    install_panic_hook();
+    reply(utf8(text).and_then(|text| {
+        let number = whole_i32(&text)?;
+        print(|out| calls::print_int(number.to_le_bytes(), out))
+    }))
+}
+
+fn whole_i32(text: &str) -> Result<i32, Error> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(Error::new(
+            ErrorKind::InvalidType,
+            format!("{text:?} is not a whole number: digits only, after an optional minus"),
+        ));
+    }
+    // Only digits remain, so the sole failure is the range.
+    text.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::OutOfRange,
+            format!("{text} is not an integer in the i32 range"),
+        )
+    })
 }
 
 /// Starts a procedure from ProcedureInput JSON, abandoning any in progress,

@@ -5,17 +5,37 @@
 import init, {
   cancel_procedure,
   print_int,
+  print_int_typed,
   print_string,
   resume_procedure,
   start_procedure,
+  version,
 } from "./pkg/rust_lib_web.js";
+import { networkTable } from "./network-table.js";
 import { simulatedNetwork } from "./network.js";
+import { PRESETS } from "./presets.js";
 import { procedureRunner } from "./procedure.js";
 
 const FIELDS = ["host_list", "action", "timeout", "retries", "job_id"];
-const STATES = ["up", "down", "flaky"];
 const $ = (id) => document.getElementById(id);
-const runProcedure = procedureRunner({ start_procedure, resume_procedure });
+// Time spent in the module's own calls, for the reply: the rounds the
+// simulated network runs between them are not the module's.
+let moduleMs = 0;
+const timed =
+  (call) =>
+  (...args) => {
+    const start = performance.now();
+    try {
+      return call(...args);
+    } finally {
+      moduleMs += performance.now() - start;
+    }
+  };
+const runProcedure = procedureRunner({
+  start_procedure: timed(start_procedure),
+  resume_procedure: timed(resume_procedure),
+});
+const table = networkTable($("network").querySelector("tbody"));
 
 /** The hosts as typed: one a line, blank lines skipped. */
 function hostsTyped() {
@@ -23,11 +43,14 @@ function hostsTyped() {
 }
 
 /**
- * A number field as JSON: an integer exactly as typed (a JS number would
- * round it past 2^53), anything else as a string for the module to refuse.
+ * A number field as JSON. The page's one rule for whole numbers, as
+ * print_int_typed's in Rust: an optional leading minus and digits, nothing
+ * else. Such a number goes as a JSON integer, exact however long (a JS
+ * number would round it past 2^53); anything else as the string typed, for
+ * the module to refuse, quoting it.
  */
 function integerOrText(text) {
-  return /^-?(0|[1-9]\d*)$/.test(text.trim()) ? text.trim() : JSON.stringify(text);
+  return /^-?[0-9]+$/.test(text) ? BigInt(text).toString() : JSON.stringify(text);
 }
 
 /** ProcedureInput as JSON text, built from what the user typed. */
@@ -42,38 +65,6 @@ function procedureJson() {
   return `{${fields.map(([name, json]) => `"${name}":${json}`).join(",")}}`;
 }
 
-/** Rows of the network table follow the host list, keeping each host's state. */
-function renderNetwork() {
-  const body = $("network").querySelector("tbody");
-  const states = new Map([...body.querySelectorAll("select")].map((s) => [s.dataset.host, s.value]));
-  body.replaceChildren(
-    ...hostsTyped().map((host) => {
-      const select = document.createElement("select");
-      select.dataset.host = host;
-      select.setAttribute("aria-label", `State of ${host}`);
-      select.append(...STATES.map((state) => new Option(state, state)));
-      select.value = states.get(host) ?? "up";
-      const row = document.createElement("tr");
-      const name = document.createElement("td");
-      name.textContent = host;
-      const state = document.createElement("td");
-      state.append(select);
-      row.append(name, state);
-      return row;
-    }),
-  );
-}
-
-function network() {
-  const down = [];
-  const flaky = {};
-  for (const select of $("network").querySelectorAll("select")) {
-    if (select.value === "down") down.push(select.dataset.host);
-    if (select.value === "flaky") flaky[select.dataset.host] = 1;
-  }
-  return simulatedNetwork({ down, flaky });
-}
-
 function clearErrors() {
   for (const field of FIELDS) {
     $(`${field}-error`).textContent = "";
@@ -82,24 +73,29 @@ function clearErrors() {
   $("form-error").textContent = "";
 }
 
-/** Shows the module's error next to the field its path names. */
+/**
+ * Shows the module's error next to the field its path names, and returns
+ * where focus goes: that field, or the form's own error when it names none.
+ */
 function showError({ message, path }) {
   const [field, index] = path;
   if (!FIELDS.includes(field)) {
     $("form-error").textContent = message;
-    return;
+    return { target: $("form-error"), said: message };
   }
   const which = field === "host_list" && index !== undefined ? `host ${index + 1}: ` : "";
   $(`${field}-error`).textContent = which + message;
   $(field).setAttribute("aria-invalid", "true");
+  const label = document.querySelector(`label[for="${field}"]`).textContent;
+  return { target: $(field), said: `${label}: ${which}${message}` };
 }
 
-function renderOutput(reply) {
-  const output = reply.ok;
+function renderOutput(output) {
   $("result-result").textContent = output.result;
   $("result-result").className = output.result;
   $("result-message").textContent = output.message;
   $("result-dry-run").textContent = output.dry_run ? "yes: no executor granted, nothing ran" : "no";
+  $("result-time").textContent = `${moduleMs.toFixed(1)} ms`;
   const rows = output.failures.map(({ host, attempts, reason }) => {
     const row = document.createElement("tr");
     for (const value of [host, attempts, reason]) {
@@ -113,33 +109,78 @@ function renderOutput(reply) {
   $("failures").hidden = rows.length === 0;
 }
 
+/** Says `text` to screen readers, even when it is what they were told last. */
+function announce(text) {
+  $("announce").textContent = "";
+  requestAnimationFrame(() => {
+    $("announce").textContent = text;
+  });
+}
+
 async function run(event) {
   event.preventDefault();
   clearErrors();
-  const executor = $("use-network").checked ? network() : undefined;
+  const executor = $("use-network").checked ? simulatedNetwork(table.spec()) : undefined;
+  moduleMs = 0;
   const reply = await runProcedure(procedureJson(), executor);
   // Abandoned for a later run, which shows its own reply.
   if (reply === null) return;
-  $("raw").textContent = JSON.stringify(reply, null, 2);
+  $("raw").textContent = JSON.stringify(reply);
+  $("copy-status").textContent = "";
   $("result").hidden = false;
+  $("result").querySelector("dl").hidden = reply.error !== undefined;
   if (reply.error) {
-    showError(reply.error);
-    $("result").querySelector("dl").hidden = true;
     $("failures").hidden = true;
+    const { target, said } = showError(reply.error);
+    // Focus brings the field into view, wherever the page is scrolled.
+    target.focus();
+    announce(`Not run: ${said}`);
   } else {
-    $("result").querySelector("dl").hidden = false;
-    renderOutput(reply);
+    renderOutput(reply.ok);
+    $("result-heading").focus();
+    announce(`Reply: ${reply.ok.result}, ${reply.ok.message}`);
   }
 }
 
-/** Shows what a print call printed, or its error. */
-function printed(reply) {
-  $("print-error").textContent = reply.error ? reply.error.message : "";
-  if (reply.ok !== undefined) $("output").textContent += `${reply.ok}\n`;
+/** Shows what a print call printed, or its error beside the input it came from. */
+function printed(reply, input) {
+  const error = $(`${input.id}-error`);
+  error.textContent = reply.error ? reply.error.message : "";
+  if (reply.error) {
+    input.setAttribute("aria-invalid", "true");
+    announce(`Not printed: ${reply.error.message}`);
+  } else {
+    input.removeAttribute("aria-invalid");
+    $("output").textContent += `${reply.ok}\n`;
+  }
 }
 
-function numberOrText(text) {
-  return text.trim() !== "" && !Number.isNaN(Number(text)) ? Number(text) : text;
+/** Fills the form and the network with a scenario of presets.js. */
+function usePreset({ hosts, action, timeout, retries, job_id, states }) {
+  const values = { host_list: hosts.join("\n"), action, timeout, retries, job_id };
+  for (const field of FIELDS) $(field).value = values[field];
+  table.show(hosts);
+  table.setStates(states);
+  clearErrors();
+  $("result").hidden = true;
+}
+
+function reset() {
+  // The host states' selects are in the form: this sets them back to "up" too.
+  $("procedure").reset();
+  table.show(hostsTyped());
+  clearErrors();
+  $("result").hidden = true;
+  announce("The form is reset");
+}
+
+async function copyRaw() {
+  try {
+    await navigator.clipboard.writeText($("raw").textContent);
+    $("copy-status").textContent = "Copied";
+  } catch (error) {
+    $("copy-status").textContent = `Not copied: ${error.message}`;
+  }
 }
 
 /** For tests: one input vector (tests/vectors.json) run as the Python host runs it. */
@@ -149,24 +190,41 @@ function runVector({ input, network: spec }) {
 
 async function main() {
   await init();
-  renderNetwork();
-  $("host_list").addEventListener("input", renderNetwork);
+  const showHosts = () => table.show(hostsTyped());
+  showHosts();
+  $("host_list").addEventListener("input", showHosts);
+  for (const button of document.querySelectorAll("[data-every]")) {
+    button.addEventListener("click", () => table.setEvery(button.dataset.every));
+  }
+  for (const button of document.querySelectorAll("[data-preset]")) {
+    button.addEventListener("click", () => usePreset(PRESETS[button.dataset.preset]));
+  }
+  $("reset").addEventListener("click", reset);
+  $("copy").addEventListener("click", copyRaw);
   $("procedure").addEventListener("submit", run);
   $("print-string").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_string($("text").value)));
+    printed(JSON.parse(print_string($("text").value)), $("text"));
   });
   $("print-int").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_int(numberOrText($("number").value))));
+    printed(JSON.parse(print_int_typed($("number").value)), $("number"));
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
+  $("version").textContent = `Browser build rust_lib_web ${version()}`;
   // For tests: the vectors, the page's procedure runner, and the module's functions themselves.
   window.demo = {
     runVector,
     runProcedure,
-    rust: { cancel_procedure, print_int, print_string, resume_procedure, start_procedure },
+    rust: {
+      cancel_procedure,
+      print_int,
+      print_int_typed,
+      print_string,
+      resume_procedure,
+      start_procedure,
+    },
   };
 }
 
