@@ -31,8 +31,8 @@ test: build build-faults build-native build-web setup-browser setup-node
     cargo clippy --target {{wasm_target}} --features faults -- -D warnings
     cargo clippy --manifest-path wasm/Cargo.toml --target {{web_target}} -- -D warnings
     cargo test --features schema
-    {{venv}}/bin/ruff check py_host tests examples bench
-    {{venv}}/bin/ruff format --check py_host tests examples bench
+    {{venv}}/bin/ruff check setup.py py_host tests examples bench
+    {{venv}}/bin/ruff format --check setup.py py_host tests examples bench
     {{venv}}/bin/mypy --strict py_host
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
     # Again through wasmtime-py's public API, the fallback of the fast
@@ -96,6 +96,13 @@ wheel: build
     {{python}} -m pip wheel --quiet --no-deps --wheel-dir dist .
     @ls dist/*.whl
 
+# Build an sdist into dist/: the sources cargo needs, and the module just built,
+# so that installing it needs no Rust toolchain either.
+sdist: build
+    rm -rf dist/*.tar.gz
+    {{python}} -m build --sdist --outdir dist .
+    @ls dist/*.tar.gz
+
 # Write the JSON Schemas of the input and output, from the Rust types, into docs/schemas/.
 schemas:
     cargo run --quiet --features schema --bin schemas -- docs/schemas
@@ -122,9 +129,12 @@ setup:
     stamp={{venv}}/.installed
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -x {{python}} ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        python3 -m venv {{venv}}
+        # From scratch: a package renamed or dropped must not stay installed.
+        python3 -m venv --clear {{venv}}
         {{python}} -m pip install --quiet --upgrade pip
-        {{python}} -m pip install --quiet -e '.[dev]'
+        # The package (whose build makes the module, see setup.py) and the
+        # test tools of pyproject.toml's dev dependency group.
+        {{python}} -m pip install --quiet -e . --group dev
         echo "$want" > "$stamp"
     fi
 

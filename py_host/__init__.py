@@ -54,6 +54,13 @@ if TYPE_CHECKING:
     from .module import RustModule as RustModule
     from .module import load as load
 
+    __version__: str
+    """The installed distribution's version (pyproject.toml's), or
+    ``"0+unknown"`` when py_host runs from a source tree never installed."""
+
+_DISTRIBUTION = "rust-tutorial-wasm-host"
+"""The name py_host is installed under (``pip install``, metadata)."""
+
 # A library's loggers print nothing unless the application configures
 # logging: without a handler, Python's last resort prints warnings to stderr.
 # Here, not in a submodule: importing any submodule runs this first.
@@ -147,7 +154,9 @@ if not TYPE_CHECKING:
     # name stays an error for them rather than becoming Any.
 
     def __getattr__(name: str) -> Any:
-        if name in _WHERE:
+        if name == "__version__":
+            value = _installed_version()
+        elif name in _WHERE:
             value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
         elif name in _SUBMODULES:
             value = importlib.import_module(f"{__name__}.{name}")
@@ -155,6 +164,15 @@ if not TYPE_CHECKING:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         globals()[name] = value
         return value
+
+    def _installed_version() -> str:
+        # From the metadata, as the version is written only in pyproject.toml;
+        # at first use, as importing importlib.metadata takes 20 ms.
+        metadata = importlib.import_module("importlib.metadata")
+        try:
+            return str(metadata.version(_DISTRIBUTION))
+        except metadata.PackageNotFoundError:
+            return "0+unknown"
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *__all__})

@@ -1,10 +1,10 @@
-"""``python -m py_host``: run a procedure and print its ProcedureOutput JSON."""
+"""``py-host`` and ``python -m py_host``: run a procedure and print its
+ProcedureOutput JSON."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import os
 import shlex
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO, NoReturn
 
+from . import __version__
 from ._abi import ABI_VERSION, MAX_INPUT
 from ._transport import WASMTIME_VERSION
 from .errors import Error, InvalidInput
@@ -36,9 +37,9 @@ The input is a ProcedureInput JSON document from FILE, from standard input
 --retries. Without --down, --flaky or --command, the procedure is a dry run.
 
 examples:
-  python -m py_host --host server1 --host server2 --action reboot --down server1
+  %(prog)s --host server1 --host server2 --action reboot --down server1
   echo '{{"timeout":10,"retries":3,"host_list":["a"],"action":"ping","job_id":1}}' \\
-      | python -m py_host - --command 'ping=ping -c 1 -W {{timeout}} {{host}}'
+      | %(prog)s - --command 'ping=ping -c 1 -W {{timeout}} {{host}}'
 
 exit status:
   {EXIT_SUCCESS}  the procedure ran and every host succeeded (or it was a dry run)
@@ -50,9 +51,9 @@ exit status:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m py_host",
+        prog=prog,
         description="Run a procedure in the Rust WebAssembly module and print its output as JSON.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,10 +103,11 @@ class _Exit(Exception):
         self.status = status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Sequence[str] | None = None, prog: str = "python -m py_host") -> int:
+    """Run the command line; returns the exit status. ``prog`` is how the
+    help and the usage errors name the command."""
     try:
-        return _run(argv)
+        return _run(argv, prog)
     except _Exit as refusal:
         if sys.stderr is not None:
             with contextlib.suppress(OSError):
@@ -113,8 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return refusal.status
 
 
-def _run(argv: Sequence[str] | None) -> int:
-    parser = _parser()
+def command() -> int:
+    """The ``py-host`` console command."""
+    return main(prog="py-host")
+
+
+def _run(argv: Sequence[str] | None, prog: str) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.help:
         _write(parser.format_help())
@@ -173,15 +180,11 @@ def _lost_output(error: OSError) -> NoReturn:
 
 def _print_versions(wasm: str | None) -> int:
     try:
-        ours = importlib.metadata.version("py_host")
-    except importlib.metadata.PackageNotFoundError:
-        ours = "(not installed)"
-    try:
         with load(wasm) as rust:
             module = f"module {rust.crate_version}, ABI version {ABI_VERSION}"
     except Error as error:
-        raise _Exit(EXIT_MODULE, f"py_host {ours}: error: {error}") from None
-    _write(f"py_host {ours}, wasmtime {WASMTIME_VERSION}, {module}\n")
+        raise _Exit(EXIT_MODULE, f"py_host {__version__}: error: {error}") from None
+    _write(f"py_host {__version__}, wasmtime {WASMTIME_VERSION}, {module}\n")
     return EXIT_SUCCESS
 
 

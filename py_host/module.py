@@ -44,7 +44,8 @@ Buffer = bytes | bytearray | memoryview
 """The bytes-like inputs accepted beside ``str``."""
 
 DEFAULT_WASM = Path(__file__).with_name("rust_lib.wasm")
-"""The module ``just build`` puts beside this package."""
+"""The package's own module: inside an installed package, built with it;
+in a clone of the repository, where ``just build`` puts it."""
 MAX_MODULE_BYTES = 64 << 20
 """The largest .wasm file load() reads (ours is about 0.3 MB): a path such
 as /dev/zero must not be read without end."""
@@ -62,7 +63,7 @@ def load(
     cache: bool | str | os.PathLike[str] = True,
     max_instances: int | None = None,
 ) -> RustModule:
-    """Load the module at ``path`` (by default the one ``just build`` made).
+    """Load the module at ``path`` (by default the package's own, :data:`DEFAULT_WASM`).
 
     ``executor`` is what the module may use to run actions on hosts: an
     :class:`~py_host.executors.Executor` such as
@@ -133,7 +134,12 @@ def compile_for(
             if known is None:
                 wasm = file.read(MAX_MODULE_BYTES + 1)
     except OSError as error:
-        hint = " (run `just build`)" if path is None else ""
+        hint = (
+            " (the package's own module: reinstall the package, whose build makes it,"
+            " or in a clone of its repository run `just build`)"
+            if path is None
+            else ""
+        )
         raise LoadError(f"cannot read the module {str(wasm_path)!r}{hint}: {error}") from None
     if known is not None:
         module, source, sha256 = known

@@ -100,3 +100,46 @@ def test_load_finds_the_module_inside_the_installed_package(installed: Path) -> 
     assert Path(package).is_relative_to(site_packages)
     assert Path(module).is_relative_to(site_packages)
     assert f'\nversion = "{version}"\n' in (ROOT / "Cargo.toml").read_text()
+
+
+def test_the_wheel_carries_the_metadata_a_user_or_packager_looks_for(wheel: Path) -> None:
+    assert wheel.name.startswith("rust_tutorial_wasm_host-0.1.0-")
+    archive = zipfile.ZipFile(wheel)
+    info = "rust_tutorial_wasm_host-0.1.0.dist-info"
+    metadata = archive.read(f"{info}/METADATA").decode()
+    headers = metadata.split("\n\n", 1)[0].splitlines()
+    assert "Name: rust-tutorial-wasm-host" in headers
+    assert "License-Expression: MIT" in headers
+    assert "Author: The py_host authors" in headers
+    assert "Classifier: Typing :: Typed" in headers
+    assert "Requires-Python: >=3.10" in headers
+    # The test tools are a dependency group, never an extra users can pick.
+    assert "Provides-Extra: dev" not in headers
+    assert not [line for line in headers if "pytest" in line or "playwright" in line]
+    assert "MIT License" in archive.read(f"{info}/licenses/LICENSE").decode()
+    entry_points = archive.read(f"{info}/entry_points.txt").decode()
+    assert "[console_scripts]\npy-host = " in entry_points
+
+
+def test_the_installed_py_host_command_runs(installed: Path) -> None:
+    done = in_venv(installed, "-c", "import py_host; print(py_host.__version__)")
+    assert done.stdout == "0.1.0\n", done.stderr
+    command = subprocess.run(
+        [str(installed.parent / "py-host"), "--host", "server1", "--down", "server1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=installed.parents[2],
+        check=False,
+    )
+    assert command.returncode == 1, command.stderr
+    assert json.loads(command.stdout)["failed_hosts"] == ["server1"]
+    usage = subprocess.run(
+        [str(installed.parent / "py-host"), "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert usage.returncode == 2
+    assert usage.stderr.startswith("usage: py-host ")
