@@ -36,8 +36,10 @@ test: build build-faults build-native build-web setup-browser setup-node
     {{venv}}/bin/mypy --strict py_host
     PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest
     # Again through wasmtime-py's public API, the fallback of the fast
-    # transport; the browser's tests never use py_host, so they run once.
-    PY_HOST_PUBLIC_API=1 PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest -q --ignore=tests/test_browser.py
+    # transport; the browser's tests and the installs never use this
+    # process's py_host, so they run once.
+    PY_HOST_PUBLIC_API=1 PY_HOST_FAULTS_WASM={{faults_module}} {{python}} -m pytest -q \
+        --ignore=tests/test_browser.py --ignore=tests/test_install.py
 
 # Build the browser demo and serve it on 127.0.0.1 (any static server would do).
 serve port="8000": build-web
