@@ -9,17 +9,6 @@ PathSegment = str | int
 """One step of a field path: an object key or a list index."""
 
 
-def format_path(path: Sequence[PathSegment]) -> str:
-    """Render a path the way the module does: ``host_list[1]``, ``a.b``."""
-    text = ""
-    for segment in path:
-        if isinstance(segment, int):
-            text += f"[{segment}]"
-        else:
-            text += f".{segment}" if text else segment
-    return text
-
-
 class Error(Exception):
     """Base class of every error py_host raises.
 
@@ -67,8 +56,8 @@ class ModuleError(Error):
         self.kind = kind
         self.message = message
         self.path: tuple[PathSegment, ...] = tuple(path)
-        where = format_path(self.path)
-        super().__init__(f"{where}: {message} ({kind})" if where else f"{message} ({kind})")
+        # A message about an input names its field itself.
+        super().__init__(f"{message} ({kind})")
 
 
 class InvalidInput(ModuleError, ValueError):

@@ -4,12 +4,25 @@ input is refused here with the field's name before anything crosses."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from . import _messages as messages
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
-MAX_HOSTS = 100_000
+MAX_HOSTS = messages.MAX_HOSTS
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HostName = Annotated[
@@ -22,6 +35,121 @@ ActionName = Annotated[
 ]
 """A name the executor looks up, never a command line."""
 
+# Each check below lets pydantic validate first, the usual case costing
+# nothing more, and words a refusal as the module does (py_host/_messages.py):
+# the error's type is the module's error kind, its message the module's.
+
+
+def _integer(field: str, low: int, high: int) -> WrapValidator:
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            kind = "out_of_range" if whole else "invalid_type"
+            raise PydanticCustomError(kind, messages.integer(field, low, high, value)) from None
+
+    return WrapValidator(check)
+
+
+def _check_action(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        kind = "invalid_value" if isinstance(value, str) else "invalid_type"
+        raise PydanticCustomError(kind, messages.action(value)) from None
+
+
+def _check_hosts(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Every problem of the host list: its length, each host that is not a
+    host name, and each that repeats an earlier one ignoring case."""
+    try:
+        hosts: list[Any] = handler(value)
+        named = True
+    except ValidationError:
+        if not isinstance(value, list):
+            raise PydanticCustomError("invalid_type", messages.host_list_type(value)) from None
+        hosts, named = value, False
+    problems: list[InitErrorDetails] = []
+    if not 1 <= len(hosts) <= MAX_HOSTS:
+        problems.append(_problem("invalid_value", messages.host_count(len(hosts)), (), hosts))
+    seen: set[str] = set()
+    for index, host in enumerate(hosts):
+        if not isinstance(host, str):
+            problems.append(_problem("invalid_type", messages.host(index, host), (index,), host))
+        elif not named and messages.host_name_problem(host) is not None:
+            problems.append(_problem("invalid_value", messages.host(index, host), (index,), host))
+        # A host name is ASCII: lower() is the module's caseless comparison.
+        elif host.lower() in seen:
+            problems.append(
+                _problem("invalid_value", messages.repeated_host(index, host), (index,), host)
+            )
+        else:
+            seen.add(host.lower())
+    if problems:
+        raise ValidationError.from_exception_data("host_list", problems)
+    return hosts
+
+
+def _problem(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+
+
+FIELDS = ("timeout", "retries", "host_list", "action", "job_id")
+"""ProcedureInput's fields, in the order the module looks for missing ones."""
+
+_OWN_KINDS = frozenset({"invalid_type", "out_of_range", "invalid_value"})
+"""The error types the checks above raise: the module's error kinds."""
+
+_PYDANTIC_KINDS: dict[str, str] = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "model_type": "invalid_json",
+    "model_attributes_type": "invalid_json",
+    "dict_type": "invalid_json",
+    "json_invalid": "invalid_json",
+}
+"""pydantic's own error types, in the module's error kinds; any other is
+``invalid_type``."""
+
+
+def _reworded(error: ValidationError, data: Any) -> ValidationError:
+    """``error``'s problems in the module's words and in the order the
+    module meets them (the ABI document's): reading the input's fields in
+    its order, then missing fields, then the rules on values. So the first
+    is the one error the module would report."""
+    keys = list(data) if isinstance(data, Mapping) else []
+    ordered: list[tuple[tuple[int, int, int], InitErrorDetails]] = []
+    for line in error.errors():
+        loc, value = line["loc"], line["input"]
+        kind = line["type"] if line["type"] in _OWN_KINDS else _PYDANTIC_KINDS.get(line["type"])
+        field = loc[0] if loc else None
+        message = line["msg"]
+        if kind == "missing_field":
+            message = messages.missing(str(field))
+        elif kind == "unknown_field":
+            message = messages.unknown(field)
+        elif kind == "invalid_json" and line["type"] != "json_invalid":
+            message = messages.not_an_object(value)
+        elif kind is None:
+            kind = "invalid_type"
+        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else -1
+        position = keys.index(field) if field in keys else len(keys)
+        if kind == "invalid_json":
+            order = (0, 0, 0)
+        elif kind == "missing_field":
+            order = (2, FIELDS.index(str(field)), 0)
+        elif kind == "invalid_value" or (
+            kind == "out_of_range" and field == "timeout" and value == 0
+        ):
+            # The rules on values, checked once the whole object is read.
+            order = (3, ("timeout", "action", "host_list").index(str(field)), index)
+        else:
+            order = (1, position, index)
+        ordered.append((order, _problem(kind, message, loc, value)))
+    ordered.sort(key=lambda pair: pair[0])
+    return ValidationError.from_exception_data(error.title, [line for _, line in ordered])
+
 
 class ProcedureInput(BaseModel):
     """Run ``action`` on every host of ``host_list``.
@@ -29,31 +157,32 @@ class ProcedureInput(BaseModel):
     Strict like the module: an integer field takes an ``int`` of any size
     (out of range: ``out_of_range``) and nothing else, not ``True``,
     ``10.0`` or ``"10"`` (``invalid_type``), as docs/ABI.md's rule for JSON
-    integers says; and no unknown fields.
+    integers says; and no unknown fields. A refusal's error types are the
+    module's error kinds and its messages the module's words.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    timeout: Annotated[int, Field(ge=1, le=255)]
+    timeout: Annotated[int, Field(ge=1, le=255), _integer("timeout", 1, 255)]
     """Seconds each attempt may take."""
-    retries: Annotated[int, Field(ge=0, le=255)]
+    retries: Annotated[int, Field(ge=0, le=255), _integer("retries", 0, 255)]
     """Attempts after the first for a host that failed."""
-    host_list: Annotated[list[HostName], Field(min_length=1, max_length=MAX_HOSTS)]
+    host_list: Annotated[
+        list[HostName], Field(min_length=1, max_length=MAX_HOSTS), WrapValidator(_check_hosts)
+    ]
     """Unique host names, ignoring case, in the order results are reported."""
-    action: ActionName
-    job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX)]
+    action: Annotated[ActionName, WrapValidator(_check_action)]
+    job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX), _integer("job_id", I32_MIN, I32_MAX)]
 
-    @field_validator("host_list")
+    @model_validator(mode="wrap")
     @classmethod
-    def _hosts_are_unique(cls, hosts: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for index, host in enumerate(hosts):
-            if host.lower() in seen:
-                raise ValueError(
-                    f"{host!r} at index {index} appears more than once (host names ignore case)"
-                )
-            seen.add(host.lower())
-        return hosts
+    def _in_the_modules_words(
+        cls, data: Any, handler: Callable[[Any], ProcedureInput]
+    ) -> ProcedureInput:
+        try:
+            return handler(data)
+        except ValidationError as error:
+            raise _reworded(error, data) from None
 
 
 class HostFailure(BaseModel):
