@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
+from .errors import AbiViolation, ErrorDetail, InvalidInput, ModuleError
 from .models import ProcedureInput, ProcedureOutput
 
 INPUT_ERROR_KINDS = frozenset(
@@ -146,10 +146,14 @@ _OUTPUT = ProcedureOutput.__pydantic_validator__
 
 def invalid_input(error: ValidationError) -> InvalidInput:
     """The models' refusal as the same :class:`InvalidInput` the module
-    raises: the models word and order their errors as the module does
-    (py_host/models.py), so the first is the one the module reports."""
-    first = error.errors()[0]
-    path: list[PathSegment] = [s for s in first["loc"] if isinstance(s, (str, int))]
-    more = error.error_count() - 1
-    message = first["msg"] + (f" (and {more} more errors)" if more else "")
-    return InvalidInput(first["type"], message, path)
+    raises, with every problem in ``errors``: the models word and order
+    their errors as the module does (py_host/models.py), so the first is the
+    one the module reports."""
+    errors = [
+        ErrorDetail(
+            line["type"], tuple(s for s in line["loc"] if isinstance(s, (str, int))), line["msg"]
+        )
+        for line in error.errors()
+    ]
+    first = errors[0]
+    return InvalidInput(first.kind, first.message, first.path, errors=errors)

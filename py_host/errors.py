@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PathSegment = str | int
@@ -60,8 +61,46 @@ class ModuleError(Error):
         super().__init__(f"{message} ({kind})")
 
 
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One problem of a refused input: its ``kind`` (docs/ABI.md's error
+    kinds), the ``path`` of the field and a ``message`` for people."""
+
+    kind: str
+    path: tuple[PathSegment, ...]
+    message: str
+
+
+MAX_LISTED = 10
+"""The most problems an :class:`InvalidInput`'s text lists; ``.errors`` has all."""
+
+
 class InvalidInput(ModuleError, ValueError):
-    """The input was refused, by the pydantic models or by the module itself."""
+    """The input was refused, by the pydantic models or by the module itself.
+
+    ``errors`` holds every problem found, in the order the module meets
+    them; ``kind``, ``path`` and ``message`` are the first's. The module
+    reports one problem, the models every one.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        path: Sequence[PathSegment] = (),
+        *,
+        errors: Sequence[ErrorDetail] = (),
+    ) -> None:
+        super().__init__(kind, message, path)
+        self.errors: tuple[ErrorDetail, ...] = tuple(errors) or (
+            ErrorDetail(kind, self.path, message),
+        )
+        others = self.errors[1:]
+        if others:
+            lines = [f"{error.message} ({error.kind})" for error in others[: MAX_LISTED - 1]]
+            if len(others) >= MAX_LISTED:
+                lines.append(f"and {len(others) - MAX_LISTED + 1} more")
+            Exception.__init__(self, "\n".join([str(self), *lines]))
 
 
 class ModuleTrap(Error):

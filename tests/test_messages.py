@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from typing import Any
 
 import pytest
@@ -174,8 +175,7 @@ def test_the_models_first_error_is_the_modules_one(
     with pytest.raises(py_host.InvalidInput) as by_the_models:
         rust.start_procedure(fields)
     module, models = by_the_module.value, by_the_models.value
-    assert (models.kind, models.path) == (module.kind, module.path)
-    assert models.message.startswith(module.message)
+    assert (models.kind, models.path, models.message) == (module.kind, module.path, module.message)
 
 
 def vector_fields(vector: dict[str, Any]) -> dict[str, Any] | None:
@@ -210,4 +210,51 @@ def test_the_models_give_each_vectors_message(
         rust.start_procedure(vector_fields(vector) or {})
     error = raised.value
     assert (error.kind, list(error.path)) == (expected["kind"], expected["path"])
-    assert error.message.startswith(expected["message"])
+    assert error.message == expected["message"]
+
+
+def test_invalid_input_carries_every_problem_the_models_find(rust: py_host.RustModule) -> None:
+    fields = {"retries": "ten", "timeout": 0, "host_list": ["a", "bad host", "A"], "action": "x"}
+    with pytest.raises(py_host.InvalidInput) as raised:
+        rust.start_procedure(fields)
+    error = raised.value
+    expected = [
+        ("invalid_type", ("retries",), 'retries must be a whole number from 0 to 255; got "ten"'),
+        ("missing_field", ("job_id",), "job_id is missing"),
+        ("out_of_range", ("timeout",), "timeout must be a whole number from 1 to 255; got 0"),
+        (
+            "invalid_value",
+            ("host_list", 1),
+            f'host_list[1] {HOST_NAME} "bad host" (" " {NOT_ASCII})',
+        ),
+        (
+            "invalid_value",
+            ("host_list", 2),
+            'host_list[2] must not repeat an earlier host (names ignore case); got "A"',
+        ),
+    ]
+    assert [(e.kind, e.path, e.message) for e in error.errors] == expected
+    assert (error.kind, error.path, error.message) == expected[0]
+    assert str(error).splitlines() == [f"{message} ({kind})" for kind, _, message in expected]
+    assert "more errors" not in str(error)
+    assert pickle.loads(pickle.dumps(error)).errors == error.errors
+
+
+def test_the_module_reports_one_problem_as_one_entry(rust: py_host.RustModule) -> None:
+    fields = {"retries": "ten", "timeout": 0, "host_list": ["a", "bad host"], "action": "x"}
+    with pytest.raises(py_host.InvalidInput) as raised:
+        rust.start_procedure_json(json.dumps(fields))
+    error = raised.value
+    only = ("invalid_type", ("retries",), 'retries must be a whole number from 0 to 255; got "ten"')
+    assert [(e.kind, e.path, e.message) for e in error.errors] == [only]
+    assert str(error) == f"{only[2]} ({only[0]})"
+
+
+def test_the_text_lists_ten_problems_and_counts_the_rest(rust: py_host.RustModule) -> None:
+    with pytest.raises(py_host.InvalidInput) as raised:
+        rust.start_procedure(tutorial_input(host_list=[f"bad host {i}" for i in range(25)]))
+    error = raised.value
+    assert [e.path for e in error.errors] == [("host_list", i) for i in range(25)]
+    lines = str(error).splitlines()
+    assert lines[:10] == [f"{e.message} ({e.kind})" for e in error.errors[:10]]
+    assert lines[10:] == ["and 15 more"]
