@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .errors import AbiViolation, ErrorDetail, InvalidInput, ModuleError
+from .errors import AbiViolation, InvalidInput, ModuleError
 from .models import ProcedureInput, ProcedureOutput
 
 INPUT_ERROR_KINDS = frozenset(
@@ -142,18 +142,3 @@ def encode_input(procedure: ProcedureInput) -> bytes:
 _FIELDS = ProcedureInput.model_fields.keys()
 _SERIALIZER = ProcedureInput.__pydantic_serializer__
 _OUTPUT = ProcedureOutput.__pydantic_validator__
-
-
-def invalid_input(error: ValidationError) -> InvalidInput:
-    """The models' refusal as the same :class:`InvalidInput` the module
-    raises, with every problem in ``errors``: the models word and order
-    their errors as the module does (py_host/models.py), so the first is the
-    one the module reports."""
-    errors = [
-        ErrorDetail(
-            line["type"], tuple(s for s in line["loc"] if isinstance(s, (str, int))), line["msg"]
-        )
-        for line in error.errors()
-    ]
-    first = errors[0]
-    return InvalidInput(first.kind, first.message, first.path, errors=errors)

@@ -5,7 +5,7 @@ input is refused here with the field's name before anything crosses."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -17,9 +17,10 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, SchemaValidator
 
 from . import _messages as messages
+from .errors import ErrorDetail, InvalidInput
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 MAX_HOSTS = messages.MAX_HOSTS
@@ -151,14 +152,70 @@ def _reworded(error: ValidationError, data: Any) -> ValidationError:
     return ValidationError.from_exception_data(error.title, [line for _, line in ordered])
 
 
+def invalid_input(error: ValidationError) -> InvalidInput:
+    """The models' refusal as the same :class:`InvalidInput` the module
+    raises, with every problem in ``errors``."""
+    errors = [
+        ErrorDetail(
+            line["type"],
+            tuple(segment for segment in line["loc"] if isinstance(segment, (str, int))),
+            line["msg"],
+        )
+        for line in error.errors()
+    ]
+    first = errors[0]
+    return InvalidInput(first.kind, first.message, first.path, errors=errors)
+
+
+class _RaisingInvalidInput:
+    """A model's validator that raises :class:`InvalidInput`, py_host's own
+    error and a ValueError, where pydantic's raises its ValidationError
+    (which cannot be subclassed, so it cannot be made a py_host error).
+    pydantic validates through this for the model's constructor and each
+    ``model_validate*``; a model nested in another validates as usual."""
+
+    def __init__(self, validator: SchemaValidator) -> None:
+        self._validator = validator
+
+    def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._validator.validate_python(*args, **kwargs)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+
+    def validate_json(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._validator.validate_json(*args, **kwargs)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+
+    def validate_strings(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._validator.validate_strings(*args, **kwargs)
+        except ValidationError as error:
+            raise invalid_input(error) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._validator, name)
+
+
+def _raise_invalid_input(model: type[BaseModel]) -> None:
+    validator = cast(SchemaValidator, model.__pydantic_validator__)
+    model.__pydantic_validator__ = cast(SchemaValidator, _RaisingInvalidInput(validator))
+
+
 class ProcedureInput(BaseModel):
     """Run ``action`` on every host of ``host_list``.
 
     Strict like the module: an integer field takes an ``int`` of any size
     (out of range: ``out_of_range``) and nothing else, not ``True``,
     ``10.0`` or ``"10"`` (``invalid_type``), as docs/ABI.md's rule for JSON
-    integers says; and no unknown fields. A refusal's error types are the
-    module's error kinds and its messages the module's words.
+    integers says; and no unknown fields.
+
+    Constructing one, or ``model_validate`` and ``model_validate_json``,
+    raises :class:`~py_host.InvalidInput` for a bad input (a ValueError, as
+    pydantic's ValidationError is), with the module's kinds, paths and
+    words, every problem in its ``errors``.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
@@ -183,6 +240,14 @@ class ProcedureInput(BaseModel):
             return handler(data)
         except ValidationError as error:
             raise _reworded(error, data) from None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _raise_invalid_input(cls)
+
+
+_raise_invalid_input(ProcedureInput)
 
 
 class HostFailure(BaseModel):

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import wasmtime
-from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import FileIdentity, ModuleCache, Source, default_directory, identity, settled
@@ -25,7 +24,7 @@ from ._pool import InstancePool, Lease
 from ._rounds import ProgressCallback, policy_for_input, policy_for_json, procedure_unread
 from ._rounds import procedure as procedure_run
 from ._transport import Context
-from ._wire import encode_input, invalid_input
+from ._wire import encode_input
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -537,10 +536,7 @@ def procedure_input(
 ) -> tuple[ProcedureInput, bytes]:
     """``procedure`` as a model, and the input the module gets for it."""
     if not isinstance(procedure, ProcedureInput):
-        try:
-            procedure = ProcedureInput.model_validate(procedure)
-        except ValidationError as error:
-            raise invalid_input(error) from None
+        procedure = ProcedureInput.model_validate(procedure)
     data = encode_input(procedure)
     if len(data) > MAX_INPUT:
         raise _too_long(data)

@@ -13,6 +13,7 @@ import math
 import pickle
 from typing import Any
 
+import pydantic
 import pytest
 from conftest import tutorial_input
 from vectors import ELLIPSIS, VECTORS
@@ -258,3 +259,34 @@ def test_the_text_lists_ten_problems_and_counts_the_rest(rust: py_host.RustModul
     lines = str(error).splitlines()
     assert lines[:10] == [f"{e.message} ({e.kind})" for e in error.errors[:10]]
     assert lines[10:] == ["and 15 more"]
+
+
+def test_constructing_a_bad_input_raises_invalid_input() -> None:
+    """README "Errors": everything py_host raises is a py_host.Error, the
+    input model's refusals included; InvalidInput is a ValueError, as
+    pydantic's ValidationError is."""
+    message = "timeout must be a whole number from 1 to 255; got 0"
+    fields = tutorial_input(timeout=0)
+    for make in (
+        lambda: py_host.ProcedureInput(**fields),
+        lambda: py_host.ProcedureInput.model_validate(fields),
+        lambda: py_host.ProcedureInput.model_validate_json(json.dumps(fields)),
+    ):
+        with pytest.raises(py_host.Error) as raised:
+            make()
+        error = raised.value
+        assert isinstance(error, py_host.InvalidInput)
+        assert isinstance(error, ValueError)
+        assert not isinstance(error, pydantic.ValidationError)
+        assert (error.kind, error.path, error.message) == ("out_of_range", ("timeout",), message)
+    assert py_host.ProcedureInput(**tutorial_input()).timeout == 10
+
+
+def test_a_subclass_of_the_input_model_raises_invalid_input_too() -> None:
+    class Tagged(py_host.ProcedureInput):
+        tag: str = ""
+
+    with pytest.raises(py_host.InvalidInput) as raised:
+        Tagged(**tutorial_input(retries=-1))
+    assert raised.value.message == "retries must be a whole number from 0 to 255; got -1"
+    assert Tagged(**tutorial_input(), tag="x").tag == "x"
