@@ -218,18 +218,24 @@ class ProcedureInput(BaseModel):
     words, every problem in its ``errors``.
     """
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # Each field's docstring is its description in the JSON Schema and in
+    # an editor's hover, word for word the Rust type's (docs/schemas/).
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
     timeout: Annotated[int, Field(ge=1, le=255), _integer("timeout", 1, 255)]
-    """Seconds each attempt may take."""
+    """Seconds each attempt may take, 1 to 255."""
     retries: Annotated[int, Field(ge=0, le=255), _integer("retries", 0, 255)]
-    """Attempts after the first for a host that failed."""
+    """Attempts after the first for a host that failed, 0 to 255."""
     host_list: Annotated[
         list[HostName], Field(min_length=1, max_length=MAX_HOSTS), WrapValidator(_check_hosts)
     ]
-    """Unique host names, ignoring case, in the order results are reported."""
+    """Host names (RFC 1123), unique ignoring case, in the order to report them."""
     action: Annotated[ActionName, WrapValidator(_check_action)]
+    """The action's name, as the host's executor knows it."""
     job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX), _integer("job_id", I32_MIN, I32_MAX)]
+    """The caller's number for this procedure, given back in its output."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -253,27 +259,34 @@ _raise_invalid_input(ProcedureInput)
 class HostFailure(BaseModel):
     """Why one host failed, after how many attempts."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
     host: str
+    """The host, as `host_list` names it."""
     attempts: Annotated[int, Field(ge=1, le=256)]
+    """1 to 256: the first attempt and up to 255 retries."""
     reason: str
-    """What the executor said about the last failed attempt."""
+    """The reason the executor gave for the last failed attempt."""
 
 
 class ProcedureOutput(BaseModel):
     """What the procedure did."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
     job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX)]
+    """The input's `job_id`."""
     result: Literal["success", "partial", "failure"]
-    """``success``: every host succeeded; ``partial``: some failed; ``failure``: all failed."""
+    """`success`: every host succeeded; `partial`: some failed; `failure`: all failed."""
     message: str
     """For people: how many hosts failed, or that nothing ran."""
     failed_hosts: list[str]
     """The hosts that failed, in input order."""
     failures: list[HostFailure]
-    """One entry per failed host, in the order of ``failed_hosts``."""
+    """One entry per failed host, in the same order as `failed_hosts`."""
     dry_run: bool
     """True when no executor was granted, so nothing ran."""
