@@ -4,7 +4,7 @@ input is refused here with the field's name before anything crosses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
@@ -13,8 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, SchemaValidator
@@ -36,60 +35,28 @@ ActionName = Annotated[
 ]
 """A name the executor looks up, never a command line."""
 
-# Each check below lets pydantic validate first, the usual case costing
-# nothing more, and words a refusal as the module does (py_host/_messages.py):
-# the error's type is the module's error kind, its message the module's.
+# A refusal is worded as the module words it (py_host/_messages.py) once
+# validation has failed (_reworded), costing a valid input nothing.
 
 
-def _integer(field: str, low: int, high: int) -> WrapValidator:
-    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError:
-            whole = isinstance(value, int) and not isinstance(value, bool)
-            kind = "out_of_range" if whole else "invalid_type"
-            raise PydanticCustomError(kind, messages.integer(field, low, high, value)) from None
-
-    return WrapValidator(check)
-
-
-def _check_action(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except ValidationError:
-        kind = "invalid_value" if isinstance(value, str) else "invalid_type"
-        raise PydanticCustomError(kind, messages.action(value)) from None
-
-
-def _check_hosts(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Every problem of the host list: its length, each host that is not a
-    host name, and each that repeats an earlier one ignoring case."""
-    try:
-        hosts: list[Any] = handler(value)
-        named = True
-    except ValidationError:
-        if not isinstance(value, list):
-            raise PydanticCustomError("invalid_type", messages.host_list_type(value)) from None
-        hosts, named = value, False
-    problems: list[InitErrorDetails] = []
-    if not 1 <= len(hosts) <= MAX_HOSTS:
-        problems.append(_problem("invalid_value", messages.host_count(len(hosts)), (), hosts))
+def _repeats(
+    hosts: list[Any], skip: Collection[int] = (), at: tuple[str, ...] = ()
+) -> list[InitErrorDetails]:
+    """Each host that repeats an earlier one ignoring case, among the host
+    names not at ``skip``; its location is its index after ``at``."""
     seen: set[str] = set()
+    problems: list[InitErrorDetails] = []
     for index, host in enumerate(hosts):
-        if not isinstance(host, str):
-            problems.append(_problem("invalid_type", messages.host(index, host), (index,), host))
-        elif not named and messages.host_name_problem(host) is not None:
-            problems.append(_problem("invalid_value", messages.host(index, host), (index,), host))
+        if index in skip or not isinstance(host, str):
+            continue
         # A host name is ASCII: lower() is the module's caseless comparison.
-        elif host.lower() in seen:
+        key = host.lower()
+        if key in seen:
             problems.append(
-                _problem("invalid_value", messages.repeated_host(index, host), (index,), host)
+                _problem("invalid_value", messages.repeated_host(index, host), (*at, index), host)
             )
-        else:
-            seen.add(host.lower())
-    if problems:
-        raise ValidationError.from_exception_data("host_list", problems)
-    return hosts
+        seen.add(key)
+    return problems
 
 
 def _problem(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> InitErrorDetails:
@@ -99,8 +66,11 @@ def _problem(kind: str, message: str, loc: tuple[str | int, ...], value: Any) ->
 FIELDS = ("timeout", "retries", "host_list", "action", "job_id")
 """ProcedureInput's fields, in the order the module looks for missing ones."""
 
-_OWN_KINDS = frozenset({"invalid_type", "out_of_range", "invalid_value"})
-"""The error types the checks above raise: the module's error kinds."""
+_OWN_KINDS = frozenset({"invalid_value"})
+"""The error type of a repeated host: the module's error kind."""
+
+_INTEGERS = {"timeout": (1, 255), "retries": (0, 255), "job_id": (I32_MIN, I32_MAX)}
+"""The integer fields and the ranges their rules allow."""
 
 _PYDANTIC_KINDS: dict[str, str] = {
     "missing": "missing_field",
@@ -120,22 +90,23 @@ def _reworded(error: ValidationError, data: Any) -> ValidationError:
     its order, then missing fields, then the rules on values. So the first
     is the one error the module would report."""
     keys = list(data) if isinstance(data, Mapping) else []
+    lines = error.errors()
+    not_names = {
+        line["loc"][1] for line in lines if len(line["loc"]) == 2 and line["loc"][0] == "host_list"
+    }
+    hosts = data.get("host_list") if isinstance(data, Mapping) else None
+    if not_names and isinstance(hosts, list):
+        # The hosts were not all names, so the check for repeats did not run.
+        repeats = _repeats(
+            hosts, {index for index in not_names if isinstance(index, int)}, ("host_list",)
+        )
+        lines += ValidationError.from_exception_data("", repeats).errors() if repeats else []
     ordered: list[tuple[tuple[int, int, int], InitErrorDetails]] = []
-    for line in error.errors():
+    for line in lines:
         loc, value = line["loc"], line["input"]
-        kind = line["type"] if line["type"] in _OWN_KINDS else _PYDANTIC_KINDS.get(line["type"])
+        kind, message = _words(line["type"], loc, value, line["msg"])
         field = loc[0] if loc else None
-        message = line["msg"]
-        if kind == "missing_field":
-            message = messages.missing(str(field))
-        elif kind == "unknown_field":
-            message = messages.unknown(field)
-        elif kind == "invalid_json" and line["type"] != "json_invalid":
-            message = messages.not_an_object(value)
-        elif kind is None:
-            kind = "invalid_type"
         index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else -1
-        position = keys.index(field) if field in keys else len(keys)
         if kind == "invalid_json":
             order = (0, 0, 0)
         elif kind == "missing_field":
@@ -146,10 +117,43 @@ def _reworded(error: ValidationError, data: Any) -> ValidationError:
             # The rules on values, checked once the whole object is read.
             order = (3, ("timeout", "action", "host_list").index(str(field)), index)
         else:
-            order = (1, position, index)
+            order = (1, keys.index(field) if field in keys else len(keys), index)
         ordered.append((order, _problem(kind, message, loc, value)))
     ordered.sort(key=lambda pair: pair[0])
     return ValidationError.from_exception_data(error.title, [line for _, line in ordered])
+
+
+def _words(
+    pydantic_type: str, loc: tuple[str | int, ...], value: Any, pydantic_message: str
+) -> tuple[str, str]:
+    """The module's error kind and message for one of pydantic's errors."""
+    field = loc[0] if loc else None
+    if pydantic_type in _OWN_KINDS:
+        return pydantic_type, pydantic_message
+    kind = _PYDANTIC_KINDS.get(pydantic_type)
+    if kind == "missing_field":
+        return kind, messages.missing(str(field))
+    if kind == "unknown_field":
+        return kind, messages.unknown(field)
+    if kind == "invalid_json":
+        if pydantic_type == "json_invalid":
+            return kind, pydantic_message
+        return kind, messages.not_an_object(value)
+    is_str = isinstance(value, str)
+    if len(loc) == 1 and field in _INTEGERS:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        low, high = _INTEGERS[str(field)]
+        message = messages.integer(str(field), low, high, value)
+        return ("out_of_range" if whole else "invalid_type"), message
+    if loc == ("host_list",) and pydantic_type in ("too_short", "too_long"):
+        return "invalid_value", messages.host_count(len(value))
+    if loc == ("host_list",):
+        return "invalid_type", messages.host_list_type(value)
+    if len(loc) == 2 and field == "host_list":
+        return ("invalid_value" if is_str else "invalid_type"), messages.host(int(loc[1]), value)
+    if loc == ("action",):
+        return ("invalid_value" if is_str else "invalid_type"), messages.action(value)
+    return "invalid_type", pydantic_message
 
 
 def invalid_input(error: ValidationError) -> InvalidInput:
@@ -224,18 +228,24 @@ class ProcedureInput(BaseModel):
         strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
     )
 
-    timeout: Annotated[int, Field(ge=1, le=255), _integer("timeout", 1, 255)]
+    timeout: Annotated[int, Field(ge=1, le=255)]
     """Seconds each attempt may take, 1 to 255."""
-    retries: Annotated[int, Field(ge=0, le=255), _integer("retries", 0, 255)]
+    retries: Annotated[int, Field(ge=0, le=255)]
     """Attempts after the first for a host that failed, 0 to 255."""
-    host_list: Annotated[
-        list[HostName], Field(min_length=1, max_length=MAX_HOSTS), WrapValidator(_check_hosts)
-    ]
+    host_list: Annotated[list[HostName], Field(min_length=1, max_length=MAX_HOSTS)]
     """Host names (RFC 1123), unique ignoring case, in the order to report them."""
-    action: Annotated[ActionName, WrapValidator(_check_action)]
+    action: ActionName
     """The action's name, as the host's executor knows it."""
-    job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX), _integer("job_id", I32_MIN, I32_MAX)]
+    job_id: Annotated[int, Field(ge=I32_MIN, le=I32_MAX)]
     """The caller's number for this procedure, given back in its output."""
+
+    @field_validator("host_list")
+    @classmethod
+    def _hosts_are_unique(cls, hosts: list[str]) -> list[str]:
+        repeats = _repeats(hosts)
+        if repeats:
+            raise ValidationError.from_exception_data("host_list", repeats)
+        return hosts
 
     @model_validator(mode="wrap")
     @classmethod
