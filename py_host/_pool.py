@@ -155,6 +155,15 @@ class InstancePool:
         with self._lock:
             return self._idle + self._lent()
 
+    @property
+    def size(self) -> int:
+        """The most instances the pool makes."""
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Close the idle instances now, and lent ones when they come back."""
         with self._lock:

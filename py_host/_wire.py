@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .errors import AbiViolation, InvalidInput, ModuleError, PathSegment
+from .errors import AbiViolation, InvalidInput, ModuleError
 from .models import ProcedureInput, ProcedureOutput
 
 INPUT_ERROR_KINDS = frozenset(
@@ -142,28 +142,3 @@ def encode_input(procedure: ProcedureInput) -> bytes:
 _FIELDS = ProcedureInput.model_fields.keys()
 _SERIALIZER = ProcedureInput.__pydantic_serializer__
 _OUTPUT = ProcedureOutput.__pydantic_validator__
-
-_PYDANTIC_KINDS: dict[str, str] = {
-    "missing": "missing_field",
-    "extra_forbidden": "unknown_field",
-    "model_type": "invalid_json",
-    "greater_than_equal": "out_of_range",
-    "less_than_equal": "out_of_range",
-    "too_short": "invalid_value",
-    "too_long": "invalid_value",
-    "string_too_short": "invalid_value",
-    "string_too_long": "invalid_value",
-    "string_pattern_mismatch": "invalid_value",
-    "value_error": "invalid_value",
-}
-"""pydantic's error types, in the module's error kinds."""
-
-
-def invalid_input(error: ValidationError) -> InvalidInput:
-    """The pydantic error as the same :class:`InvalidInput` the module raises."""
-    first = error.errors()[0]
-    kind = _PYDANTIC_KINDS.get(first["type"], "invalid_type")
-    path: list[PathSegment] = [s for s in first["loc"] if isinstance(s, (str, int))]
-    more = error.error_count() - 1
-    message = first["msg"] + (f" (and {more} more errors)" if more else "")
-    return InvalidInput(kind, message, path)

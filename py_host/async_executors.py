@@ -23,6 +23,7 @@ from .executors import (
     Round,
     _check_count,
     _check_host_action,
+    _name,
     as_executor,
     is_coroutine_function,
     outcome_of,
@@ -48,6 +49,9 @@ class AsyncConcurrentExecutor:
             raise ConfigError(f"action must be an async def (host, action, timeout): {action!r}")
         self._action = action
         self._max_tasks = _check_count(max_tasks, "max_tasks")
+
+    def __repr__(self) -> str:
+        return f"AsyncConcurrentExecutor({_name(self._action)}, max_tasks={self._max_tasks})"
 
     async def run_round(self, round: Round) -> list[Outcome]:
         """Run ``round.action`` on each host of ``round``; one outcome per host."""

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PathSegment = str | int
 """One step of a field path: an object key or a list index."""
-
-
-def format_path(path: Sequence[PathSegment]) -> str:
-    """Render a path the way the module does: ``host_list[1]``, ``a.b``."""
-    text = ""
-    for segment in path:
-        if isinstance(segment, int):
-            text += f"[{segment}]"
-        else:
-            text += f".{segment}" if text else segment
-    return text
 
 
 class Error(Exception):
@@ -67,12 +57,50 @@ class ModuleError(Error):
         self.kind = kind
         self.message = message
         self.path: tuple[PathSegment, ...] = tuple(path)
-        where = format_path(self.path)
-        super().__init__(f"{where}: {message} ({kind})" if where else f"{message} ({kind})")
+        # A message about an input names its field itself.
+        super().__init__(f"{message} ({kind})")
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One problem of a refused input: its ``kind`` (docs/ABI.md's error
+    kinds), the ``path`` of the field and a ``message`` for people."""
+
+    kind: str
+    path: tuple[PathSegment, ...]
+    message: str
+
+
+MAX_LISTED = 10
+"""The most problems an :class:`InvalidInput`'s text lists; ``.errors`` has all."""
 
 
 class InvalidInput(ModuleError, ValueError):
-    """The input was refused, by the pydantic models or by the module itself."""
+    """The input was refused, by the pydantic models or by the module itself.
+
+    ``errors`` holds every problem found, in the order the module meets
+    them; ``kind``, ``path`` and ``message`` are the first's. The module
+    reports one problem, the models every one.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        path: Sequence[PathSegment] = (),
+        *,
+        errors: Sequence[ErrorDetail] = (),
+    ) -> None:
+        super().__init__(kind, message, path)
+        self.errors: tuple[ErrorDetail, ...] = tuple(errors) or (
+            ErrorDetail(kind, self.path, message),
+        )
+        others = self.errors[1:]
+        if others:
+            lines = [f"{error.message} ({error.kind})" for error in others[: MAX_LISTED - 1]]
+            if len(others) >= MAX_LISTED:
+                lines.append(f"and {len(others) - MAX_LISTED + 1} more")
+            Exception.__init__(self, "\n".join([str(self), *lines]))
 
 
 class ModuleTrap(Error):

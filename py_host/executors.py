@@ -30,7 +30,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -149,6 +149,14 @@ class ConcurrentExecutor:
         # Seconds an attempt may run past its timeout before it is abandoned.
         self._grace = 0.0
 
+    def __repr__(self) -> str:
+        with self._abandoned_lock:
+            abandoned = sum(thread.is_alive() for thread in self._abandoned)
+        return (
+            f"ConcurrentExecutor({_name(self._action)}, max_workers={self._max_workers}, "
+            f"abandoned attempts still running: {abandoned})"
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as how it was made: its lock and abandoned threads are this
         # process's alone.
@@ -234,6 +242,14 @@ class SimulatedNetwork:
         self.flaky = {host.lower(): failures for host, failures in (flaky or {}).items()}
         self.slow = {host.lower(): seconds for host, seconds in (slow or {}).items()}
 
+    def __repr__(self) -> str:
+        parts = [
+            f"{name}={_few(hosts)}"
+            for name, hosts in (("down", self.down), ("flaky", self.flaky), ("slow", self.slow))
+            if hosts
+        ]
+        return f"SimulatedNetwork({', '.join(parts)})"
+
     def run_round(self, round: Round) -> list[Outcome]:
         return [self._attempt(host.lower(), round) for host in round.hosts]
 
@@ -286,6 +302,11 @@ class CommandExecutor:
         # A command ends at the timeout by itself, its group killed: the grace
         # lets it report so, and a round returns only once its groups are gone.
         self._runner._grace = _KILL_GRACE
+
+    def __repr__(self) -> str:
+        return (
+            f"CommandExecutor(actions={sorted(self.commands)!r}, max_workers={self._max_workers})"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as how it was made, as ConcurrentExecutor is.
@@ -424,6 +445,24 @@ def outcome_of(result: object) -> Outcome:
     return Outcome.failed(
         f"the executor returned {type(result).__name__}, expected Outcome or bool"
     )
+
+
+MAX_SHOWN = 5
+"""The most hosts a repr names; more are counted."""
+
+
+def _few(hosts: Collection[str] | Mapping[str, object]) -> str:
+    """``hosts`` for a repr: written out when few, else how many."""
+    if len(hosts) > MAX_SHOWN:
+        return f"<{len(hosts)} hosts>"
+    if isinstance(hosts, Mapping):
+        return repr(dict(sorted(hosts.items())))
+    return repr(sorted(hosts))
+
+
+def _name(action: object) -> str:
+    """A host action for a repr: its qualified name, else its repr."""
+    return getattr(action, "__qualname__", None) or repr(action)
 
 
 def raised(error: Exception) -> Outcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import wasmtime
-from pydantic import ValidationError
 
 from ._abi import MAX_INPUT, Exports, check_module
 from ._cache import FileIdentity, ModuleCache, Source, default_directory, identity, settled
@@ -25,7 +25,7 @@ from ._pool import InstancePool, Lease
 from ._rounds import ProgressCallback, policy_for_input, policy_for_json, procedure_unread
 from ._rounds import procedure as procedure_run
 from ._transport import Context
-from ._wire import encode_input, invalid_input
+from ._wire import encode_input
 from .errors import (
     AbiViolation,
     BufferFreed,
@@ -370,6 +370,24 @@ class RustModule:
         """Free the module's instances now. Further calls raise :class:`ClosedError`."""
         self._pool.close()
 
+    def __repr__(self) -> str:
+        # Read from how it was loaded and its own attributes only: an
+        # unpickled module not yet used must not load to say what it is.
+        loaded = self._loaded
+        state = vars(self)
+        pool: InstancePool | None = state.get("_pool")
+        if pool is None:
+            status = "closed" if state.get("_closed_unused") else "not loaded yet"
+        else:
+            status = "closed" if pool.closed else "open"
+        file = "the packaged module" if loaded.path is None else os.path.basename(loaded.path)
+        version = f", module {state['crate_version']}" if "crate_version" in state else ""
+        executor = "no executor" if loaded.executor is None else f"executor {loaded.executor!r}"
+        return (
+            f"<RustModule {file} sha256:{loaded.sha256[:12]}{version}, {executor}, "
+            f"{_changed(loaded.limits)}, up to {loaded.max_instances} instances, {status}>"
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as how it was loaded, so it can be sent to another process
         # (a process pool, Dask, Ray), which loads the very same module again
@@ -487,6 +505,9 @@ class ReplyBuffer:
     def freed(self) -> bool:
         return self._freed
 
+    def __repr__(self) -> str:
+        return f"<ReplyBuffer of {self._length} bytes, {'freed' if self._freed else 'live'}>"
+
     def read(self) -> bytes:
         """A copy of the reply."""
 
@@ -522,6 +543,17 @@ class ReplyBuffer:
             raise BufferFreed("this reply buffer was already freed")
 
 
+def _changed(limits: Limits) -> str:
+    """``limits`` written with only the fields that differ from the defaults."""
+    default = Limits()
+    changed = [
+        f"{field.name}={getattr(limits, field.name)!r}"
+        for field in dataclasses.fields(limits)
+        if getattr(limits, field.name) != getattr(default, field.name)
+    ]
+    return f"Limits({', '.join(changed)})"
+
+
 def print_string_step(text: str | Buffer) -> Callable[[Exports, Context], None]:
     """The step that prints ``text``, checked as :meth:`RustModule.print_string` says."""
     data = as_input(text)
@@ -543,10 +575,7 @@ def procedure_input(
 ) -> tuple[ProcedureInput, bytes]:
     """``procedure`` as a model, and the input the module gets for it."""
     if not isinstance(procedure, ProcedureInput):
-        try:
-            procedure = ProcedureInput.model_validate(procedure)
-        except ValidationError as error:
-            raise invalid_input(error) from None
+        procedure = ProcedureInput.model_validate(procedure)
     data = encode_input(procedure)
     if len(data) > MAX_INPUT:
         raise _too_long(data)

@@ -189,7 +189,7 @@ mod tests {
         let input = r#"{"timeout":0,"retries":0,"host_list":["h"],"action":"ping","job_id":1}"#;
         assert_eq!(
             json(&Procedures::default().start(input.as_bytes(), true)),
-            json!({"error": {"kind": "out_of_range", "message": "must be between 1 and 255, got 0",
+            json!({"error": {"kind": "out_of_range", "message": "timeout must be a whole number from 1 to 255; got 0",
                              "path": ["timeout"]}})
         );
     }

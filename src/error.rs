@@ -73,18 +73,9 @@ impl Error {
     }
 }
 
+// Every message about an input names its field itself (src/message.rs).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, segment) in self.path.iter().enumerate() {
-            match segment {
-                PathSegment::Key(key) if i == 0 => write!(f, "{key}")?,
-                PathSegment::Key(key) => write!(f, ".{key}")?,
-                PathSegment::Index(index) => write!(f, "[{index}]")?,
-            }
-        }
-        if !self.path.is_empty() {
-            f.write_str(": ")?;
-        }
         f.write_str(&self.message)
     }
 }
@@ -94,13 +85,6 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn display_names_the_path() {
-        let error = Error::new(ErrorKind::InvalidValue, "bad").at(["host_list".into(), 2.into()]);
-        assert_eq!(error.to_string(), "host_list[2]: bad");
-        assert_eq!(Error::new(ErrorKind::Io, "x").to_string(), "x");
-    }
 
     #[test]
     fn serializes_kind_and_mixed_path() {

@@ -13,6 +13,7 @@ pub mod allocations;
 pub mod calls;
 pub mod engine;
 pub mod error;
+pub mod message;
 pub mod model;
 pub mod validate;
 

@@ -40,6 +40,7 @@ pub struct ProcedureInput<'a> {
         regex(pattern = ACTION_PATTERN)
     ))]
     pub action: Text<'a>,
+    /// The caller's number for this procedure, given back in its output.
     // JSON Schema validators treat "format": "int32" as a note only.
     #[cfg_attr(feature = "schema", schemars(range(min = i32::MIN, max = i32::MAX)))]
     pub job_id: i32,
@@ -81,6 +82,7 @@ pub enum ProcedureResult {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HostFailure {
+    /// The host, as `host_list` names it.
     pub host: String,
     /// 1 to 256: the first attempt and up to 255 retries.
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 256)))]
@@ -94,8 +96,10 @@ pub struct HostFailure {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProcedureOutput {
+    /// The input's `job_id`.
     #[cfg_attr(feature = "schema", schemars(range(min = i32::MIN, max = i32::MAX)))]
     pub job_id: i32,
+    /// `success`: every host succeeded; `partial`: some failed; `failure`: all failed.
     pub result: ProcedureResult,
     /// For people: how many hosts failed, or that nothing ran.
     pub message: String,

@@ -2,10 +2,12 @@
 //! or into an [`Error`] that names the field at fault.
 
 use crate::error::{Error, ErrorKind, PathSegment};
+use crate::message;
 use crate::model::{ProcedureInput, Text};
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor,
 };
+use serde_json::error::Category;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -21,12 +23,8 @@ pub const MAX_ACTION_LEN: usize = 64;
 
 /// Decodes UTF-8, reporting the offset of the first bad byte.
 pub fn utf8(bytes: &[u8]) -> Result<&str, Error> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidUtf8,
-            format!("invalid UTF-8 at byte offset {}", e.valid_up_to()),
-        )
-    })
+    std::str::from_utf8(bytes)
+        .map_err(|e| Error::new(ErrorKind::InvalidUtf8, message::not_utf8(e.valid_up_to())))
 }
 
 /// Parses and validates a UTF-8 JSON `ProcedureInput`.
@@ -36,45 +34,50 @@ pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let input = Fields(&refusal)
         .deserialize(&mut deserializer)
-        .and_then(|input| deserializer.end().map(|()| input))
         .map_err(|error| {
-            // Every field records why it refused a value; anything else is
-            // the parser's: the text is not one JSON object.
+            // Every field records why it refused a value. Anything else is
+            // the parser's: a value that is not an object (the only error of
+            // data it raises itself), or text that is not JSON.
+            let problem = match error.classify() {
+                Category::Data => message::not_an_object(text),
+                _ => message::not_json(&error.to_string()),
+            };
             refusal
                 .take()
-                .unwrap_or_else(|| Error::new(ErrorKind::InvalidJson, error.to_string()))
+                .unwrap_or_else(|| Error::new(ErrorKind::InvalidJson, problem))
         })?;
+    deserializer.end().map_err(|error| {
+        Error::new(
+            ErrorKind::InvalidJson,
+            message::trailing(error.line(), error.column()),
+        )
+    })?;
     validate(&input)?;
     Ok(input)
 }
 
 /// Checks the rules that types alone do not express.
 pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
-    if input.timeout == 0 {
-        return Err(
-            Error::new(ErrorKind::OutOfRange, "must be between 1 and 255, got 0")
-                .at(["timeout".into()]),
-        );
+    if input.timeout < TIMEOUT.min as u8 {
+        return Err(Error::new(
+            ErrorKind::OutOfRange,
+            TIMEOUT.message(&input.timeout.to_string()),
+        )
+        .at(["timeout".into()]));
     }
-    if let Some(problem) = action_problem(&input.action) {
-        return Err(Error::new(ErrorKind::InvalidValue, problem).at(["action".into()]));
-    }
-    let hosts = &input.host_list;
-    if hosts.is_empty() {
-        return Err(
-            Error::new(ErrorKind::InvalidValue, "must name at least one host")
-                .at(["host_list".into()]),
-        );
-    }
-    if hosts.len() > MAX_HOSTS {
+    if !is_action(&input.action) {
         return Err(Error::new(
             ErrorKind::InvalidValue,
-            format!(
-                "names {} hosts, at most {MAX_HOSTS} are allowed",
-                hosts.len()
-            ),
+            message::action(&message::got_str(&input.action)),
         )
-        .at(["host_list".into()]));
+        .at(["action".into()]));
+    }
+    let hosts = &input.host_list;
+    if hosts.is_empty() || hosts.len() > MAX_HOSTS {
+        return Err(
+            Error::new(ErrorKind::InvalidValue, message::host_count(hosts.len()))
+                .at(["host_list".into()]),
+        );
     }
     // The first host at fault, in input order: a malformed name, or a name
     // that an earlier one repeats.
@@ -85,17 +88,16 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
     let valid = malformed.as_ref().map_or(hosts.len(), |(index, _)| *index);
     if let Some(index) = first_repeated(&hosts[..valid]) {
         let host: &str = &hosts[index];
-        return Err(Error::new(
-            ErrorKind::InvalidValue,
-            format!("{host:?} appears more than once (host names ignore case)"),
-        )
-        .at(["host_list".into(), PathSegment::Index(index)]));
+        return Err(
+            Error::new(ErrorKind::InvalidValue, message::repeated_host(index, host))
+                .at(["host_list".into(), PathSegment::Index(index)]),
+        );
     }
     if let Some((index, problem)) = malformed {
         let host: &str = &hosts[index];
         return Err(Error::new(
             ErrorKind::InvalidValue,
-            format!("{host:?} is not a valid host name: {problem}"),
+            message::host_name(index, host, &problem),
         )
         .at(["host_list".into(), PathSegment::Index(index)]));
     }
@@ -201,18 +203,18 @@ pub fn host_name_problem(name: &str) -> Option<String> {
 /// `name` breaks; `None` when it breaks none.
 fn why_not_a_host_name(name: &str) -> Option<String> {
     if name.is_empty() {
-        return Some("it is empty".into());
+        return Some(message::empty_host_name());
     }
     if name.len() > MAX_HOST_NAME_LEN {
-        return Some(format!("longer than {MAX_HOST_NAME_LEN} bytes"));
+        return Some(message::long_host_name());
     }
     let mut start = 0;
     for label in name.as_bytes().split(|&byte| byte == b'.') {
         if label.is_empty() {
-            return Some("it has an empty label".into());
+            return Some(message::empty_label());
         }
         if label.len() > 63 {
-            return Some("a label is longer than 63 bytes".into());
+            return Some(message::long_label());
         }
         if let Some(at) = label
             .iter()
@@ -222,10 +224,10 @@ fn why_not_a_host_name(name: &str) -> Option<String> {
                 .chars()
                 .next()
                 .expect("a byte starts a char here");
-            return Some(format!("{c:?} is not a letter, digit or hyphen"));
+            return Some(message::bad_character(c));
         }
         if label.starts_with(b"-") || label.ends_with(b"-") {
-            return Some("a label starts or ends with a hyphen".into());
+            return Some(message::hyphen_at_label_edge());
         }
         start += label.len() + 1;
     }
@@ -296,24 +298,19 @@ fn host_name_bytes(word: u64) -> Option<u64> {
     (word & HIGH == 0 && (digits | letters | hyphens_and_dots) == HIGH).then_some(dots)
 }
 
-/// Why `action` is not a valid action name, or `None` when it is one.
+/// Whether `action` is an action name.
 ///
 /// An action is a name the executor looks up, never a command line: ASCII
 /// letters, digits, `_`, `-` and `.`, starting with a letter or digit.
-pub fn action_problem(action: &str) -> Option<String> {
-    let Some(first) = action.chars().next() else {
-        return Some("must not be empty".into());
-    };
-    if action.len() > MAX_ACTION_LEN {
-        return Some(format!("must be at most {MAX_ACTION_LEN} bytes long"));
-    }
-    if !first.is_ascii_alphanumeric() {
-        return Some(format!("must start with a letter or digit, not {first:?}"));
-    }
-    action
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        .map(|c| format!("{c:?} is not allowed (letters, digits, '_', '-', '.')"))
+pub fn is_action(action: &str) -> bool {
+    action.len() <= MAX_ACTION_LEN
+        && action
+            .bytes()
+            .next()
+            .is_some_and(|first| first.is_ascii_alphanumeric())
+        && action
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
 }
 
 // Reading the input's fields. serde_json reports a value it refused as
@@ -340,24 +337,32 @@ impl Refusal {
     }
 }
 
-/// Where a value lies in the input.
+/// Where a value that is not an integer lies in the input.
 #[derive(Clone, Copy)]
 enum At {
-    Field(&'static str),
+    Action,
+    HostList,
     Host(usize),
 }
 
 impl At {
     fn path(self) -> Vec<PathSegment> {
         match self {
-            At::Field(name) => vec![name.into()],
+            At::Action => vec!["action".into()],
+            At::HostList => vec!["host_list".into()],
             At::Host(index) => vec!["host_list".into(), index.into()],
         }
     }
-}
 
-/// The input's fields, for the message about one it does not have.
-const FIELDS: &str = "`timeout`, `retries`, `host_list`, `action`, `job_id`";
+    /// The message about `found` here, of the wrong JSON type.
+    fn wrong_type(self, found: Unexpected<'_>) -> String {
+        match self {
+            At::Action => message::action_type(found),
+            At::HostList => message::host_list_type(found),
+            At::Host(index) => message::host_type(index, found),
+        }
+    }
+}
 
 /// For whoever deserializes an input with serde directly (the fuzz target):
 /// the same checks, with the error as text.
@@ -374,8 +379,7 @@ impl<'de> DeserializeSeed<'de> for Fields<'_> {
     type Value = ProcedureInput<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        // Anything but an object is refused by serde_json itself, unrecorded:
-        // an `invalid_json` input.
+        // Anything but an object is refused by serde_json itself, unrecorded.
         deserializer.deserialize_map(self)
     }
 }
@@ -395,33 +399,29 @@ impl<'de> Visitor<'de> for Fields<'_> {
         while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key {
                 "timeout" => fill(&mut timeout, "timeout", refusal, || {
-                    map.next_value_seed(Integer::new(refusal, "timeout"))
+                    map.next_value_seed(Integer::new(refusal, &TIMEOUT))
                 }),
                 "retries" => fill(&mut retries, "retries", refusal, || {
-                    map.next_value_seed(Integer::new(refusal, "retries"))
+                    map.next_value_seed(Integer::new(refusal, &RETRIES))
                 }),
                 "host_list" => fill(&mut host_list, "host_list", refusal, || {
                     map.next_value_seed(HostList(refusal))
                 }),
                 "action" => fill(&mut action, "action", refusal, || {
-                    map.next_value_seed(Str(refusal, At::Field("action")))
+                    map.next_value_seed(Str(refusal, At::Action))
                 }),
                 "job_id" => fill(&mut job_id, "job_id", refusal, || {
-                    map.next_value_seed(Integer::new(refusal, "job_id"))
+                    map.next_value_seed(Integer::new(refusal, &JOB_ID))
                 }),
                 unknown => Err(refusal.refuse(
-                    Error::new(
-                        ErrorKind::UnknownField,
-                        format!("unknown field `{unknown}`, expected one of {FIELDS}"),
-                    )
-                    .at([unknown.into()]),
+                    Error::new(ErrorKind::UnknownField, message::unknown(unknown))
+                        .at([unknown.into()]),
                 )),
             }?;
         }
         let missing = |name: &'static str| {
             refusal.refuse(
-                Error::new(ErrorKind::MissingField, format!("missing field `{name}`"))
-                    .at([name.into()]),
+                Error::new(ErrorKind::MissingField, message::missing(name)).at([name.into()]),
             )
         };
         Ok(ProcedureInput {
@@ -444,31 +444,59 @@ fn fill<T, E: de::Error>(
 ) -> Result<(), E> {
     if slot.is_some() {
         return Err(refusal.refuse(
-            Error::new(
-                ErrorKind::DuplicateField,
-                format!("duplicate field `{name}`"),
-            )
-            .at([name.into()]),
+            Error::new(ErrorKind::DuplicateField, message::duplicate(name)).at([name.into()]),
         ));
     }
     *slot = Some(read()?);
     Ok(())
 }
 
+/// An integer field, and the range its rules allow.
+struct IntegerField {
+    name: &'static str,
+    min: i64,
+    max: i64,
+}
+
+impl IntegerField {
+    /// The one message about this field's value, whatever is wrong with it.
+    fn message(&self, got: &str) -> String {
+        message::integer(self.name, self.min, self.max, got)
+    }
+}
+
+// `timeout` is read as a `u8` like `retries`: its 0 is refused with the
+// rules on values, after the whole object is read (docs/ABI.md's order).
+const TIMEOUT: IntegerField = IntegerField {
+    name: "timeout",
+    min: 1,
+    max: 255,
+};
+const RETRIES: IntegerField = IntegerField {
+    name: "retries",
+    min: 0,
+    max: 255,
+};
+const JOB_ID: IntegerField = IntegerField {
+    name: "job_id",
+    min: i32::MIN as i64,
+    max: i32::MAX as i64,
+};
+
 /// An integer field of type `T`, from its JSON text: serde_json reads an
 /// integer beyond 64 bits as a float, or not at all, so only the text tells
 /// a huge integer from a fraction.
 struct Integer<'r, T> {
     refusal: &'r Refusal,
-    name: &'static str,
+    field: &'static IntegerField,
     of: PhantomData<T>,
 }
 
 impl<'r, T> Integer<'r, T> {
-    fn new(refusal: &'r Refusal, name: &'static str) -> Self {
+    fn new(refusal: &'r Refusal, field: &'static IntegerField) -> Self {
         Integer {
             refusal,
-            name,
+            field,
             of: PhantomData,
         }
     }
@@ -479,48 +507,27 @@ impl<'de, T: TryFrom<i64>> DeserializeSeed<'de> for Integer<'_, T> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
         let json = <&RawValue>::deserialize(deserializer)?.get();
-        integer(json).map_err(|error| self.refusal.refuse(error.at([self.name.into()])))
+        integer(json).map_err(|kind| {
+            let error = Error::new(kind, self.field.message(&message::got_json(json)));
+            self.refusal.refuse(error.at([self.field.name.into()]))
+        })
     }
 }
 
-/// The longest value quoted whole in an error's message.
-const MAX_QUOTED: usize = 40;
-
 /// The integer that `json`, one JSON value, writes: a number with no
-/// fraction and no exponent (`-0` is 0), within `T`'s range.
-fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, Error> {
-    let expected = std::any::type_name::<T>();
-    let quoted = |what: &str| match json.len() {
-        ..=MAX_QUOTED => format!("{what} `{json}`"),
-        len => format!("{what} of {len} bytes"),
-    };
-    let found = match json.as_bytes()[0] {
-        b'-' | b'0'..=b'9' if !json.contains(['.', 'e', 'E']) => {
-            // What JSON calls an integer, of any length: parsing it fails
-            // only when it overflows.
-            return json
-                .parse::<i64>()
-                .ok()
-                .and_then(|value| T::try_from(value).ok())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::OutOfRange,
-                        format!("invalid value: {}, expected {expected}", quoted("integer")),
-                    )
-                });
-        }
-        b'-' | b'0'..=b'9' => quoted("floating point"),
-        b'"' if json.len() <= MAX_QUOTED => format!("string {json}"),
-        b'"' => format!("string of {} bytes", json.len()),
-        b't' | b'f' => quoted("boolean"),
-        b'n' => "null".into(),
-        b'[' => "sequence".into(),
-        _ => "map".into(),
-    };
-    Err(Error::new(
-        ErrorKind::InvalidType,
-        format!("invalid type: {found}, expected {expected}"),
-    ))
+/// fraction and no exponent (`-0` is 0), within `T`'s range; else the kind
+/// of error it is.
+fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, ErrorKind> {
+    match json.as_bytes()[0] {
+        // What JSON calls an integer, of any length: parsing it fails only
+        // when it overflows.
+        b'-' | b'0'..=b'9' if !json.contains(['.', 'e', 'E']) => json
+            .parse::<i64>()
+            .ok()
+            .and_then(|value| T::try_from(value).ok())
+            .ok_or(ErrorKind::OutOfRange),
+        _ => Err(ErrorKind::InvalidType),
+    }
 }
 
 /// The host list: an array of strings.
@@ -537,7 +544,7 @@ impl<'de> DeserializeSeed<'de> for HostList<'_> {
 impl HostList<'_> {
     /// Records that the list is `found`, of the wrong JSON type.
     fn wrong<E: de::Error>(&self, found: Unexpected<'_>) -> E {
-        wrong_type(self.0, At::Field("host_list"), found, self)
+        wrong_type(self.0, At::HostList, found)
     }
 }
 
@@ -600,7 +607,7 @@ impl<'de> DeserializeSeed<'de> for Str<'_> {
 impl Str<'_> {
     /// Records that the string is `found`, of the wrong JSON type.
     fn wrong<E: de::Error>(&self, found: Unexpected<'_>) -> E {
-        wrong_type(self.0, self.1, found, self)
+        wrong_type(self.0, self.1, found)
     }
 }
 
@@ -653,19 +660,8 @@ impl<'de> Visitor<'de> for Str<'_> {
 const NULL: Unexpected<'static> = Unexpected::Other("null");
 
 /// Records that the value at `at` is `found`, of the wrong JSON type.
-fn wrong_type<E: de::Error>(
-    refusal: &Refusal,
-    at: At,
-    found: Unexpected<'_>,
-    expected: &dyn de::Expected,
-) -> E {
-    refusal.refuse(
-        Error::new(
-            ErrorKind::InvalidType,
-            format!("invalid type: {found}, expected {expected}"),
-        )
-        .at(at.path()),
-    )
+fn wrong_type<E: de::Error>(refusal: &Refusal, at: At, found: Unexpected<'_>) -> E {
+    refusal.refuse(Error::new(ErrorKind::InvalidType, at.wrong_type(found)).at(at.path()))
 }
 
 #[cfg(test)]
@@ -829,41 +825,112 @@ mod tests {
         }
     }
 
+    /// docs/ABI.md's "Messages": one message per integer field, whatever
+    /// is wrong with its value, ending with the value as JSON writes it.
     #[test]
-    fn a_value_that_is_no_integer_is_named_by_its_json_type() {
-        let long_string = format!(r#""{}""#, "9".repeat(MAX_QUOTED));
-        for (value, found) in [
-            ("1.5", "floating point `1.5`"),
-            (r#""10""#, r#"string "10""#),
-            (&long_string, "string of 42 bytes"),
-            ("true", "boolean `true`"),
-            ("false", "boolean `false`"),
-            ("null", "null"),
-            ("[1]", "sequence"),
-            (r#"{"a":1}"#, "map"),
+    fn an_integer_field_says_its_range_and_what_it_got() {
+        let long_string = format!(r#""{}""#, "9".repeat(39));
+        for (field, value, message) in [
+            (
+                "timeout",
+                "300",
+                "timeout must be a whole number from 1 to 255; got 300",
+            ),
+            (
+                "timeout",
+                "0",
+                "timeout must be a whole number from 1 to 255; got 0",
+            ),
+            (
+                "timeout",
+                "-0",
+                "timeout must be a whole number from 1 to 255; got 0",
+            ),
+            (
+                "retries",
+                r#""ten""#,
+                r#"retries must be a whole number from 0 to 255; got "ten""#,
+            ),
+            (
+                "retries",
+                "1.5",
+                "retries must be a whole number from 0 to 255; got 1.5",
+            ),
+            (
+                "retries",
+                "1e2",
+                "retries must be a whole number from 0 to 255; got 1e2",
+            ),
+            (
+                "retries",
+                &long_string,
+                "retries must be a whole number from 0 to 255; got a string of 39 characters",
+            ),
+            (
+                "retries",
+                "true",
+                "retries must be a whole number from 0 to 255; got true",
+            ),
+            (
+                "retries",
+                "null",
+                "retries must be a whole number from 0 to 255; got null",
+            ),
+            (
+                "retries",
+                "[1]",
+                "retries must be a whole number from 0 to 255; got a list",
+            ),
+            (
+                "retries",
+                r#"{"a":1}"#,
+                "retries must be a whole number from 0 to 255; got an object",
+            ),
+            (
+                "job_id",
+                "2147483648",
+                "job_id must be a whole number from -2147483648 to 2147483647; got 2147483648",
+            ),
+            (
+                "job_id",
+                &format!("-1{}", "0".repeat(400)),
+                "job_id must be a whole number from -2147483648 to 2147483647; got a number of 401 digits",
+            ),
         ] {
-            let error = error_of(&with("retries", value));
             assert_eq!(
-                error.message,
-                format!("invalid type: {found}, expected u8"),
-                "{value}"
+                error_of(&with(field, value)).message,
+                message,
+                "{field}={value}"
             );
         }
     }
 
     #[test]
     fn an_input_that_is_not_an_object_says_what_it_should_be() {
-        for text in ["[]", "7", r#""x""#, "null"] {
+        for (text, got) in [
+            ("[]", "a list"),
+            (" 7", "a number"),
+            (r#""x""#, "a string"),
+            ("null", "null"),
+        ] {
             let error = error_of(text);
             assert_eq!((error.kind, error.path), (ErrorKind::InvalidJson, vec![]));
-            assert!(
-                error
-                    .message
-                    .contains("expected a JSON object for ProcedureInput"),
-                "{text}: {}",
-                error.message
+            assert_eq!(
+                error.message,
+                format!("the input must be one JSON object (a ProcedureInput); got {got}"),
             );
         }
+        assert_eq!(
+            error_of("reboot server1").message,
+            "the input is not valid JSON: expected value at line 1 column 1"
+        );
+        assert_eq!(
+            error_of(&format!("{VALID} x")).message,
+            format!(
+                "the input must be one JSON object, but more text follows it at line 1 column {}",
+                VALID.len() + 2
+            )
+        );
     }
 
     #[test]
@@ -874,7 +941,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with("retries: invalid type: floating point `1e2`, expected u8"),
+                .starts_with("retries must be a whole number from 0 to 255; got 1e2"),
             "{error}"
         );
     }
@@ -883,28 +950,38 @@ mod tests {
     fn refuses_wrong_types() {
         // One value of each JSON type (and both signs of integer, which
         // serde reads apart), each in the place of a string and of a list.
-        let every_type = ["true", "-7", "7", "7.5", r#""x""#, "null", "[]", "{}"];
+        let every_type = [
+            ("true", "true"),
+            ("-7", "-7"),
+            ("7", "7"),
+            ("7.5", "7.5"),
+            (r#""x""#, r#""x""#),
+            ("null", "null"),
+            ("[]", "a list"),
+            ("{}", "an object"),
+        ];
+        let action = "action must be an action name: 1 to 64 ASCII letters, digits, \"_\", \"-\" or \".\", starting with a letter or digit; got";
+        let host = "must be a host name (letters, digits, hyphens and dots, RFC 1123); got";
         for (field, expected, right) in [
-            ("action", "a string", r#""x""#),
-            ("host_list", "a sequence", "[]"),
+            ("action", action, r#""x""#),
+            (
+                "host_list",
+                "host_list must be a list of host names; got",
+                "[]",
+            ),
         ] {
-            for value in every_type.iter().filter(|&&value| value != right) {
+            for (value, got) in every_type.iter().filter(|(value, _)| *value != right) {
                 let error = error_of(&with(field, value));
                 assert_eq!(error.kind, ErrorKind::InvalidType, "{field}={value}");
                 assert_eq!(error.path, path(&[field]), "{field}={value}");
-                let message = format!(", expected {expected}");
-                assert!(error.message.ends_with(&message), "{}", error.message);
+                assert_eq!(error.message, format!("{expected} {got}"));
             }
         }
-        for value in every_type.iter().filter(|&&value| value != r#""x""#) {
+        for (value, got) in every_type.iter().filter(|(value, _)| *value != r#""x""#) {
             let error = error_of(&with("host_list", &format!(r#"["a", {value}]"#)));
             assert_eq!(error.kind, ErrorKind::InvalidType, "{value}");
             assert_eq!(error.path, path(&["host_list", "1"]), "{value}");
-            assert!(
-                error.message.ends_with(", expected a string"),
-                "{}",
-                error.message
-            );
+            assert_eq!(error.message, format!("host_list[1] {host} {got}"));
         }
     }
 
@@ -1251,15 +1328,49 @@ mod tests {
     #[test]
     fn a_bad_character_is_named_whichever_label_holds_it() {
         for (name, named) in [
-            ("a_b", '_'),
-            ("ab.c_d", '_'),
-            ("abc.de.fg!h", '!'),
-            ("ab.cd.é", 'é'),
-            ("x.y.z.w€v", '€'),
+            ("a_b", r#""_""#),
+            ("ab.c_d", r#""_""#),
+            ("abc.de.fg!h", r#""!""#),
+            ("ab.cd.é", r#""é""#),
+            ("x.y.z.w€v", r#""€""#),
+            ("a\u{1}", r#""\u0001""#),
         ] {
-            let expected = format!("{named:?} is not a letter, digit or hyphen");
+            let expected = format!("{named} is not an ASCII letter, digit, hyphen or dot");
             assert_eq!(host_name_problem(name), Some(expected), "{name}");
         }
+    }
+
+    /// docs/ABI.md's "Messages", for the rules on values.
+    #[test]
+    fn the_rules_on_values_say_what_is_wrong() {
+        let host = "must be a host name (letters, digits, hyphens and dots, RFC 1123); got";
+        for (field, value, message) in [
+            ("host_list", "[]".to_owned(), "host_list must name from 1 to 100000 hosts; got 0".to_owned()),
+            ("host_list", r#"["a", "b-"]"#.into(), format!(r#"host_list[1] {host} "b-" (a label starts or ends with a hyphen)"#)),
+            ("host_list", r#"["a..b"]"#.into(), format!(r#"host_list[0] {host} "a..b" (it has an empty label)"#)),
+            ("host_list", r#"["a", ""]"#.into(), format!(r#"host_list[1] {host} "" (it is empty)"#)),
+            ("host_list", format!(r#"["{}.x"]"#, "a".repeat(64)), format!("host_list[0] {host} a string of 66 characters (a label is longer than 63 bytes)")),
+            ("host_list", format!(r#"["{}a"]"#, "a.".repeat(127)), format!("host_list[0] {host} a string of 255 characters (it is longer than 253 bytes)")),
+            ("host_list", r#"["server1", "SERVER1"]"#.into(), r#"host_list[1] must not repeat an earlier host (names ignore case); got "SERVER1""#.into()),
+            ("action", r#""rm/-rf""#.into(), r#"action must be an action name: 1 to 64 ASCII letters, digits, "_", "-" or ".", starting with a letter or digit; got "rm/-rf""#.into()),
+        ] {
+            assert_eq!(error_of(&with(field, &value)).message, message, "{value}");
+        }
+        assert_eq!(error_of(&without("retries")).message, "retries is missing");
+        assert_eq!(
+            error_of(&VALID.replacen('{', r#"{"job_id":2,"#, 1)).message,
+            "job_id is given more than once"
+        );
+        assert_eq!(
+            error_of(&with("dry_run", "true")).message,
+            r#"ProcedureInput has only the fields timeout, retries, host_list, action and job_id; got "dry_run""#
+        );
+        let mut bytes = VALID.as_bytes().to_vec();
+        bytes[5] = 0xff;
+        assert_eq!(
+            parse_input(&bytes).unwrap_err().message,
+            "the input is not valid UTF-8 (at byte offset 5)"
+        );
     }
 
     #[test]

@@ -80,7 +80,9 @@ def test_invalid_input_exits_2_naming_the_field() -> None:
     done = cli("-", stdin=json.dumps(tutorial_input(timeout=0)))
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr.startswith("invalid input: timeout: ")
+    assert done.stderr.startswith(
+        "invalid input: timeout must be a whole number from 1 to 255; got 0"
+    )
 
 
 def test_bad_arguments_exit_2() -> None:

@@ -3,8 +3,13 @@ cleanly with its own status, whatever way it ends."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
-from conftest import FAULTS_WASM, run_python
+from conftest import FAULTS_WASM, ROOT, run_python
 
 SCRIPT = """
 import sys
@@ -74,4 +79,55 @@ def test_a_trap_is_an_exception_even_under_faulthandler() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "caught: injected panic: the host asked for it\nstill here\n"
+    assert done.stderr == ""
+
+
+# Each way of running out of memory: the host's buffer for a large input, the
+# module's allocations while it parses (which go through Rust's handler for a
+# failed allocation, whose message std writes with WASI fd_write), a module
+# that grows until it is stopped, one that prints without end.
+OUT_OF_MEMORY = {
+    "a large input": ("print_string", "'x' * (3 << 20)", "could not allocate 3145728 bytes"),
+    "a large procedure": (
+        "start_procedure_json",
+        "'{\"host_list\": [' + ','.join(f'\"h{i}\"' for i in range(100_000)) + ']}'",
+        "the module ran out of memory: it asked for",
+    ),
+    "a module that grows": ("print_string", "'fault:grow'", "the module ran out of memory"),
+    "endless output": ("print_string", "'fault:endless-output'", "the module ran out of memory"),
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "explained"), OUT_OF_MEMORY.values(), ids=OUT_OF_MEMORY
+)
+def test_a_memory_limit_is_reported_by_the_exception_alone(
+    call: str, argument: str, explained: str
+) -> None:
+    """The process's real standard output and error (its file descriptors,
+    not sys.stdout) carry nothing of the module's: no "memory allocation of
+    N bytes failed", no backtrace note, even with RUST_BACKTRACE set."""
+    source = f"""
+        import py_host
+        rust = py_host.load({str(FAULTS_WASM)!r}, limits=py_host.Limits(max_memory_bytes=4 << 20))
+        try:
+            rust.{call}({argument})
+        except py_host.LimitExceeded as error:
+            print("caught:", error.limit, error)
+        rust.print_string("still here")
+        """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    caught, still_here = done.stdout.splitlines()
+    assert caught.startswith("caught: memory "), caught
+    assert explained in caught
+    assert still_here == "still here"
     assert done.stderr == ""

@@ -81,3 +81,29 @@ def test_the_schemas_describe_the_tutorials_documents(rust: py_host.RustModule) 
     assert set(properties) == set(document.model_dump())
     output = rust.start_procedure(document)
     assert set(rust_schema("procedure_output.json")["properties"]) == set(output.model_dump())
+
+
+def descriptions(schema: dict[str, Any], model: str | None = None) -> dict[str, str | None]:
+    """Each field's description in ``schema``, or in its definition ``model``."""
+    if model is not None:
+        schema = schema["$defs"][model]
+    return {name: field.get("description") for name, field in schema["properties"].items()}
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "definition"),
+    [
+        (py_host.ProcedureInput, "procedure_input.json", None),
+        (py_host.ProcedureOutput, "procedure_output.json", None),
+        (py_host.ProcedureOutput, "procedure_output.json", "HostFailure"),
+    ],
+)
+def test_every_field_is_described_as_the_rust_types_describe_it(
+    model: type[pydantic.BaseModel], name: str, definition: str | None
+) -> None:
+    """The descriptions an editor shows on hover and the JSON Schema carries
+    are the Rust types' own (docs/schemas/), word for word."""
+    ours = descriptions(model.model_json_schema(), definition)
+    theirs = descriptions(json.loads((SCHEMAS / name).read_text()), definition)
+    assert ours == theirs
+    assert all(ours.values()), ours
