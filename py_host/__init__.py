@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .errors import ConfigError as ConfigError
     from .errors import DeadlineExceeded as DeadlineExceeded
     from .errors import Error as Error
+    from .errors import ErrorDetail as ErrorDetail
     from .errors import InvalidInput as InvalidInput
     from .errors import LimitExceeded as LimitExceeded
     from .errors import LoadError as LoadError
@@ -78,6 +79,7 @@ _WHERE = {
             "ConfigError",
             "DeadlineExceeded",
             "Error",
+            "ErrorDetail",
             "InvalidInput",
             "LimitExceeded",
             "LoadError",
@@ -127,6 +129,7 @@ __all__ = [
     "ConfigError",
     "DeadlineExceeded",
     "Error",
+    "ErrorDetail",
     "Executor",
     "HostAction",
     "HostFailure",
