@@ -116,7 +116,9 @@ def _check_imports_and_exports(module: wasmtime.Module) -> None:
         if signature is None:
             raise LoadError(f"the module imports {name}, which this host does not grant")
         if not _has_signature(wanted.type, signature):
-            raise LoadError(f"the module imports {name} with another type than docs/ABI.md gives")
+            raise LoadError(
+                f"the module imports {name} with another type than ABI version {ABI_VERSION} gives"
+            )
     types = {export.name: export.type for export in module.exports}
     if not isinstance(types.get("memory"), wasmtime.MemoryType):
         raise LoadError("the module does not export its linear memory as 'memory'")

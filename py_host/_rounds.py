@@ -68,7 +68,7 @@ _LOG = logging.getLogger("py_host.rounds")
 """Each round an executor runs, at DEBUG: a long procedure's progress."""
 
 NO_EXECUTOR = "no executor was granted"
-INVALID_INPUT = "the input is not one the module may accept (docs/ABI.md)"
+INVALID_INPUT = "the input is not one the module may accept"
 
 
 def _is_int(value: object, low: int, high: int) -> bool:

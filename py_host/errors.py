@@ -49,7 +49,8 @@ class ConfigError(Error, ValueError, TypeError):
 class ModuleError(Error):
     """The module refused a call and said why.
 
-    ``kind`` is a stable machine-readable name (see docs/ABI.md), ``path``
+    ``kind`` is a stable machine-readable name (the README's "Errors"
+    lists them; docs/ABI.md in the source distribution defines them), ``path``
     the field it concerns (empty for the whole input).
     """
 
@@ -63,8 +64,9 @@ class ModuleError(Error):
 
 @dataclass(frozen=True)
 class ErrorDetail:
-    """One problem of a refused input: its ``kind`` (docs/ABI.md's error
-    kinds), the ``path`` of the field and a ``message`` for people."""
+    """One problem of a refused input: its ``kind`` (one of
+    :class:`ModuleError`'s kinds), the ``path`` of the field and a
+    ``message`` for people."""
 
     kind: str
     path: tuple[PathSegment, ...]

@@ -213,8 +213,8 @@ class ProcedureInput(BaseModel):
 
     Strict like the module: an integer field takes an ``int`` of any size
     (out of range: ``out_of_range``) and nothing else, not ``True``,
-    ``10.0`` or ``"10"`` (``invalid_type``), as docs/ABI.md's rule for JSON
-    integers says; and no unknown fields.
+    ``10.0`` or ``"10"`` (``invalid_type``), as the ABI's rule for JSON
+    integers says (docs/ABI.md in the source distribution); and no unknown fields.
 
     Constructing one, or ``model_validate`` and ``model_validate_json``,
     raises :class:`~py_host.InvalidInput` for a bad input (a ValueError, as
