@@ -134,8 +134,7 @@ pub extern "C" fn abi_version() -> u32 {
 /// never to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn crate_version() -> u64 {
-    const VERSION: &str = env!("CARGO_PKG_VERSION");
-    pack(VERSION.as_ptr() as usize, VERSION.len())
+    pack(crate::VERSION.as_ptr() as usize, crate::VERSION.len())
 }
 
 /// The address of the outbox, the same for the instance's whole life.

@@ -17,6 +17,10 @@ pub mod message;
 pub mod model;
 pub mod validate;
 
+/// The module's own version (Cargo.toml's), which every adapter reports:
+/// the `crate_version` export, and the browser build's page.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod abi;
 #[cfg(feature = "faults")]

@@ -38,10 +38,11 @@ extern "C" {
     fn error(line: &str);
 }
 
-/// This browser build's version, for the page to show (wasm/Cargo.toml's).
+/// The Rust core's version, the one py_host's `crate_version` reads, for
+/// the page to show.
 #[wasm_bindgen]
 pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
+    rust_lib::VERSION.to_owned()
 }
 
 /// Prints `text` and a newline as the tutorial does, to the console; the

@@ -212,7 +212,7 @@ async function main() {
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
-  $("version").textContent = `Browser build rust_lib_web ${version()}`;
+  $("version").textContent = `Module rust_lib ${version()}`;
   // For tests: the vectors, the page's procedure runner, and the module's functions themselves.
   window.demo = {
     runVector,
