@@ -75,14 +75,46 @@ def fstat_says_another_user_owns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "fstat", foreign)
 
 
-def run_python(source: str) -> subprocess.CompletedProcess[str]:
-    """Run ``source`` in a new interpreter, from the project's root."""
+def run_python(source: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a new interpreter, from the project's root, with
+    ``env`` added to this process's environment."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(source)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+NO_RUST_PATH = "/usr/bin:/bin"
+"""A PATH of system directories only: no cargo, no rustc."""
+
+
+def isolated_environment(path: str, **extra: str) -> dict[str, str]:
+    """This process's environment, with ``path`` as the PATH and nothing that
+    would point Python at this tree or py_host at other modules."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PY_HOST_", "CARGO_TARGET_DIR"))
+        and key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
+    return {**env, "PATH": path, **extra}
+
+
+def run_installed(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a virtualenv's python outside any source tree, with only the
+    virtualenv and system directories on the PATH: no Rust."""
+    return subprocess.run(
+        [str(python), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=python.parents[2],
+        env=isolated_environment(f"{python.parent}:{NO_RUST_PATH}"),
         check=False,
     )
 

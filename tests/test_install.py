@@ -5,7 +5,6 @@ what to install; an sdist carries what that build needs, and the module."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,11 +14,11 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import NO_RUST_PATH, ROOT, isolated_environment, run_installed
 
 # Each test makes a virtualenv and installs into it; the first build of the
 # module in target/install/ compiles the crate and its dependencies. The
-# installed package never sees PY_HOST_PUBLIC_API (environment() drops it), so
+# installed package never sees PY_HOST_PUBLIC_API (isolated_environment() drops it), so
 # `just test`'s second pass, which sets it, leaves this file out.
 pytestmark = pytest.mark.timeout(900)
 
@@ -29,7 +28,6 @@ PROJECT = {
     key: re.findall(rf'^{key} = "(.+)"$', PYPROJECT, re.MULTILINE)[0] for key in ("name", "version")
 }
 TUTORIAL_LINE = "Python says hi inside Rust!"
-NO_RUST_PATH = "/usr/bin:/bin"
 """System directories only: where a machine without Rust has no cargo."""
 # Shared by the runs of this file, apart from the tree `just build` uses.
 CARGO_TARGET_DIR = ROOT / "target/install"
@@ -54,18 +52,6 @@ def a_clone(into: Path) -> Path:
     return clone
 
 
-def environment(path: str, **extra: str) -> dict[str, str]:
-    """This process's environment, with ``path`` as the PATH and nothing that
-    would point Python at this tree or py_host at other modules."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PY_HOST_", "CARGO_TARGET_DIR"))
-        and key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-    }
-    return {**env, "PATH": path, **extra}
-
-
 def a_virtualenv(into: Path) -> Path:
     """A new virtualenv: its python."""
     venv.create(into / "venv", with_pip=True)
@@ -79,21 +65,7 @@ def pip_install(python: Path, what: Path, path: str) -> subprocess.CompletedProc
         text=True,
         timeout=600,
         cwd=what.parent,
-        env=environment(f"{python.parent}:{path}", CARGO_TARGET_DIR=str(CARGO_TARGET_DIR)),
-        check=False,
-    )
-
-
-def run_installed(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the virtualenv's python with no Rust on the PATH, outside any
-    source tree."""
-    return subprocess.run(
-        [str(python), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=python.parents[2],
-        env=environment(f"{python.parent}:{NO_RUST_PATH}"),
+        env=isolated_environment(f"{python.parent}:{path}", CARGO_TARGET_DIR=str(CARGO_TARGET_DIR)),
         check=False,
     )
 
@@ -131,7 +103,7 @@ def test_pip_install_from_a_clone_builds_the_module(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env=environment(f"{python.parent}:{NO_RUST_PATH}"),
+        env=isolated_environment(f"{python.parent}:{NO_RUST_PATH}"),
         check=False,
     )
     assert version.returncode == 0, version.stderr
@@ -187,7 +159,7 @@ def test_an_sdist_carries_the_sources_and_the_module_and_installs_without_rust(
         text=True,
         timeout=600,
         cwd=clone,
-        env=environment(f"{Path(sys.executable).parent}:{NO_RUST_PATH}"),
+        env=isolated_environment(f"{Path(sys.executable).parent}:{NO_RUST_PATH}"),
         check=False,
     )
     assert made.returncode == 0, made.stdout + made.stderr

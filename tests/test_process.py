@@ -3,13 +3,8 @@ cleanly with its own status, whatever way it ends."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
-from conftest import FAULTS_WASM, ROOT, run_python
+from conftest import FAULTS_WASM, run_python
 
 SCRIPT = """
 import sys
@@ -116,15 +111,7 @@ def test_a_memory_limit_is_reported_by_the_exception_alone(
             print("caught:", error.limit, error)
         rust.print_string("still here")
         """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-        env={**os.environ, "RUST_BACKTRACE": "1"},
-    )
+    done = run_python(source, RUST_BACKTRACE="1")
     assert done.returncode == 0, done.stderr
     caught, still_here = done.stdout.splitlines()
     assert caught.startswith("caught: memory "), caught

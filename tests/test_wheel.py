@@ -4,14 +4,13 @@ fresh virtualenv and run from there with no Rust toolchain on the PATH."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_installed
 
 WHEEL_COMMAND = ["just", "wheel"]
 
@@ -41,26 +40,6 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def in_venv(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the virtualenv's python outside the source tree, with only system
-    directories and the virtualenv on the PATH: no cargo, no rustc."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PY_HOST_") and key not in ("PYTHONPATH", "PYTHONHOME")
-    }
-    env["PATH"] = f"{python.parent}:/usr/bin:/bin"
-    return subprocess.run(
-        [str(python), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=python.parents[2],
-        env=env,
-        check=False,
-    )
-
-
 def test_the_wheel_is_pure_python_and_carries_the_module(wheel: Path) -> None:
     assert wheel.name.endswith("-py3-none-any.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -73,10 +52,10 @@ def test_the_wheel_is_pure_python_and_carries_the_module(wheel: Path) -> None:
 
 
 def test_the_installed_command_line_runs_a_procedure(installed: Path) -> None:
-    help = in_venv(installed, "-m", "py_host", "--help")
+    help = run_installed(installed, "-m", "py_host", "--help")
     assert help.returncode == 0, help.stderr
     assert "exit status:" in help.stdout
-    done = in_venv(
+    done = run_installed(
         installed, "-m", "py_host", "--host", "server1", "--host", "server2", "--down", "server1"
     )
     assert done.returncode == 1, done.stderr
@@ -86,7 +65,7 @@ def test_the_installed_command_line_runs_a_procedure(installed: Path) -> None:
 
 
 def test_load_finds_the_module_inside_the_installed_package(installed: Path) -> None:
-    done = in_venv(
+    done = run_installed(
         installed,
         "-c",
         "import py_host; from py_host.module import DEFAULT_WASM;"
@@ -122,7 +101,7 @@ def test_the_wheel_carries_the_metadata_a_user_or_packager_looks_for(wheel: Path
 
 
 def test_the_installed_py_host_command_runs(installed: Path) -> None:
-    done = in_venv(installed, "-c", "import py_host; print(py_host.__version__)")
+    done = run_installed(installed, "-c", "import py_host; print(py_host.__version__)")
     assert done.stdout == "0.1.0\n", done.stderr
     command = subprocess.run(
         [str(installed.parent / "py-host"), "--host", "server1", "--down", "server1"],
