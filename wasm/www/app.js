@@ -2,15 +2,7 @@
 // rendered. Every rule about the input lives in Rust: the page sends what
 // the user typed and shows the module's errors next to the field they name.
 
-import init, {
-  cancel_procedure,
-  print_int,
-  print_int_typed,
-  print_string,
-  resume_procedure,
-  start_procedure,
-  version,
-} from "./pkg/rust_lib_web.js";
+import init, * as rust from "./pkg/rust_lib_web.js";
 import { networkTable } from "./network-table.js";
 import { simulatedNetwork } from "./network.js";
 import { PRESETS } from "./presets.js";
@@ -32,8 +24,8 @@ const timed =
     }
   };
 const runProcedure = procedureRunner({
-  start_procedure: timed(start_procedure),
-  resume_procedure: timed(resume_procedure),
+  start_procedure: timed(rust.start_procedure),
+  resume_procedure: timed(rust.resume_procedure),
 });
 const table = networkTable($("network").querySelector("tbody"));
 
@@ -204,28 +196,17 @@ async function main() {
   $("procedure").addEventListener("submit", run);
   $("print-string").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_string($("text").value)), $("text"));
+    printed(JSON.parse(rust.print_string($("text").value)), $("text"));
   });
   $("print-int").addEventListener("submit", (event) => {
     event.preventDefault();
-    printed(JSON.parse(print_int_typed($("number").value)), $("number"));
+    printed(JSON.parse(rust.print_int_typed($("number").value)), $("number"));
   });
   $("run").disabled = false;
   $("status").textContent = "Ready: the module runs in this page.";
-  $("version").textContent = `Module rust_lib ${version()}`;
+  $("version").textContent = `Module rust_lib ${rust.version()}`;
   // For tests: the vectors, the page's procedure runner, and the module's functions themselves.
-  window.demo = {
-    runVector,
-    runProcedure,
-    rust: {
-      cancel_procedure,
-      print_int,
-      print_int_typed,
-      print_string,
-      resume_procedure,
-      start_procedure,
-    },
-  };
+  window.demo = { runVector, runProcedure, rust };
 }
 
 main().catch((error) => {
