@@ -36,6 +36,10 @@ whole-looking entry with lost contents. What the index cannot see is damage
 below the file system (a failing disk), which no other native code a process
 loads is checked for either. The index is trusted as the entries are: only
 when the directory and the index are the user's and nobody else's to write.
+
+A cache in use grows by an entry with every rebuilt .wasm, new py_host or
+wasmtime, or other limits, so each store keeps only the latest
+:data:`KEPT_ENTRIES` and removes what went stale with the others.
 """
 
 from __future__ import annotations
@@ -57,6 +61,15 @@ import wasmtime
 from ._transport import WASMTIME_VERSION
 
 _LOG = logging.getLogger("py_host.cache")
+
+KEPT_ENTRIES = 16
+"""How many entries the cache keeps: the latest stored. Each is a megabyte
+or two, and every rebuilt .wasm, new py_host or wasmtime, or other limits
+add one; a module whose entry went is compiled and stored again."""
+_ABANDONED_SECONDS = 3600.0
+"""How old a temporary file is before it counts as left by a store that
+never finished (a crash): a store renames its own within moments."""
+_TEMPORARY_PREFIX = ".py_host-"
 
 SETTLED_SECONDS = 2.0
 """How long before a check a file must have last changed for its status to
@@ -200,7 +213,7 @@ class ModuleCache:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             _check_private(self.directory.stat())
-            descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            descriptor, temporary = _temporary(self.directory)
         except (OSError, Untrusted) as error:
             # A refused directory was already logged by load().
             _LOG.debug("not stored in %s: %s", self.directory, error)
@@ -222,6 +235,53 @@ class ModuleCache:
             Path(temporary).unlink(missing_ok=True)
             return
         _LOG.debug("stored %s", entry)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Remove all but the :data:`KEPT_ENTRIES` latest stored entries,
+        the indexes that name an entry no longer there, and temporary files
+        a crashed store left; only when a store added an entry, so a cache
+        in use only for loading is never written. An entry another process
+        has loaded stays mapped in it; one it is about to load is then
+        compiled again. Nothing but py_host's own names is touched."""
+        try:
+            with os.scandir(self.directory) as found:
+                files = [(entry.name, entry.stat(follow_symlinks=False)) for entry in found]
+        except OSError:
+            return
+        newest_first = sorted(
+            ((status.st_mtime_ns, name) for name, status in files if name.endswith(".cwasm")),
+            reverse=True,
+        )
+        left = {name for _, name in newest_first[:KEPT_ENTRIES]}
+        abandoned = time.time() - _ABANDONED_SECONDS
+        doomed = [
+            *(name for _, name in newest_first[KEPT_ENTRIES:]),
+            *(
+                name
+                for name, _ in files
+                if name.startswith("index-") and self._indexed_entry(name) not in left
+            ),
+            *(
+                name
+                for name, status in files
+                if name.startswith(_TEMPORARY_PREFIX) and status.st_mtime < abandoned
+            ),
+        ]
+        for name in doomed:
+            with contextlib.suppress(OSError):
+                (self.directory / name).unlink()
+        if doomed:
+            _LOG.debug("removed %d old files from %s", len(doomed), self.directory)
+
+    def _indexed_entry(self, index: str) -> str | None:
+        """The entry the index file ``index`` names, if it can be read."""
+        try:
+            with (self.directory / index).open("rb") as file:
+                fields = file.read(_MAX_INDEX_BYTES).split()
+            return fields[6].decode() if len(fields) == 12 else None
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def _note(self, source: Source, entry: Path, status: os.stat_result) -> None:
         """Note in the index that ``entry``, with ``status``, was checked and
@@ -232,7 +292,7 @@ class ModuleCache:
         fields = [*identity(source.status), source.sha256, entry.name, *identity(status)]
         index = self.directory / self._index_name(source.status, source.configuration)
         try:
-            descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            descriptor, temporary = _temporary(self.directory)
         except OSError:
             return
         try:
@@ -271,6 +331,13 @@ class ModuleCache:
         except OSError:
             return []
         return [self.directory / name for name in sorted(names) if name.endswith(".cwasm")]
+
+
+def _temporary(directory: Path) -> tuple[int, str]:
+    """A new file in ``directory`` to write and then rename into place:
+    its descriptor and path. Named so that only py_host removes it, should
+    a crash leave it behind."""
+    return tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX, suffix=".tmp")
 
 
 class Untrusted(Exception):

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+import wasmtime
 from conftest import FAULTS_WASM, ROOT, fstat_says_another_user_owns
 
 import py_host
-from py_host._cache import ModuleCache, default_directory, identity, settled
+from py_host._cache import KEPT_ENTRIES, ModuleCache, default_directory, identity, settled
 from py_host._engine import Flavor, engine
 
 LOAD = """
@@ -444,3 +445,77 @@ def test_a_file_has_settled_two_seconds_after_its_last_change(
             {"st_mtime_ns": mtime, "st_ctime_ns": ctime, "st_atime_ns": old},
         )
         assert settled(status) == expected
+
+
+# Pruning: a store keeps the KEPT_ENTRIES latest stored entries and removes
+# what would otherwise pile up with every rebuilt module.
+def fake_entries(cache: Path, count: int, *, first_age: float) -> list[Path]:
+    """``count`` entry files, the first ``first_age`` seconds old and each
+    next one a minute younger: oldest first."""
+    made = []
+    for n in range(count):
+        entry = cache / f"{n:064x}-wasmtime50.0.1-nofuel-epochs-crc{n:08x}.cwasm"
+        entry.write_bytes(b"an old module")
+        age = first_age - 60 * n
+        os.utime(entry, (time.time() - age, time.time() - age))
+        made.append(entry)
+    return made
+
+
+def index_naming(cache: Path, entry: str, inode: int) -> Path:
+    index = cache / f"index-wasmtime50.0.1-nofuel-epochs-1-{inode}"
+    index.write_text(" ".join(["1"] * 5 + ["0" * 64, entry] + ["1"] * 5) + "\n")
+    return index
+
+
+def aged(path: Path, seconds: float) -> None:
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def test_a_store_keeps_the_latest_entries_and_removes_what_piles_up(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    old = fake_entries(cache, KEPT_ENTRIES + 4, first_age=86_400)
+    kept_index = index_naming(cache, old[-1].name, 1)
+    index_naming(cache, old[0].name, 2)  # names an entry the store removes
+    (cache / "index-wasmtime50.0.1-nofuel-epochs-1-3").write_text("not an index")
+    crashed = cache / ".py_host-crashed.tmp"
+    crashed.write_bytes(b"half")
+    aged(crashed, 7200)
+    storing = cache / ".py_host-storing.tmp"
+    storing.write_bytes(b"being written")
+    others = [cache / "notes.txt", cache / "tmpother.tmp"]
+    for other in others:
+        other.write_text("not py_host's")
+        aged(other, 7200)
+
+    ModuleCache(cache).store(
+        "a-new-key", wasmtime.Module(engine(Flavor(fuel=False, epochs=True)), "(module)")
+    )
+
+    new = [entry for entry in entries(cache) if entry.name.startswith("a-new-key-crc")]
+    assert len(new) == 1
+    # The latest stored: the new entry and the KEPT_ENTRIES - 1 youngest old ones.
+    assert entries(cache) == sorted(new + old[-(KEPT_ENTRIES - 1) :])
+    assert indexes(cache) == [kept_index], "those naming a removed entry, or none, are gone"
+    assert not crashed.exists()
+    assert storing.exists()
+    assert all(other.exists() for other in others)
+
+
+def test_a_cache_only_loaded_from_is_not_pruned(seeded: Path) -> None:
+    fake_entries(seeded, KEPT_ENTRIES + 4, first_age=86_400)
+    before = sorted(seeded.iterdir())
+    assert load_in_process(seeded, the_entry(seeded)) is not None
+    assert sorted(seeded.iterdir()) == before
+
+
+def test_a_compile_in_a_full_cache_prunes_it(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    old = fake_entries(cache, KEPT_ENTRIES + 4, first_age=86_400)
+    load_in_a_new_process(cache)
+    new = [entry for entry in entries(cache) if entry not in old]
+    assert new, "the load stored its module"
+    assert len(entries(cache)) == KEPT_ENTRIES
+    assert set(old[-(KEPT_ENTRIES - len(new)) :]) <= set(entries(cache))
