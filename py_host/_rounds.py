@@ -415,6 +415,11 @@ def policy_for_json(data: bytes, granted: bool) -> Policy:
 _JOB_ID = re.compile(rb'"job_id"[ \t\n\r]*:[ \t\n\r]*(-?[0-9]{1,20})[ \t\n\r]*[,}]')
 
 
+_MOST_UNDERSCORES = 16
+"""Underscores an input the module accepts holds, and more: two field names
+and an action, as RFC 1123 names have none."""
+
+
 def input_job_id(data: bytes) -> int | None:
     """The ``job_id`` of the raw input ``data``, None when it has no integer
     one, without decoding all of it when it can: the dry run of a large
@@ -422,7 +427,9 @@ def input_job_id(data: bytes) -> int | None:
     backslash, which the module accepts, no string holds a quote, so the
     one place ``"job_id"`` is followed by a colon is its key."""
     if b"\\" not in data:
-        found = _JOB_ID.findall(data)
+        found = _job_ids_at_underscores(data)
+        if found is None:
+            found = _JOB_ID.findall(data)
         if len(found) == 1:
             return int(found[0])
     try:
@@ -431,6 +438,24 @@ def input_job_id(data: bytes) -> int | None:
         return None
     job_id = fields.get("job_id") if type(fields) is dict else None
     return job_id if type(job_id) is int else None
+
+
+def _job_ids_at_underscores(data: bytes) -> list[bytes] | None:
+    """What ``_JOB_ID.findall(data)`` finds, looked for only where an
+    underscore is, as every ``"job_id"`` holds one: memchr finds the few an
+    input has far faster than the expression scans 10,000 host names, and
+    this is time the calling thread holds the GIL. None when ``data`` has
+    more than :data:`_MOST_UNDERSCORES`."""
+    found: list[bytes] = []
+    at = data.find(b"_")
+    for _ in range(_MOST_UNDERSCORES):
+        if at == -1:
+            return found
+        match = _JOB_ID.match(data, at - 4) if at >= 4 else None
+        if match:
+            found.append(match[1])
+        at = data.find(b"_", at + 1)
+    return None
 
 
 ProgressCallback = Callable[[Progress], object]

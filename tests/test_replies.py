@@ -16,7 +16,7 @@ from conftest import ABI_FUNCTIONS, ABI_VERSION_FUNCTION, module_file
 
 import py_host
 from py_host import Outcome, ProcedureInput, Round
-from py_host._rounds import input_job_id
+from py_host._rounds import _JOB_ID, _job_ids_at_underscores, input_job_id
 
 _SCRIPT_AT = 32768
 _ALLOC = '(func (export "alloc") (param i32) (result i32) i32.const 8)'
@@ -335,6 +335,13 @@ def test_a_model_with_negative_retries_grants_no_round(tmp_path: Path) -> None:
         # followed by a colon, in the text, and not the key.
         ('{"x\\"job_id":9,"job\\u005fid":7}', 7),
         ('{"job_id":7,"job_id":8}', None),
+        ('{"x":{"job_id":8},"job_id":7}', 7),
+        # Found where the underscores are, or past 16 of them by a full scan.
+        ('{"_":1,"job_id":7}', 7),
+        ('{"action":"' + "_" * 15 + '","job_id":7}', 7),
+        ('{"action":"' + "_" * 16 + '","job_id":7}', 7),
+        ('{"action":"' + "_" * 16 + '","job_id":7,"job_id":8}', None),
+        ('{"host_list":[' + ",".join(f'"h{n}"' for n in range(10_000)) + '],"job_id":7}', 7),
         ('{"job_id":7.0}', None),
         ('{"job_id":7e0}', None),
         ('{"job_id":"7"}', None),
@@ -346,3 +353,24 @@ def test_the_job_id_a_dry_run_must_report_is_the_one_the_module_reads(
     text: str, job_id: int | None
 ) -> None:
     assert input_job_id(text.encode()) == job_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"timeout":1,"job_id":7}',
+        '{"job_id":7,"job_id":8}',
+        '{"action":"a_","job_id":7}',
+        '{"action":"_","job_id":-7,"x_y":{"job_id" : 8 }}',
+        '_"job_id":7}',
+        '"job_id":7}',
+        '{"host_list":["h1","h2"],"action":"' + "_" * 13 + '","job_id":7}',
+    ],
+)
+def test_the_job_ids_at_the_underscores_are_those_a_full_scan_finds(text: str) -> None:
+    data = text.encode()
+    assert _job_ids_at_underscores(data) == _JOB_ID.findall(data)
+
+
+def test_past_16_underscores_the_input_is_scanned_in_full() -> None:
+    assert _job_ids_at_underscores(b'{"action":"' + b"_" * 17 + b'","job_id":7}') is None
