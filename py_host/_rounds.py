@@ -80,16 +80,16 @@ def _is_action(value: object) -> bool:
     return type(value) is str and len(value) <= _MAX_ACTION and _ACTION.fullmatch(value) is not None
 
 
-def _attempts_by_host(hosts: object) -> dict[str, int] | None:
-    """``{host: 0}`` for each name of ``hosts`` when it is a host_list the
-    module accepts: 1 to 100,000 RFC 1123 names, unique ignoring ASCII
-    case; otherwise None.
+def _attempts_by_host(hosts: tuple[str, ...]) -> tuple[dict[str, int], bytes] | None:
+    """``{host: 0}`` for each name of ``hosts``, and the names joined by
+    newlines, when it is a host_list the module accepts: 1 to 100,000 RFC
+    1123 names, unique ignoring ASCII case; otherwise None.
 
     Checked on all the names at once, joined by newlines, in a few passes of
     C rather than a regular expression per name: this is on the path of
     every procedure with an executor, 10,000 names and more. (A subclass of
     str is taken as its text, which is what JSON writes of it.)"""
-    if type(hosts) is not list or not 1 <= len(hosts) <= MAX_HOSTS:
+    if not 1 <= len(hosts) <= MAX_HOSTS:
         return None
     try:
         joined = "\n".join(hosts)
@@ -121,7 +121,7 @@ def _attempts_by_host(hosts: object) -> dict[str, int] | None:
     lowered = joined.lower()
     if lowered != joined and len(set(lowered.split("\n"))) != len(hosts):
         return None
-    return attempts
+    return attempts, encoded
 
 
 def _policy(fields: object, input_bytes: int) -> RoundPolicy | None:
@@ -138,15 +138,21 @@ def _policy(fields: object, input_bytes: int) -> RoundPolicy | None:
         and _is_action(action)
     ):
         return None
-    attempts = _attempts_by_host(hosts)
-    if attempts is None:
+    if type(hosts) is not list:
         return None
+    # What is checked is what rounds may name, whatever later befalls the list.
+    hosts = tuple(hosts)
+    checked = _attempts_by_host(hosts)
+    if checked is None:
+        return None
+    attempts, names = checked
     return RoundPolicy(
         action=action,
         timeout=timeout,
         retries=retries,
         job_id=job_id,
         hosts=hosts,
+        names=names,
         attempts=attempts,
         input_bytes=input_bytes,
     )
@@ -172,7 +178,8 @@ class RoundPolicy:
         timeout: int,
         retries: int,
         job_id: int,
-        hosts: list[str],
+        hosts: tuple[str, ...],
+        names: bytes,
         attempts: dict[str, int],
         input_bytes: int,
     ) -> None:
@@ -181,8 +188,12 @@ class RoundPolicy:
         self._max_attempts = 1 + retries
         self._job_id = job_id
         self._hosts = hosts
+        self._every_name = names.replace(b"\n", b'","')
+        """The hosts' names as a round that names them all writes them."""
         self._to_try = attempts
-        """Attempts made so far on each host the module may still try."""
+        """Attempts made so far on each host the module may still try: the
+        input's hosts in their order, less those done, so every host while
+        it is as long as they are."""
         self._failed: dict[str, tuple[int, str]] = {}
         """Attempts made on each host that is done and failed, and the reason of its last."""
         self._rounds = 0
@@ -195,7 +206,8 @@ class RoundPolicy:
             raise AbiViolation(f"the module asked for a round in {len(request)} bytes")
         if self._to_try and request == self._request_for_every_host_left():
             self._rounds += 1
-            return Round(self._action, self._timeout, self._rounds, tuple(self._to_try))
+            left = self._hosts if len(self._to_try) == len(self._hosts) else tuple(self._to_try)
+            return Round(self._action, self._timeout, self._rounds, left)
         action, timeout, attempt, hosts = _round_fields(request)
         if type(action) is not str or type(timeout) is not int:
             raise AbiViolation(
@@ -238,12 +250,11 @@ class RoundPolicy:
         does. Compared as bytes, so the usual request costs no JSON decode:
         the names it holds are ``_to_try``'s, which hold no quote or
         backslash, so only this very document can be equal to it."""
-        return _REQUEST % (
-            self._action.encode(),
-            self._timeout,
-            self._rounds + 1,
-            '","'.join(self._to_try).encode(),
-        )
+        if len(self._to_try) == len(self._hosts):
+            names = self._every_name
+        else:
+            names = '","'.join(self._to_try).encode()
+        return _REQUEST % (self._action.encode(), self._timeout, self._rounds + 1, names)
 
     def record(self, round: Round, answered: Answered) -> None:
         """Count the attempts of the admitted ``round``, which ended as
@@ -514,7 +525,9 @@ class ProcedureRun:
                 self._progress(progress)
         self._instance.check_run_time()
         if answered.every is not None:
-            return _encoded_list([_encoded(answered.every)] * len(answered.outcomes))
+            # Bytes repeated by doubling copies: no list of 10,000 to join.
+            every = _encoded(answered.every)
+            return b"[" + (every + b",") * (len(answered.outcomes) - 1) + every + b"]"
         return encode_outcomes(answered.outcomes)
 
     def output(self, reply: bytes) -> ProcedureOutput:
