@@ -1,6 +1,7 @@
 //! Turning untrusted bytes into a [`ProcedureInput`] that obeys every rule,
 //! or into an [`Error`] that names the field at fault.
 
+use crate::compact;
 use crate::error::{Error, ErrorKind, PathSegment};
 use crate::message;
 use crate::model::{ProcedureInput, Text};
@@ -30,6 +31,19 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Error> {
 /// Parses and validates a UTF-8 JSON `ProcedureInput`.
 pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
     let text = utf8(bytes)?;
+    // The input as py_host and the Node host write it is read without
+    // serde_json; anything else, and every error, is serde_json's to read.
+    let input = match compact::read(text) {
+        Some(input) => input,
+        None => read_fields(text)?,
+    };
+    validate(&input)?;
+    Ok(input)
+}
+
+/// Reads the fields of a `ProcedureInput` from JSON `text` with serde_json,
+/// their types and ranges checked, but not yet the rules of [`validate`].
+pub(crate) fn read_fields(text: &str) -> Result<ProcedureInput<'_>, Error> {
     let refusal = Refusal::default();
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let input = Fields(&refusal)
@@ -52,7 +66,6 @@ pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
             message::trailing(error.line(), error.column()),
         )
     })?;
-    validate(&input)?;
     Ok(input)
 }
 
@@ -517,7 +530,7 @@ impl<'de, T: TryFrom<i64>> DeserializeSeed<'de> for Integer<'_, T> {
 /// The integer that `json`, one JSON value, writes: a number with no
 /// fraction and no exponent (`-0` is 0), within `T`'s range; else the kind
 /// of error it is.
-fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, ErrorKind> {
+pub(crate) fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, ErrorKind> {
     match json.as_bytes()[0] {
         // What JSON calls an integer, of any length: parsing it fails only
         // when it overflows.
