@@ -92,53 +92,79 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
                 .at(["host_list".into()]),
         );
     }
-    // The first host at fault, in input order: a malformed name, or a name
-    // that an earlier one repeats.
+    match first_fault(hosts) {
+        None => Ok(()),
+        Some(HostFault::Repeated(index)) => {
+            let host: &str = &hosts[index];
+            Err(
+                Error::new(ErrorKind::InvalidValue, message::repeated_host(index, host))
+                    .at(["host_list".into(), PathSegment::Index(index)]),
+            )
+        }
+        Some(HostFault::Malformed(index, problem)) => {
+            let host: &str = &hosts[index];
+            Err(Error::new(
+                ErrorKind::InvalidValue,
+                message::host_name(index, host, &problem),
+            )
+            .at(["host_list".into(), PathSegment::Index(index)]))
+        }
+    }
+}
+
+/// A host of the list at fault, by its index.
+#[derive(Debug, PartialEq, Eq)]
+enum HostFault {
+    /// The name repeats an earlier one, ignoring ASCII case.
+    Repeated(usize),
+    /// The name is not a host name, for this reason.
+    Malformed(usize, String),
+}
+
+/// The first host at fault, in input order: a malformed name, or a name
+/// that an earlier one repeats (only names before the first malformed one
+/// count as earlier ones).
+fn first_fault(hosts: &[Text<'_>]) -> Option<HostFault> {
+    // About four times the probes a table at most half full takes on average.
+    first_fault_hashed(hosts, 4 * hosts.len() + 64).unwrap_or_else(|| first_fault_sorted(hosts))
+}
+
+/// [`first_fault`] name by name, then sorting for the repeated ones: O(n
+/// log n) whatever the names.
+fn first_fault_sorted(hosts: &[Text<'_>]) -> Option<HostFault> {
     let malformed = hosts
         .iter()
         .enumerate()
         .find_map(|(index, host)| host_name_problem(host).map(|problem| (index, problem)));
     let valid = malformed.as_ref().map_or(hosts.len(), |(index, _)| *index);
-    if let Some(index) = first_repeated(&hosts[..valid]) {
-        let host: &str = &hosts[index];
-        return Err(
-            Error::new(ErrorKind::InvalidValue, message::repeated_host(index, host))
-                .at(["host_list".into(), PathSegment::Index(index)]),
-        );
+    if let Some(index) = first_repeated_sorted(&hosts[..valid]) {
+        return Some(HostFault::Repeated(index));
     }
-    if let Some((index, problem)) = malformed {
-        let host: &str = &hosts[index];
-        return Err(Error::new(
-            ErrorKind::InvalidValue,
-            message::host_name(index, host, &problem),
-        )
-        .at(["host_list".into(), PathSegment::Index(index)]));
-    }
-    Ok(())
+    malformed.map(|(index, problem)| HostFault::Malformed(index, problem))
 }
 
-/// The index of the first name that an earlier one repeats, ignoring ASCII
-/// case.
-fn first_repeated(names: &[Text<'_>]) -> Option<usize> {
-    // About four times the probes a table at most half full takes on average.
-    first_repeated_hashed(names, 4 * names.len() + 64)
-        .unwrap_or_else(|| first_repeated_sorted(names))
-}
-
-/// [`first_repeated`] with a hash table, in one pass in input order; `None`
-/// when probing the table took more than `budget` steps. The hash is not
-/// keyed (a random seed would need an import), so inputs made to collide
-/// are possible: they exhaust the budget, and sorting answers instead.
-fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usize>> {
-    let slots = (names.len() * 2).next_power_of_two().max(16);
+/// [`first_fault`] in one pass in input order, each name checked and
+/// hashed from the same words and looked up in a hash table; `None` when
+/// probing the table took more than `budget` steps. The hash is not keyed
+/// (a random seed would need an import), so inputs made to collide are
+/// possible: they exhaust the budget, and sorting answers instead.
+fn first_fault_hashed(hosts: &[Text<'_>], budget: usize) -> Option<Option<HostFault>> {
+    let slots = (hosts.len() * 2).next_power_of_two().max(16);
     let mask = slots - 1;
     // The multiplication carries every bit of the input only into the top bits.
     let shift = 64 - slots.trailing_zeros();
     let mut table: Vec<u32> = vec![0; slots];
-    let mut hashes: Vec<u64> = Vec::with_capacity(names.len());
+    let mut hashes: Vec<u64> = Vec::with_capacity(hosts.len());
     let mut steps = 0;
-    for (index, name) in names.iter().enumerate() {
-        let hash = caseless_hash(name);
+    for (index, name) in hosts.iter().enumerate() {
+        let hash = match host_name_hash(name.as_bytes()) {
+            Some(hash) => hash,
+            None => match why_not_a_host_name(name) {
+                Some(problem) => return Some(Some(HostFault::Malformed(index, problem))),
+                // The two checks agree (a test says so): not reached.
+                None => caseless_hash(name),
+            },
+        };
         hashes.push(hash);
         let mut slot = (hash >> shift) as usize;
         loop {
@@ -148,8 +174,8 @@ fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usi
                 break;
             }
             let earlier = held - 1;
-            if hashes[earlier] == hash && names[earlier].eq_ignore_ascii_case(name) {
-                return Some(Some(index));
+            if hashes[earlier] == hash && hosts[earlier].eq_ignore_ascii_case(name) {
+                return Some(Some(HostFault::Repeated(index)));
             }
             steps += 1;
             if steps > budget {
@@ -165,28 +191,35 @@ fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usi
 /// that makes an ASCII letter lowercase, so names equal ignoring case hash
 /// the same.
 fn caseless_hash(name: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mix = |hash: u64, word: u64| {
-        (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
-    };
     let (words, rest) = name.as_bytes().as_chunks::<8>();
     let hash = words.iter().fold(name.len() as u64, |hash, word| {
-        mix(hash, u64::from_le_bytes(*word))
+        mix_caseless(hash, u64::from_le_bytes(*word))
     });
-    // The last bytes byte by byte: copying a slice of unknown length into a
-    // word is a call of memcpy.
     match rest {
         [] => hash,
-        _ => mix(
-            hash,
-            rest.iter()
-                .rev()
-                .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
-        ),
+        _ => mix_caseless(hash, last_bytes(rest)),
     }
 }
 
-/// [`first_repeated`] by sorting: O(n log n) whatever the names.
+/// `rest`, fewer than 8 bytes, in the low bytes of a word whose other
+/// bytes are 0. Byte by byte: copying a slice of unknown length into a
+/// word is a call of memcpy.
+#[inline(always)]
+fn last_bytes(rest: &[u8]) -> u64 {
+    rest.iter()
+        .rev()
+        .fold(0, |word, &byte| (word << 8) | u64::from(byte))
+}
+
+/// One step of [`caseless_hash`]: the next 8 bytes of the name.
+#[inline(always)]
+fn mix_caseless(hash: u64, word: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
+}
+
+/// The index of the first name that an earlier one repeats, ignoring ASCII
+/// case, by sorting: O(n log n) whatever the names.
 fn first_repeated_sorted(names: &[Text<'_>]) -> Option<usize> {
     let mut order: Vec<usize> = (0..names.len()).collect();
     // Stable, so equal names keep input order: in each run of equal names,
@@ -214,6 +247,7 @@ pub fn host_name_problem(name: &str) -> Option<String> {
 
 /// Each rule of a host name in turn, for the message about the first that
 /// `name` breaks; `None` when it breaks none.
+#[inline(never)]
 fn why_not_a_host_name(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some(message::empty_host_name());
@@ -247,47 +281,51 @@ fn why_not_a_host_name(name: &str) -> Option<String> {
     None
 }
 
-/// Whether `name` is an RFC 1123 host name: nearly every name is, and
-/// [`why_not_a_host_name`] would look for the first bad byte of each label
-/// to say so, an early exit in every step of the loop. Here the bytes are
-/// read 8 at a time as one integer, and only the dots' places looked at
-/// one by one.
+/// Whether `name` is an RFC 1123 host name.
 fn is_host_name(name: &[u8]) -> bool {
+    host_name_hash(name).is_some()
+}
+
+/// [`caseless_hash`] of `name` when it is an RFC 1123 host name, else
+/// `None`: nearly every name is one, and [`why_not_a_host_name`] would look
+/// for the first bad byte of each label to say so, an early exit in every
+/// step of the loop. Here the bytes are read 8 at a time as one integer,
+/// checked and hashed, and only the dots' places looked at one by one.
+#[inline(always)]
+fn host_name_hash(name: &[u8]) -> Option<u64> {
     if name.len() > MAX_HOST_NAME_LEN {
-        return false;
+        return None;
     }
     let (words, rest) = name.as_chunks::<8>();
-    // The last bytes, in a word of their own filled up with letters.
+    // The last bytes in a word of their own, hashed as they are and checked
+    // filled up with letters.
     let tail = (!rest.is_empty()).then(|| {
-        rest.iter()
-            .rev()
-            .fold(u64::from_le_bytes(*b"aaaaaaaa"), |word, &byte| {
-                (word << 8) | u64::from(byte)
-            })
+        let fill = u64::from_le_bytes(*b"aaaaaaaa") << (8 * rest.len());
+        (last_bytes(rest), fill)
     });
     // Checked by length first: an empty label has no first or last byte.
     let label_ok = |start: usize, end: usize| {
         (1..=63).contains(&(end - start)) && name[start] != b'-' && name[end - 1] != b'-'
     };
     let mut label_start = 0;
+    let mut hash = name.len() as u64;
     let words = words
         .iter()
-        .map(|word| u64::from_le_bytes(*word))
+        .map(|word| (u64::from_le_bytes(*word), 0))
         .chain(tail);
-    for (index, word) in words.enumerate() {
-        let Some(mut dots) = host_name_bytes(word) else {
-            return false;
-        };
+    for (index, (word, fill)) in words.enumerate() {
+        let mut dots = host_name_bytes(word | fill)?;
+        hash = mix_caseless(hash, word);
         while dots != 0 {
             let dot = index * 8 + dots.trailing_zeros() as usize / 8;
             if !label_ok(label_start, dot) {
-                return false;
+                return None;
             }
             label_start = dot + 1;
             dots &= dots - 1;
         }
     }
-    label_ok(label_start, name.len())
+    label_ok(label_start, name.len()).then_some(hash)
 }
 
 /// The dots of `word`, as the high bit of each byte that is one, when each
@@ -1220,8 +1258,10 @@ mod tests {
                 continue;
             };
             assert_eq!(
-                is_host_name(name.as_bytes()),
-                why_not_a_host_name(name).is_none(),
+                host_name_hash(name.as_bytes()),
+                why_not_a_host_name(name)
+                    .is_none()
+                    .then(|| caseless_hash(name)),
                 "{name:?}"
             );
         }
@@ -1239,6 +1279,10 @@ mod tests {
                     let valid = std::str::from_utf8(&name)
                         .is_ok_and(|name| why_not_a_host_name(name).is_none());
                     assert_eq!(is_host_name(&name), valid, "{byte:#x} at {at} of {len}");
+                    if let Ok(name) = std::str::from_utf8(&name) {
+                        let hash = valid.then(|| caseless_hash(name));
+                        assert_eq!(host_name_hash(name.as_bytes()), hash, "{name:?}");
+                    }
                     let inner = at > 0 && at < len - 1;
                     let allowed = byte.is_ascii_alphanumeric() || (inner && b"-.".contains(&byte));
                     assert_eq!(valid, allowed, "{byte:#x} at {at} of {len}");
@@ -1247,10 +1291,21 @@ mod tests {
         }
     }
 
-    /// The rule first_repeated follows, written out: the first index at
-    /// which a name equals, ignoring ASCII case, one before it.
-    fn first_repeated_by_the_rule(names: &[&str]) -> Option<usize> {
-        (0..names.len()).find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+    /// The rule first_fault follows, written out: the first malformed
+    /// name, unless a name before it equals, ignoring ASCII case, one
+    /// before that.
+    fn first_fault_by_the_rule(names: &[&str]) -> Option<HostFault> {
+        let malformed = (0..names.len()).find_map(|index| {
+            why_not_a_host_name(names[index]).map(|problem| HostFault::Malformed(index, problem))
+        });
+        let valid = match malformed {
+            Some(HostFault::Malformed(index, _)) => index,
+            _ => names.len(),
+        };
+        (0..valid)
+            .find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+            .map(HostFault::Repeated)
+            .or(malformed)
     }
 
     fn texts<'a>(names: &[&'a str]) -> Vec<Text<'a>> {
@@ -1258,9 +1313,10 @@ mod tests {
     }
 
     #[test]
-    fn the_first_repeated_name_by_hashing_and_by_sorting() {
-        // Names sharing long prefixes and lengths, in both cases, drawn in
-        // a fixed pseudo-random order into lists of every length to 60.
+    fn the_first_fault_by_hashing_and_by_sorting() {
+        // Names sharing long prefixes and lengths, in both cases, and a few
+        // malformed ones, drawn in a fixed pseudo-random order into lists
+        // of every length to 60.
         let pool = [
             "a",
             "A",
@@ -1281,26 +1337,38 @@ mod tests {
             "X-1",
             "x-2",
         ];
+        let malformed = ["bad_host", "BAD_HOST", "-x", "abcdefgh..i", ""];
         let mut state = 7u32;
+        let mut draw = |from: usize| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) as usize % from
+        };
+        let mut faults = [0; 3];
         for len in 0..=60 {
-            for _ in 0..20 {
+            for _ in 0..40 {
                 let names: Vec<&str> = (0..len)
-                    .map(|_| {
-                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                        pool[(state >> 16) as usize % pool.len()]
+                    .map(|_| match draw(4 * len + 1) {
+                        0 => malformed[draw(malformed.len())],
+                        _ => pool[draw(pool.len())],
                     })
                     .collect();
-                let expected = first_repeated_by_the_rule(&names);
+                let expected = first_fault_by_the_rule(&names);
+                faults[match expected {
+                    None => 0,
+                    Some(HostFault::Repeated(_)) => 1,
+                    Some(HostFault::Malformed(..)) => 2,
+                }] += 1;
                 let names = texts(&names);
-                assert_eq!(first_repeated(&names), expected, "{names:?}");
-                assert_eq!(first_repeated_sorted(&names), expected, "{names:?}");
+                assert_eq!(first_fault(&names), expected, "{names:?}");
+                assert_eq!(first_fault_sorted(&names), expected, "{names:?}");
                 assert_eq!(
-                    first_repeated_hashed(&names, usize::MAX),
+                    first_fault_hashed(&names, usize::MAX),
                     Some(expected),
                     "{names:?}"
                 );
             }
         }
+        assert!(faults.iter().all(|&count| count > 100), "{faults:?}");
     }
 
     #[test]
@@ -1309,7 +1377,10 @@ mod tests {
         let upper = lower.to_ascii_uppercase();
         assert_eq!(caseless_hash(lower), caseless_hash(&upper));
         let names = texts(&["other", lower, &upper]);
-        assert_eq!(first_repeated_hashed(&names, usize::MAX), Some(Some(2)));
+        assert_eq!(
+            first_fault_hashed(&names, usize::MAX),
+            Some(Some(HostFault::Repeated(2)))
+        );
     }
 
     /// Hashing gives up after its budget of probes (inputs made to collide
@@ -1320,13 +1391,13 @@ mod tests {
         let owned: Vec<String> = (0..MAX_HOSTS).map(|i| format!("host{i}")).collect();
         let names: Vec<Text<'_>> = owned.iter().map(|name| name.as_str().into()).collect();
         assert_eq!(
-            first_repeated_hashed(&names[..1000], 0),
+            first_fault_hashed(&names[..1000], 0),
             None,
             "1000 names in 2048 slots and not one collision"
         );
         for len in [10, 1000, 10_000, MAX_HOSTS] {
             assert_eq!(
-                first_repeated_hashed(&names[..len], 2 * len),
+                first_fault_hashed(&names[..len], 2 * len),
                 Some(None),
                 "{len} numbered names"
             );
@@ -1334,8 +1405,8 @@ mod tests {
         let mut repeated = names[..1000].to_vec();
         repeated.push("HOST999".into());
         repeated.push("host3".into());
-        assert_eq!(first_repeated_hashed(&repeated, 0), None);
-        assert_eq!(first_repeated(&repeated), Some(1000));
+        assert_eq!(first_fault_hashed(&repeated, 0), None);
+        assert_eq!(first_fault(&repeated), Some(HostFault::Repeated(1000)));
     }
 
     #[test]
