@@ -197,18 +197,8 @@ fn caseless_hash(name: &str) -> u64 {
     });
     match rest {
         [] => hash,
-        _ => mix_caseless(hash, last_bytes(rest)),
+        _ => mix_caseless(hash, last_bytes(name.as_bytes())),
     }
-}
-
-/// `rest`, fewer than 8 bytes, in the low bytes of a word whose other
-/// bytes are 0. Byte by byte: copying a slice of unknown length into a
-/// word is a call of memcpy.
-#[inline(always)]
-fn last_bytes(rest: &[u8]) -> u64 {
-    rest.iter()
-        .rev()
-        .fold(0, |word, &byte| (word << 8) | u64::from(byte))
 }
 
 /// One step of [`caseless_hash`]: the next 8 bytes of the name.
@@ -216,6 +206,32 @@ fn last_bytes(rest: &[u8]) -> u64 {
 fn mix_caseless(hash: u64, word: u64) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
+}
+
+/// The bytes of `name` after its last whole 8 (`name.len() % 8` of them),
+/// in the low bytes of a word whose other bytes are 0. Read as one word,
+/// or two that overlap, that end where the name ends: byte by byte, every
+/// byte would be a load and a step of a loop, and copying a slice of
+/// unknown length into a word a call of memcpy.
+#[inline(always)]
+fn last_bytes(name: &[u8]) -> u64 {
+    let rest = name.len() % 8;
+    if rest == 0 {
+        return 0;
+    }
+    // Bytes that two loads both read are the same bytes, so OR keeps them.
+    let overlapping = |low: u64, high: u64, size: usize| low | (high << (8 * (rest - size)));
+    if let Some(last) = name.last_chunk::<8>() {
+        u64::from_le_bytes(*last) >> (8 * (8 - rest))
+    } else if let (Some(first), Some(last)) = (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+        let word = |bytes: &[u8; 4]| u64::from(u32::from_le_bytes(*bytes));
+        overlapping(word(first), word(last), 4)
+    } else if let (Some(first), Some(last)) = (name.first_chunk::<2>(), name.last_chunk::<2>()) {
+        let word = |bytes: &[u8; 2]| u64::from(u16::from_le_bytes(*bytes));
+        overlapping(word(first), word(last), 2)
+    } else {
+        u64::from(name[0])
+    }
 }
 
 /// The index of the first name that an earlier one repeats, ignoring ASCII
@@ -301,7 +317,7 @@ fn host_name_hash(name: &[u8]) -> Option<u64> {
     // filled up with letters.
     let tail = (!rest.is_empty()).then(|| {
         let fill = u64::from_le_bytes(*b"aaaaaaaa") << (8 * rest.len());
-        (last_bytes(rest), fill)
+        (last_bytes(name), fill)
     });
     // Checked by length first: an empty label has no first or last byte.
     let label_ok = |start: usize, end: usize| {
@@ -1407,6 +1423,29 @@ mod tests {
         repeated.push("host3".into());
         assert_eq!(first_fault_hashed(&repeated, 0), None);
         assert_eq!(first_fault(&repeated), Some(HostFault::Repeated(1000)));
+    }
+
+    /// The last bytes of every length of name to 17, each of them any
+    /// value: as the loop over them one by one reads them.
+    #[test]
+    fn the_last_bytes_are_read_as_one_word() {
+        let one_by_one = |name: &[u8]| {
+            name[name.len() / 8 * 8..]
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| (word << 8) | u64::from(byte))
+        };
+        for len in 0..=17 {
+            let name: Vec<u8> = (1..=len as u8).collect();
+            assert_eq!(last_bytes(&name), one_by_one(&name), "{name:?}");
+            for at in 0..len {
+                for byte in [0, 0x7f, 0x80, 0xff] {
+                    let mut name = name.clone();
+                    name[at] = byte;
+                    assert_eq!(last_bytes(&name), one_by_one(&name), "{name:?}");
+                }
+            }
+        }
     }
 
     #[test]
