@@ -137,7 +137,14 @@ impl<'a> Cursor<'a> {
 #[inline(always)]
 fn special_byte(bytes: &[u8]) -> Option<usize> {
     let (words, rest) = bytes.as_chunks::<8>();
-    for (index, word) in words.iter().enumerate() {
+    // The first word apart: a short string ends in it, with no loop entered.
+    if let Some(first) = words.first() {
+        let found = specials(u64::from_le_bytes(*first));
+        if found != 0 {
+            return Some(found.trailing_zeros() as usize / 8);
+        }
+    }
+    for (index, word) in words.iter().enumerate().skip(1) {
         let found = specials(u64::from_le_bytes(*word));
         if found != 0 {
             return Some(index * 8 + found.trailing_zeros() as usize / 8);
