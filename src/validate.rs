@@ -318,6 +318,38 @@ fn host_name_hash(name: &[u8]) -> Option<u64> {
     if name.len() > MAX_HOST_NAME_LEN {
         return None;
     }
+    // Checked by length first: an empty label has no first or last byte.
+    let label_ok = |start: usize, end: usize| {
+        (1..=63).contains(&(end - start)) && name[start] != b'-' && name[end - 1] != b'-'
+    };
+    // Each label that ends at one of the dots of the word at `index`, which
+    // starts at `*label_start`; after them, the last label starts there.
+    let labels_ok = |index: usize, mut dots: u64, label_start: &mut usize| {
+        while dots != 0 {
+            let dot = index * 8 + dots.trailing_zeros() as usize / 8;
+            if !label_ok(*label_start, dot) {
+                return false;
+            }
+            *label_start = dot + 1;
+            dots &= dots - 1;
+        }
+        true
+    };
+    // A name of at most 8 bytes is one word: checked and hashed with no
+    // loop entered (each step of a loop checks the epoch in WebAssembly).
+    if name.len() <= 8 {
+        let (word, fill) = match name.first_chunk::<8>() {
+            Some(word) => (u64::from_le_bytes(*word), 0),
+            None => (
+                last_bytes(name),
+                u64::from_le_bytes(*b"aaaaaaaa") << (8 * name.len()),
+            ),
+        };
+        let mut label_start = 0;
+        let dots = host_name_bytes(word | fill)?;
+        return (labels_ok(0, dots, &mut label_start) && label_ok(label_start, name.len()))
+            .then(|| mix_caseless(name.len() as u64, word));
+    }
     let (words, rest) = name.as_chunks::<8>();
     // The last bytes in a word of their own, hashed as they are and checked
     // filled up with letters.
@@ -325,10 +357,6 @@ fn host_name_hash(name: &[u8]) -> Option<u64> {
         let fill = u64::from_le_bytes(*b"aaaaaaaa") << (8 * rest.len());
         (last_bytes(name), fill)
     });
-    // Checked by length first: an empty label has no first or last byte.
-    let label_ok = |start: usize, end: usize| {
-        (1..=63).contains(&(end - start)) && name[start] != b'-' && name[end - 1] != b'-'
-    };
     let mut label_start = 0;
     let mut hash = name.len() as u64;
     let words = words
@@ -336,15 +364,10 @@ fn host_name_hash(name: &[u8]) -> Option<u64> {
         .map(|word| (u64::from_le_bytes(*word), 0))
         .chain(tail);
     for (index, (word, fill)) in words.enumerate() {
-        let mut dots = host_name_bytes(word | fill)?;
+        let dots = host_name_bytes(word | fill)?;
         hash = mix_caseless(hash, word);
-        while dots != 0 {
-            let dot = index * 8 + dots.trailing_zeros() as usize / 8;
-            if !label_ok(label_start, dot) {
-                return None;
-            }
-            label_start = dot + 1;
-            dots &= dots - 1;
+        if !labels_ok(index, dots, &mut label_start) {
+            return None;
         }
     }
     label_ok(label_start, name.len()).then_some(hash)
@@ -1289,11 +1312,12 @@ mod tests {
         }
     }
 
-    /// Each byte value in each place of labels 8 to 17 bytes long, which
-    /// the check reads 8 bytes at a time.
+    /// Each byte value in each place of labels 1 to 17 bytes long, which
+    /// the check reads 8 bytes at a time (a name of at most 8 bytes as one
+    /// word).
     #[test]
-    fn every_byte_in_every_place_of_a_long_label() {
-        for len in 8..=17 {
+    fn every_byte_in_every_place_of_a_label() {
+        for len in 1..=17 {
             for at in 0..len {
                 for byte in 0..=u8::MAX {
                     let mut name = vec![b'a'; len];
