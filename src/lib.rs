@@ -11,6 +11,7 @@
 
 pub mod allocations;
 pub mod calls;
+mod compact;
 pub mod engine;
 pub mod error;
 pub mod message;

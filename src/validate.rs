@@ -1,6 +1,7 @@
 //! Turning untrusted bytes into a [`ProcedureInput`] that obeys every rule,
 //! or into an [`Error`] that names the field at fault.
 
+use crate::compact;
 use crate::error::{Error, ErrorKind, PathSegment};
 use crate::message;
 use crate::model::{ProcedureInput, Text};
@@ -30,6 +31,19 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, Error> {
 /// Parses and validates a UTF-8 JSON `ProcedureInput`.
 pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
     let text = utf8(bytes)?;
+    // The input as py_host and the Node host write it is read without
+    // serde_json; anything else, and every error, is serde_json's to read.
+    let input = match compact::read(text) {
+        Some(input) => input,
+        None => read_fields(text)?,
+    };
+    validate(&input)?;
+    Ok(input)
+}
+
+/// Reads the fields of a `ProcedureInput` from JSON `text` with serde_json,
+/// their types and ranges checked, but not yet the rules of [`validate`].
+pub(crate) fn read_fields(text: &str) -> Result<ProcedureInput<'_>, Error> {
     let refusal = Refusal::default();
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let input = Fields(&refusal)
@@ -52,7 +66,6 @@ pub fn parse_input(bytes: &[u8]) -> Result<ProcedureInput<'_>, Error> {
             message::trailing(error.line(), error.column()),
         )
     })?;
-    validate(&input)?;
     Ok(input)
 }
 
@@ -79,55 +92,87 @@ pub fn validate(input: &ProcedureInput<'_>) -> Result<(), Error> {
                 .at(["host_list".into()]),
         );
     }
-    // The first host at fault, in input order: a malformed name, or a name
-    // that an earlier one repeats.
+    match first_fault(hosts) {
+        None => Ok(()),
+        Some(HostFault::Repeated(index)) => {
+            let host: &str = &hosts[index];
+            Err(
+                Error::new(ErrorKind::InvalidValue, message::repeated_host(index, host))
+                    .at(["host_list".into(), PathSegment::Index(index)]),
+            )
+        }
+        Some(HostFault::Malformed(index, problem)) => {
+            let host: &str = &hosts[index];
+            Err(Error::new(
+                ErrorKind::InvalidValue,
+                message::host_name(index, host, &problem),
+            )
+            .at(["host_list".into(), PathSegment::Index(index)]))
+        }
+    }
+}
+
+/// A host of the list at fault, by its index.
+#[derive(Debug, PartialEq, Eq)]
+enum HostFault {
+    /// The name repeats an earlier one, ignoring ASCII case.
+    Repeated(usize),
+    /// The name is not a host name, for this reason.
+    Malformed(usize, String),
+}
+
+/// The first host at fault, in input order: a malformed name, or a name
+/// that an earlier one repeats (only names before the first malformed one
+/// count as earlier ones).
+fn first_fault(hosts: &[Text<'_>]) -> Option<HostFault> {
+    // About four times the probes a table at most half full takes on average.
+    first_fault_hashed(hosts, 4 * hosts.len() + 64).unwrap_or_else(|| first_fault_sorted(hosts))
+}
+
+/// [`first_fault`] name by name, then sorting for the repeated ones: O(n
+/// log n) whatever the names.
+fn first_fault_sorted(hosts: &[Text<'_>]) -> Option<HostFault> {
     let malformed = hosts
         .iter()
         .enumerate()
         .find_map(|(index, host)| host_name_problem(host).map(|problem| (index, problem)));
     let valid = malformed.as_ref().map_or(hosts.len(), |(index, _)| *index);
-    if let Some(index) = first_repeated(&hosts[..valid]) {
-        let host: &str = &hosts[index];
-        return Err(
-            Error::new(ErrorKind::InvalidValue, message::repeated_host(index, host))
-                .at(["host_list".into(), PathSegment::Index(index)]),
-        );
+    if let Some(index) = first_repeated_sorted(&hosts[..valid]) {
+        return Some(HostFault::Repeated(index));
     }
-    if let Some((index, problem)) = malformed {
-        let host: &str = &hosts[index];
-        return Err(Error::new(
-            ErrorKind::InvalidValue,
-            message::host_name(index, host, &problem),
-        )
-        .at(["host_list".into(), PathSegment::Index(index)]));
-    }
-    Ok(())
+    malformed.map(|(index, problem)| HostFault::Malformed(index, problem))
 }
 
-/// The index of the first name that an earlier one repeats, ignoring ASCII
-/// case.
-fn first_repeated(names: &[Text<'_>]) -> Option<usize> {
-    // About four times the probes a table at most half full takes on average.
-    first_repeated_hashed(names, 4 * names.len() + 64)
-        .unwrap_or_else(|| first_repeated_sorted(names))
-}
-
-/// [`first_repeated`] with a hash table, in one pass in input order; `None`
-/// when probing the table took more than `budget` steps. The hash is not
-/// keyed (a random seed would need an import), so inputs made to collide
-/// are possible: they exhaust the budget, and sorting answers instead.
-fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usize>> {
-    let slots = (names.len() * 2).next_power_of_two().max(16);
+/// [`first_fault`] in one pass in input order, each name checked and
+/// hashed from the same words and looked up in a hash table; `None` when
+/// probing the table took more than `budget` steps. The hash is not keyed
+/// (a random seed would need an import), so inputs made to collide are
+/// possible: they exhaust the budget, and sorting answers instead.
+fn first_fault_hashed(hosts: &[Text<'_>], budget: usize) -> Option<Option<HostFault>> {
+    let slots = (hosts.len() * 2).next_power_of_two().max(16);
     let mask = slots - 1;
     // The multiplication carries every bit of the input only into the top bits.
     let shift = 64 - slots.trailing_zeros();
     let mut table: Vec<u32> = vec![0; slots];
-    let mut hashes: Vec<u64> = Vec::with_capacity(names.len());
+    let mut hashes: Vec<u64> = Vec::with_capacity(hosts.len());
     let mut steps = 0;
-    for (index, name) in names.iter().enumerate() {
-        let hash = caseless_hash(name);
+    for (index, name) in hosts.iter().enumerate() {
+        let hash = match host_name_hash(name.as_bytes()) {
+            Some(hash) => hash,
+            None => match why_not_a_host_name(name) {
+                Some(problem) => return Some(Some(HostFault::Malformed(index, problem))),
+                // The two checks agree (a test says so): not reached.
+                None => caseless_hash(name),
+            },
+        };
         hashes.push(hash);
         let mut slot = (hash >> shift) as usize;
+        // The first slot apart: it is nearly always free, and then no loop
+        // is entered (each step of a loop checks the epoch in WebAssembly).
+        if table[slot] == 0 {
+            table[slot] = (index + 1) as u32;
+            continue;
+        }
         loop {
             let held = table[slot] as usize;
             if held == 0 {
@@ -135,8 +180,8 @@ fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usi
                 break;
             }
             let earlier = held - 1;
-            if hashes[earlier] == hash && names[earlier].eq_ignore_ascii_case(name) {
-                return Some(Some(index));
+            if hashes[earlier] == hash && hosts[earlier].eq_ignore_ascii_case(name) {
+                return Some(Some(HostFault::Repeated(index)));
             }
             steps += 1;
             if steps > budget {
@@ -152,28 +197,51 @@ fn first_repeated_hashed(names: &[Text<'_>], budget: usize) -> Option<Option<usi
 /// that makes an ASCII letter lowercase, so names equal ignoring case hash
 /// the same.
 fn caseless_hash(name: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mix = |hash: u64, word: u64| {
-        (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
-    };
     let (words, rest) = name.as_bytes().as_chunks::<8>();
     let hash = words.iter().fold(name.len() as u64, |hash, word| {
-        mix(hash, u64::from_le_bytes(*word))
+        mix_caseless(hash, u64::from_le_bytes(*word))
     });
-    // The last bytes byte by byte: copying a slice of unknown length into a
-    // word is a call of memcpy.
     match rest {
         [] => hash,
-        _ => mix(
-            hash,
-            rest.iter()
-                .rev()
-                .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
-        ),
+        _ => mix_caseless(hash, last_bytes(name.as_bytes())),
     }
 }
 
-/// [`first_repeated`] by sorting: O(n log n) whatever the names.
+/// One step of [`caseless_hash`]: the next 8 bytes of the name.
+#[inline(always)]
+fn mix_caseless(hash: u64, word: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    (hash.rotate_left(5) ^ (word | 0x2020_2020_2020_2020)).wrapping_mul(K)
+}
+
+/// The bytes of `name` after its last whole 8 (`name.len() % 8` of them),
+/// in the low bytes of a word whose other bytes are 0. Read as one word,
+/// or two that overlap, that end where the name ends: byte by byte, every
+/// byte would be a load and a step of a loop, and copying a slice of
+/// unknown length into a word a call of memcpy.
+#[inline(always)]
+fn last_bytes(name: &[u8]) -> u64 {
+    let rest = name.len() % 8;
+    if rest == 0 {
+        return 0;
+    }
+    // Bytes that two loads both read are the same bytes, so OR keeps them.
+    let overlapping = |low: u64, high: u64, size: usize| low | (high << (8 * (rest - size)));
+    if let Some(last) = name.last_chunk::<8>() {
+        u64::from_le_bytes(*last) >> (8 * (8 - rest))
+    } else if let (Some(first), Some(last)) = (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+        let word = |bytes: &[u8; 4]| u64::from(u32::from_le_bytes(*bytes));
+        overlapping(word(first), word(last), 4)
+    } else if let (Some(first), Some(last)) = (name.first_chunk::<2>(), name.last_chunk::<2>()) {
+        let word = |bytes: &[u8; 2]| u64::from(u16::from_le_bytes(*bytes));
+        overlapping(word(first), word(last), 2)
+    } else {
+        u64::from(name[0])
+    }
+}
+
+/// The index of the first name that an earlier one repeats, ignoring ASCII
+/// case, by sorting: O(n log n) whatever the names.
 fn first_repeated_sorted(names: &[Text<'_>]) -> Option<usize> {
     let mut order: Vec<usize> = (0..names.len()).collect();
     // Stable, so equal names keep input order: in each run of equal names,
@@ -201,6 +269,7 @@ pub fn host_name_problem(name: &str) -> Option<String> {
 
 /// Each rule of a host name in turn, for the message about the first that
 /// `name` breaks; `None` when it breaks none.
+#[inline(never)]
 fn why_not_a_host_name(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some(message::empty_host_name());
@@ -234,47 +303,74 @@ fn why_not_a_host_name(name: &str) -> Option<String> {
     None
 }
 
-/// Whether `name` is an RFC 1123 host name: nearly every name is, and
-/// [`why_not_a_host_name`] would look for the first bad byte of each label
-/// to say so, an early exit in every step of the loop. Here the bytes are
-/// read 8 at a time as one integer, and only the dots' places looked at
-/// one by one.
+/// Whether `name` is an RFC 1123 host name.
 fn is_host_name(name: &[u8]) -> bool {
+    host_name_hash(name).is_some()
+}
+
+/// [`caseless_hash`] of `name` when it is an RFC 1123 host name, else
+/// `None`: nearly every name is one, and [`why_not_a_host_name`] would look
+/// for the first bad byte of each label to say so, an early exit in every
+/// step of the loop. Here the bytes are read 8 at a time as one integer,
+/// checked and hashed, and only the dots' places looked at one by one.
+#[inline(always)]
+fn host_name_hash(name: &[u8]) -> Option<u64> {
     if name.len() > MAX_HOST_NAME_LEN {
-        return false;
+        return None;
     }
-    let (words, rest) = name.as_chunks::<8>();
-    // The last bytes, in a word of their own filled up with letters.
-    let tail = (!rest.is_empty()).then(|| {
-        rest.iter()
-            .rev()
-            .fold(u64::from_le_bytes(*b"aaaaaaaa"), |word, &byte| {
-                (word << 8) | u64::from(byte)
-            })
-    });
     // Checked by length first: an empty label has no first or last byte.
     let label_ok = |start: usize, end: usize| {
         (1..=63).contains(&(end - start)) && name[start] != b'-' && name[end - 1] != b'-'
     };
-    let mut label_start = 0;
-    let words = words
-        .iter()
-        .map(|word| u64::from_le_bytes(*word))
-        .chain(tail);
-    for (index, word) in words.enumerate() {
-        let Some(mut dots) = host_name_bytes(word) else {
-            return false;
-        };
+    // Each label that ends at one of the dots of the word at `index`, which
+    // starts at `*label_start`; after them, the last label starts there.
+    let labels_ok = |index: usize, mut dots: u64, label_start: &mut usize| {
         while dots != 0 {
             let dot = index * 8 + dots.trailing_zeros() as usize / 8;
-            if !label_ok(label_start, dot) {
+            if !label_ok(*label_start, dot) {
                 return false;
             }
-            label_start = dot + 1;
+            *label_start = dot + 1;
             dots &= dots - 1;
         }
+        true
+    };
+    // A name of at most 8 bytes is one word: checked and hashed with no
+    // loop entered (each step of a loop checks the epoch in WebAssembly).
+    if name.len() <= 8 {
+        let (word, fill) = match name.first_chunk::<8>() {
+            Some(word) => (u64::from_le_bytes(*word), 0),
+            None => (
+                last_bytes(name),
+                u64::from_le_bytes(*b"aaaaaaaa") << (8 * name.len()),
+            ),
+        };
+        let mut label_start = 0;
+        let dots = host_name_bytes(word | fill)?;
+        return (labels_ok(0, dots, &mut label_start) && label_ok(label_start, name.len()))
+            .then(|| mix_caseless(name.len() as u64, word));
     }
-    label_ok(label_start, name.len())
+    let (words, rest) = name.as_chunks::<8>();
+    // The last bytes in a word of their own, hashed as they are and checked
+    // filled up with letters.
+    let tail = (!rest.is_empty()).then(|| {
+        let fill = u64::from_le_bytes(*b"aaaaaaaa") << (8 * rest.len());
+        (last_bytes(name), fill)
+    });
+    let mut label_start = 0;
+    let mut hash = name.len() as u64;
+    let words = words
+        .iter()
+        .map(|word| (u64::from_le_bytes(*word), 0))
+        .chain(tail);
+    for (index, (word, fill)) in words.enumerate() {
+        let dots = host_name_bytes(word | fill)?;
+        hash = mix_caseless(hash, word);
+        if !labels_ok(index, dots, &mut label_start) {
+            return None;
+        }
+    }
+    label_ok(label_start, name.len()).then_some(hash)
 }
 
 /// The dots of `word`, as the high bit of each byte that is one, when each
@@ -517,7 +613,7 @@ impl<'de, T: TryFrom<i64>> DeserializeSeed<'de> for Integer<'_, T> {
 /// The integer that `json`, one JSON value, writes: a number with no
 /// fraction and no exponent (`-0` is 0), within `T`'s range; else the kind
 /// of error it is.
-fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, ErrorKind> {
+pub(crate) fn integer<T: TryFrom<i64>>(json: &str) -> Result<T, ErrorKind> {
     match json.as_bytes()[0] {
         // What JSON calls an integer, of any length: parsing it fails only
         // when it overflows.
@@ -1207,18 +1303,21 @@ mod tests {
                 continue;
             };
             assert_eq!(
-                is_host_name(name.as_bytes()),
-                why_not_a_host_name(name).is_none(),
+                host_name_hash(name.as_bytes()),
+                why_not_a_host_name(name)
+                    .is_none()
+                    .then(|| caseless_hash(name)),
                 "{name:?}"
             );
         }
     }
 
-    /// Each byte value in each place of labels 8 to 17 bytes long, which
-    /// the check reads 8 bytes at a time.
+    /// Each byte value in each place of labels 1 to 17 bytes long, which
+    /// the check reads 8 bytes at a time (a name of at most 8 bytes as one
+    /// word).
     #[test]
-    fn every_byte_in_every_place_of_a_long_label() {
-        for len in 8..=17 {
+    fn every_byte_in_every_place_of_a_label() {
+        for len in 1..=17 {
             for at in 0..len {
                 for byte in 0..=u8::MAX {
                     let mut name = vec![b'a'; len];
@@ -1226,6 +1325,10 @@ mod tests {
                     let valid = std::str::from_utf8(&name)
                         .is_ok_and(|name| why_not_a_host_name(name).is_none());
                     assert_eq!(is_host_name(&name), valid, "{byte:#x} at {at} of {len}");
+                    if let Ok(name) = std::str::from_utf8(&name) {
+                        let hash = valid.then(|| caseless_hash(name));
+                        assert_eq!(host_name_hash(name.as_bytes()), hash, "{name:?}");
+                    }
                     let inner = at > 0 && at < len - 1;
                     let allowed = byte.is_ascii_alphanumeric() || (inner && b"-.".contains(&byte));
                     assert_eq!(valid, allowed, "{byte:#x} at {at} of {len}");
@@ -1234,10 +1337,21 @@ mod tests {
         }
     }
 
-    /// The rule first_repeated follows, written out: the first index at
-    /// which a name equals, ignoring ASCII case, one before it.
-    fn first_repeated_by_the_rule(names: &[&str]) -> Option<usize> {
-        (0..names.len()).find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+    /// The rule first_fault follows, written out: the first malformed
+    /// name, unless a name before it equals, ignoring ASCII case, one
+    /// before that.
+    fn first_fault_by_the_rule(names: &[&str]) -> Option<HostFault> {
+        let malformed = (0..names.len()).find_map(|index| {
+            why_not_a_host_name(names[index]).map(|problem| HostFault::Malformed(index, problem))
+        });
+        let valid = match malformed {
+            Some(HostFault::Malformed(index, _)) => index,
+            _ => names.len(),
+        };
+        (0..valid)
+            .find(|&j| (0..j).any(|i| names[i].eq_ignore_ascii_case(names[j])))
+            .map(HostFault::Repeated)
+            .or(malformed)
     }
 
     fn texts<'a>(names: &[&'a str]) -> Vec<Text<'a>> {
@@ -1245,9 +1359,10 @@ mod tests {
     }
 
     #[test]
-    fn the_first_repeated_name_by_hashing_and_by_sorting() {
-        // Names sharing long prefixes and lengths, in both cases, drawn in
-        // a fixed pseudo-random order into lists of every length to 60.
+    fn the_first_fault_by_hashing_and_by_sorting() {
+        // Names sharing long prefixes and lengths, in both cases, and a few
+        // malformed ones, drawn in a fixed pseudo-random order into lists
+        // of every length to 60.
         let pool = [
             "a",
             "A",
@@ -1268,26 +1383,38 @@ mod tests {
             "X-1",
             "x-2",
         ];
+        let malformed = ["bad_host", "BAD_HOST", "-x", "abcdefgh..i", ""];
         let mut state = 7u32;
+        let mut draw = |from: usize| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) as usize % from
+        };
+        let mut faults = [0; 3];
         for len in 0..=60 {
-            for _ in 0..20 {
+            for _ in 0..40 {
                 let names: Vec<&str> = (0..len)
-                    .map(|_| {
-                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                        pool[(state >> 16) as usize % pool.len()]
+                    .map(|_| match draw(4 * len + 1) {
+                        0 => malformed[draw(malformed.len())],
+                        _ => pool[draw(pool.len())],
                     })
                     .collect();
-                let expected = first_repeated_by_the_rule(&names);
+                let expected = first_fault_by_the_rule(&names);
+                faults[match expected {
+                    None => 0,
+                    Some(HostFault::Repeated(_)) => 1,
+                    Some(HostFault::Malformed(..)) => 2,
+                }] += 1;
                 let names = texts(&names);
-                assert_eq!(first_repeated(&names), expected, "{names:?}");
-                assert_eq!(first_repeated_sorted(&names), expected, "{names:?}");
+                assert_eq!(first_fault(&names), expected, "{names:?}");
+                assert_eq!(first_fault_sorted(&names), expected, "{names:?}");
                 assert_eq!(
-                    first_repeated_hashed(&names, usize::MAX),
+                    first_fault_hashed(&names, usize::MAX),
                     Some(expected),
                     "{names:?}"
                 );
             }
         }
+        assert!(faults.iter().all(|&count| count > 100), "{faults:?}");
     }
 
     #[test]
@@ -1296,7 +1423,10 @@ mod tests {
         let upper = lower.to_ascii_uppercase();
         assert_eq!(caseless_hash(lower), caseless_hash(&upper));
         let names = texts(&["other", lower, &upper]);
-        assert_eq!(first_repeated_hashed(&names, usize::MAX), Some(Some(2)));
+        assert_eq!(
+            first_fault_hashed(&names, usize::MAX),
+            Some(Some(HostFault::Repeated(2)))
+        );
     }
 
     /// Hashing gives up after its budget of probes (inputs made to collide
@@ -1307,13 +1437,13 @@ mod tests {
         let owned: Vec<String> = (0..MAX_HOSTS).map(|i| format!("host{i}")).collect();
         let names: Vec<Text<'_>> = owned.iter().map(|name| name.as_str().into()).collect();
         assert_eq!(
-            first_repeated_hashed(&names[..1000], 0),
+            first_fault_hashed(&names[..1000], 0),
             None,
             "1000 names in 2048 slots and not one collision"
         );
         for len in [10, 1000, 10_000, MAX_HOSTS] {
             assert_eq!(
-                first_repeated_hashed(&names[..len], 2 * len),
+                first_fault_hashed(&names[..len], 2 * len),
                 Some(None),
                 "{len} numbered names"
             );
@@ -1321,8 +1451,31 @@ mod tests {
         let mut repeated = names[..1000].to_vec();
         repeated.push("HOST999".into());
         repeated.push("host3".into());
-        assert_eq!(first_repeated_hashed(&repeated, 0), None);
-        assert_eq!(first_repeated(&repeated), Some(1000));
+        assert_eq!(first_fault_hashed(&repeated, 0), None);
+        assert_eq!(first_fault(&repeated), Some(HostFault::Repeated(1000)));
+    }
+
+    /// The last bytes of every length of name to 17, each of them any
+    /// value: as the loop over them one by one reads them.
+    #[test]
+    fn the_last_bytes_are_read_as_one_word() {
+        let one_by_one = |name: &[u8]| {
+            name[name.len() / 8 * 8..]
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| (word << 8) | u64::from(byte))
+        };
+        for len in 0..=17 {
+            let name: Vec<u8> = (1..=len as u8).collect();
+            assert_eq!(last_bytes(&name), one_by_one(&name), "{name:?}");
+            for at in 0..len {
+                for byte in [0, 0x7f, 0x80, 0xff] {
+                    let mut name = name.clone();
+                    name[at] = byte;
+                    assert_eq!(last_bytes(&name), one_by_one(&name), "{name:?}");
+                }
+            }
+        }
     }
 
     #[test]
