@@ -8,7 +8,7 @@ use std::ops::Deref;
 /// pattern for the schema: RFC 1123 labels of letters, digits and inner
 /// hyphens, at most 63 bytes each, joined by dots.
 pub const HOST_NAME_PATTERN: &str = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$";
-/// The action names [`crate::validate::action_problem`] accepts.
+/// The action names [`crate::validate::is_action`] accepts.
 pub const ACTION_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
 /// What the host asks for: run `action` on every host of `host_list`.
