@@ -1,11 +1,11 @@
 //! The tutorial's Rust logic, "Calling Rust from Python", made to run as a
 //! sandboxed WebAssembly module.
 //!
-//! Everything here but [`abi`] is plain safe Rust, tested natively:
+//! Everything here but `abi` is plain safe Rust, tested natively:
 //! [`model`] and [`validate`] define and check the procedure's input,
 //! [`engine`] holds a procedure between the rounds its host runs, [`calls`]
-//! is the byte-level face every adapter shares. [`abi`] (wasm32-wasip1 only)
-//! holds the exports, the outbox and every raw pointer.
+//! is the byte-level face every adapter shares. `abi` (built for
+//! wasm32-wasip1 only) holds the exports, the outbox and every raw pointer.
 
 #![deny(unsafe_code)]
 
