@@ -183,6 +183,12 @@ if FAST:
     _EXTERN_MEMORY = WASMTIME_EXTERN_MEMORY.value
     _EXTERN_OF = ffi.wasmtime_extern_t.of.offset
     """Where in a ``wasmtime_extern_t`` its function or memory lies."""
+    # A view of linear memory without a ctypes array type for its size:
+    # making one took 30 µs, at the first instance and at each growth.
+    _MEMORY_VIEW = ctypes.PYFUNCTYPE(ctypes.py_object, _ADDRESS, ctypes.c_ssize_t, ctypes.c_int)(
+        ("PyMemoryView_FromMemory", ctypes.pythonapi)
+    )
+    _PYBUF_WRITE = 0x200
 
 
 def _address(pointer: Any) -> int:
@@ -193,6 +199,7 @@ _MAX_VALUES = 4
 """The most parameters (or results) an export of the ABI has."""
 
 if FAST:
+    _VALUES = ffi.wasmtime_val_raw_t * _MAX_VALUES
     _VALUE_BYTES = ctypes.sizeof(ffi.wasmtime_val_raw_t)
     # The ABI's parameters are pointers and lengths, all u32: packed with
     # one struct call, each into the low four bytes of its value.
@@ -232,7 +239,7 @@ class FastTransport:
         # One array for every call's arguments and results, and one trap
         # pointer: WebAssembly never calls back into Python, so calls on an
         # instance never nest.
-        self._values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
+        self._values = _VALUES()
         self._values_bytes = memoryview(self._values).cast("B")
         self._i32_result = ctypes.c_int32.from_buffer(self._values)
         self._i64_result = ctypes.c_int64.from_buffer(self._values)
@@ -287,14 +294,13 @@ class FastTransport:
         # A view straight onto linear memory, which never moves: reading it
         # costs no copy. (WebAssembly is little-endian; so is every platform
         # wasmtime-py ships for.)
-        view = (ctypes.c_uint32 * count).from_address(self._base + ptr)
-        reader: Callable[[int], int] = view.__getitem__
+        reader: Callable[[int], int] = self._view[ptr : ptr + 4 * count].cast("I").__getitem__
         return reader
 
     def memory_size(self, ctx: Context) -> int:
         size = int(_DATA_SIZE(ctx, self._memory))
         if size != self._size:
-            self._view = memoryview((ctypes.c_char * size).from_address(self._base)).cast("B")
+            self._view = _MEMORY_VIEW(self._base, size, _PYBUF_WRITE)
             self._size = size
         return size
 
