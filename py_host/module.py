@@ -128,11 +128,16 @@ def compile_for(
     kept = ModuleCache(directory) if directory else None
     wasm = b""
     try:
-        with wasm_path.open("rb") as file:
-            status = os.fstat(file.fileno())
+        # A descriptor, not a file object: a warm load reads nothing from it.
+        descriptor = os.open(wasm_path, os.O_RDONLY)
+        try:
+            status = os.fstat(descriptor)
             known = _known(status, flavor, kept)
             if known is None:
-                wasm = file.read(MAX_MODULE_BYTES + 1)
+                with open(descriptor, "rb", closefd=False) as file:
+                    wasm = file.read(MAX_MODULE_BYTES + 1)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         hint = (
             " (the package's own module: reinstall the package, whose build makes it,"
@@ -173,7 +178,7 @@ def compile_for(
             source,
             (time.perf_counter() - started) * 1000,
         )
-    return module, str(wasm_path.resolve()) if path is not None else None, sha256
+    return module, os.path.realpath(wasm_path) if path is not None else None, sha256
 
 
 _SHA256S: dict[FileIdentity, str] = {}
