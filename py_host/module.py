@@ -35,7 +35,7 @@ from .errors import (
     ModuleError,
 )
 from .executors import Executor, HostAction, as_executor
-from .limits import Limits
+from .limits import DEFAULT_LIMITS, Limits
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def load(
     most 8, when none is (calls only compute). Instances are made as calls
     need them.
     """
-    limits = limits if limits is not None else Limits()
+    limits = limits if limits is not None else DEFAULT_LIMITS
     granted = as_executor(executor) if executor is not None else None
     module, where, sha256 = compile_for(path, limits, cache)
     size = pool_size(max_instances, granted is not None)

@@ -18,6 +18,12 @@ def test_the_default_module_loads() -> None:
         assert rust.memory_pages > 0
 
 
+def test_a_module_loaded_without_limits_gets_the_default_limits() -> None:
+    with py_host.load() as rust:
+        assert rust._loaded.limits == py_host.Limits()
+        assert [instance._limits for instance in rust._pool.live()] == [py_host.Limits()]
+
+
 def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(py_host.LoadError, match=r"nothing-here\.wasm"):
         py_host.load(tmp_path / "nothing-here.wasm")
