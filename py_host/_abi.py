@@ -177,15 +177,7 @@ class Exports:
     ) -> None:
         self._max_reply_bytes = max_reply_bytes
         self._max_output_bytes = max_output_bytes
-        exports = instance.exports(store)
-        memory = exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
-        funcs: dict[str, wasmtime.Func] = {}
-        for name in _FUNCTIONS:
-            func = exports[name]
-            assert isinstance(func, wasmtime.Func)
-            funcs[name] = func
-        self._transport = transport(store, memory, funcs, i64_results=_I64_RESULTS)
+        self._transport = transport(store, instance, _FUNCTIONS, i64_results=_I64_RESULTS)
         self.store_context = self._transport.store_context
         self.set_deadline = self._transport.set_deadline
         """Trap the module ``ticks`` epochs from now: ``set_deadline(ctx, ticks)``."""

@@ -20,7 +20,7 @@ import wasmtime
 from ._cache import ModuleCache, Source
 from ._transport import epoch_incrementer
 from .errors import LoadError
-from .limits import Limits
+from .limits import DEFAULT_LIMITS, Limits
 
 EPOCH_SECONDS = 0.01
 """How often the engines' epoch advances while a call runs: a deadline's
@@ -110,7 +110,7 @@ def engine(flavor: Flavor) -> wasmtime.Engine:
 
 
 # The default limits' engine, made at import rather than by the first load().
-engine(Flavor.for_limits(Limits()))
+engine(Flavor.for_limits(DEFAULT_LIMITS))
 
 
 def compile_module(

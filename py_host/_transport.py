@@ -18,13 +18,13 @@ import ctypes
 import importlib.metadata
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import wasmtime
 
-from .errors import AbiViolation
+from .errors import AbiViolation, LoadError
 
 Context = Any
 """The Store's context, where a call or memory access happens. Opaque
@@ -94,13 +94,22 @@ class PublicTransport:
     def __init__(
         self,
         store: wasmtime.Store,
-        memory: wasmtime.Memory,
-        funcs: dict[str, wasmtime.Func],
+        instance: wasmtime.Instance,
+        names: Iterable[str],
         i64_results: frozenset[str],
     ) -> None:
         self.store_context = store
+        exports = instance.exports(store)
+        memory = exports.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise _not_exported("memory")
         self._memory = memory
-        self._funcs = funcs
+        self._funcs: dict[str, wasmtime.Func] = {}
+        for name in names:
+            func = exports.get(name)
+            if not isinstance(func, wasmtime.Func):
+                raise _not_exported(name)
+            self._funcs[name] = func
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
         result = self._funcs[name](ctx, *(_i32(arg) for arg in args))
@@ -128,7 +137,7 @@ class PublicTransport:
 
 if FAST:
     from wasmtime import _bindings as ffi
-    from wasmtime._ffi import dll
+    from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_EXTERN_MEMORY, dll
 
     def _raw(name: str, result: Any, *params: Any) -> Any:
         """The C function ``name`` taking plain addresses: ctypes then skips
@@ -161,6 +170,25 @@ if FAST:
     _INCREMENT_EPOCH = _quick("wasmtime_engine_increment_epoch", None, _ADDRESS)
     _TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
     _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
+    _EXPORT_GET = _quick(
+        "wasmtime_instance_export_get",
+        ctypes.c_bool,
+        _ADDRESS,
+        _ADDRESS,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        _ADDRESS,
+    )
+    _EXTERN_FUNC = WASMTIME_EXTERN_FUNC.value
+    _EXTERN_MEMORY = WASMTIME_EXTERN_MEMORY.value
+    _EXTERN_OF = ffi.wasmtime_extern_t.of.offset
+    """Where in a ``wasmtime_extern_t`` its function or memory lies."""
+    # A view of linear memory without a ctypes array type for its size:
+    # making one took 30 µs, at the first instance and at each growth.
+    _MEMORY_VIEW = ctypes.PYFUNCTYPE(ctypes.py_object, _ADDRESS, ctypes.c_ssize_t, ctypes.c_int)(
+        ("PyMemoryView_FromMemory", ctypes.pythonapi)
+    )
+    _PYBUF_WRITE = 0x200
 
 
 def _address(pointer: Any) -> int:
@@ -171,6 +199,7 @@ _MAX_VALUES = 4
 """The most parameters (or results) an export of the ABI has."""
 
 if FAST:
+    _VALUES = ffi.wasmtime_val_raw_t * _MAX_VALUES
     _VALUE_BYTES = ctypes.sizeof(ffi.wasmtime_val_raw_t)
     # The ABI's parameters are pointers and lengths, all u32: packed with
     # one struct call, each into the low four bytes of its value.
@@ -192,40 +221,49 @@ class FastTransport:
     def __init__(
         self,
         store: wasmtime.Store,
-        memory: wasmtime.Memory,
-        funcs: dict[str, wasmtime.Func],
+        instance: wasmtime.Instance,
+        names: Iterable[str],
         i64_results: frozenset[str],
     ) -> None:
-        self.store_context = _address(store._context())
-        self._memory_struct = memory._memory
-        self._memory = ctypes.addressof(memory._memory)
-        self._base = int(_DATA(self.store_context, self._memory) or 0)
+        self.store_context = context = _address(store._context())
+        # Only the exports py_host calls, each looked up by name in C:
+        # wasmtime-py's exports() wraps every export in Python objects, which
+        # took a fifth of a load's time.
+        instance_address = ctypes.addressof(instance._instance)
+        self._memory_extern = _export(context, instance_address, "memory", _EXTERN_MEMORY)
+        self._memory = ctypes.addressof(self._memory_extern) + _EXTERN_OF
+        self._base = int(_DATA(context, self._memory) or 0)
         self._size = 0
         self._view = memoryview(b"")
-        self.memory_size(self.store_context)
+        self.memory_size(context)
         # One array for every call's arguments and results, and one trap
         # pointer: WebAssembly never calls back into Python, so calls on an
         # instance never nest.
-        self._values = (ffi.wasmtime_val_raw_t * _MAX_VALUES)()
+        self._values = _VALUES()
         self._values_bytes = memoryview(self._values).cast("B")
         self._i32_result = ctypes.c_int32.from_buffer(self._values)
         self._i64_result = ctypes.c_int64.from_buffer(self._values)
         self._trap = ctypes.c_void_p()
-        self._func_structs = [func._func for func in funcs.values()]
+        self._func_externs = {n: _export(context, instance_address, n, _EXTERN_FUNC) for n in names}
         # Each export's call with its C arguments made once: converting
         # Python ints to C on every call was half an empty call's time.
         fixed = (
-            ctypes.c_void_p(self.store_context),
+            ctypes.c_void_p(context),
             ctypes.c_void_p(ctypes.addressof(self._values)),
             ctypes.c_size_t(_MAX_VALUES),
             ctypes.c_void_p(ctypes.addressof(self._trap)),
         )
         self._funcs = {
             name: (
-                partial(_CALL, fixed[0], ctypes.c_void_p(ctypes.addressof(func._func)), *fixed[1:]),
+                partial(
+                    _CALL,
+                    fixed[0],
+                    ctypes.c_void_p(ctypes.addressof(extern) + _EXTERN_OF),
+                    *fixed[1:],
+                ),
                 name in i64_results,
             )
-            for name, func in funcs.items()
+            for name, extern in self._func_externs.items()
         }
 
     def call(self, ctx: Context, name: str, *args: int) -> int:
@@ -256,14 +294,13 @@ class FastTransport:
         # A view straight onto linear memory, which never moves: reading it
         # costs no copy. (WebAssembly is little-endian; so is every platform
         # wasmtime-py ships for.)
-        view = (ctypes.c_uint32 * count).from_address(self._base + ptr)
-        reader: Callable[[int], int] = view.__getitem__
+        reader: Callable[[int], int] = self._view[ptr : ptr + 4 * count].cast("I").__getitem__
         return reader
 
     def memory_size(self, ctx: Context) -> int:
         size = int(_DATA_SIZE(ctx, self._memory))
         if size != self._size:
-            self._view = memoryview((ctypes.c_char * size).from_address(self._base)).cast("B")
+            self._view = _MEMORY_VIEW(self._base, size, _PYBUF_WRITE)
             self._size = size
         return size
 
@@ -271,16 +308,31 @@ class FastTransport:
         _SET_DEADLINE(ctx, ticks)
 
 
+def _export(context: int, instance: int, name: str, kind: int) -> Any:
+    """The ``wasmtime_extern_t`` of the export ``name``, which must be of ``kind``."""
+    extern = ffi.wasmtime_extern_t()
+    encoded = name.encode()
+    found = _EXPORT_GET(context, instance, encoded, len(encoded), ctypes.addressof(extern))
+    if not found or cast(int, extern.kind) != kind:
+        raise _not_exported(name)
+    return extern
+
+
+def _not_exported(name: str) -> LoadError:
+    # check_module refuses such a module before any instance of it is made.
+    return LoadError(f"the module does not export {name!r} as the ABI says")
+
+
 def transport(
     store: wasmtime.Store,
-    memory: wasmtime.Memory,
-    funcs: dict[str, wasmtime.Func],
+    instance: wasmtime.Instance,
+    names: Iterable[str],
     *,
     i64_results: frozenset[str],
 ) -> Transport:
-    """The transport for an instance's memory and exports; ``i64_results``
-    names the exports that return an i64."""
-    return (FastTransport if FAST else PublicTransport)(store, memory, funcs, i64_results)
+    """The transport for ``instance``'s memory and its functions ``names``;
+    ``i64_results`` names those that return an i64."""
+    return (FastTransport if FAST else PublicTransport)(store, instance, names, i64_results)
 
 
 def epoch_incrementer(engine: wasmtime.Engine) -> Callable[[int], None]:

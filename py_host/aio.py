@@ -40,7 +40,7 @@ from ._transport import Context
 from .async_executors import AsyncHostAction, as_async_executor, is_async
 from .errors import BufferFreed, ModuleError, ReentrancyError
 from .executors import AsyncExecutor, Executor, HostAction, Round
-from .limits import Limits
+from .limits import DEFAULT_LIMITS, Limits
 from .models import ProcedureInput, ProcedureOutput
 from .module import (
     Buffer,
@@ -94,7 +94,7 @@ async def load_async(
     arguments are :func:`py_host.load`'s; ``max_instances`` also bounds how
     many calls run at once, and the others wait their turn on the loop.
     """
-    limits = limits if limits is not None else Limits()
+    limits = limits if limits is not None else DEFAULT_LIMITS
     granted = as_async_executor(executor) if executor is not None else None
     return await asyncio.to_thread(_load, path, granted, limits, cache, max_instances)
 

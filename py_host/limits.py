@@ -71,3 +71,9 @@ def _check_seconds(name: str, seconds: object) -> None:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be an int from {low} to {high}; got {value!r}")
+
+
+DEFAULT_LIMITS = Limits()
+"""What a module gets when it is loaded without limits: one object for all,
+as limits cannot change, made once rather than validated again at every
+load."""

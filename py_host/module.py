@@ -35,7 +35,7 @@ from .errors import (
     ModuleError,
 )
 from .executors import Executor, HostAction, as_executor
-from .limits import Limits
+from .limits import DEFAULT_LIMITS, Limits
 from .models import I32_MAX, I32_MIN, ProcedureInput, ProcedureOutput
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def load(
     most 8, when none is (calls only compute). Instances are made as calls
     need them.
     """
-    limits = limits if limits is not None else Limits()
+    limits = limits if limits is not None else DEFAULT_LIMITS
     granted = as_executor(executor) if executor is not None else None
     module, where, sha256 = compile_for(path, limits, cache)
     size = pool_size(max_instances, granted is not None)
@@ -128,11 +128,16 @@ def compile_for(
     kept = ModuleCache(directory) if directory else None
     wasm = b""
     try:
-        with wasm_path.open("rb") as file:
-            status = os.fstat(file.fileno())
+        # A descriptor, not a file object: a warm load reads nothing from it.
+        descriptor = os.open(wasm_path, os.O_RDONLY)
+        try:
+            status = os.fstat(descriptor)
             known = _known(status, flavor, kept)
             if known is None:
-                wasm = file.read(MAX_MODULE_BYTES + 1)
+                with open(descriptor, "rb", closefd=False) as file:
+                    wasm = file.read(MAX_MODULE_BYTES + 1)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         hint = (
             " (the package's own module: reinstall the package, whose build makes it,"
@@ -173,7 +178,7 @@ def compile_for(
             source,
             (time.perf_counter() - started) * 1000,
         )
-    return module, str(wasm_path.resolve()) if path is not None else None, sha256
+    return module, os.path.realpath(wasm_path) if path is not None else None, sha256
 
 
 _SHA256S: dict[FileIdentity, str] = {}

@@ -145,6 +145,11 @@ async def test_a_sync_executor_runs_its_rounds_in_a_thread(
     assert output.failures[0].attempts == 2
 
 
+async def test_a_module_loaded_without_limits_gets_the_default_limits() -> None:
+    async with await py_host.load_async() as rust:
+        assert [instance._limits for instance in rust._pool.live()] == [py_host.Limits()]
+
+
 async def test_without_an_executor_a_procedure_is_a_dry_run() -> None:
     async with await py_host.load_async() as rust:
         raw = await rust.start_procedure_json(

@@ -6,14 +6,22 @@ import threading
 from pathlib import Path
 
 import pytest
+import wasmtime
 from conftest import ABI_FUNCTIONS, ABI_VERSION, ABI_VERSION_FUNCTION, module_file, tutorial_input
 
 import py_host
+from py_host._transport import transport
 
 
 def test_the_default_module_loads() -> None:
     with py_host.load() as rust:
         assert rust.memory_pages > 0
+
+
+def test_a_module_loaded_without_limits_gets_the_default_limits() -> None:
+    with py_host.load() as rust:
+        assert rust._loaded.limits == py_host.Limits()
+        assert [instance._limits for instance in rust._pool.live()] == [py_host.Limits()]
 
 
 def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
@@ -268,3 +276,26 @@ def test_a_refused_module_is_not_asked_its_version_without_a_deadline(tmp_path: 
     limits = py_host.Limits(deadline_seconds=None)
     with pytest.raises(py_host.LoadError, match="imports env::f"):
         py_host.load(module_file(tmp_path, wat), limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("wat", "missing"),
+    [
+        ('(func (export "alloc")) (func (export "dealloc"))', "memory"),
+        ('(func (export "memory")) (func (export "alloc")) (func (export "dealloc"))', "memory"),
+        ('(memory (export "memory") 1) (func (export "alloc"))', "dealloc"),
+        (
+            '(memory (export "memory") 1) (func (export "alloc")) (global (export "dealloc") i32 (i32.const 0))',
+            "dealloc",
+        ),
+    ],
+    ids=["no memory", "memory not a memory", "no function", "function not a function"],
+)
+def test_an_instance_without_the_exports_the_host_calls_is_refused(wat: str, missing: str) -> None:
+    # check_module refuses such a module first; the transport, which looks
+    # its exports up itself, refuses it all the same.
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, f"(module {wat})"), [])
+    with pytest.raises(py_host.LoadError, match=f"does not export '{missing}'"):
+        transport(store, instance, ["alloc", "dealloc"], i64_results=frozenset())
