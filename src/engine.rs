@@ -1,10 +1,15 @@
 //! The procedure engine: an action on every host, in rounds that the host
 //! runs one at a time, failed hosts retried, and a report of what happened.
 
-use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult};
+use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult, Text};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::io::Write;
 
-/// The attempts due in one round: the same action on each of `hosts`.
+/// The attempts due in one round: the same action on each of `hosts`. The
+/// module writes a round's JSON itself ([`Procedure::write_round`]); this is
+/// what the tests hold that JSON to, as serde_json writes it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Round<'a> {
     pub action: &'a str,
@@ -12,7 +17,7 @@ pub struct Round<'a> {
     pub timeout: u8,
     /// 1 for the first attempt, up to `1 + retries`.
     pub attempt: u16,
-    pub hosts: Vec<&'a str>,
+    pub hosts: Vec<Cow<'a, str>>,
 }
 
 /// How one attempt on one host ended.
@@ -90,16 +95,20 @@ pub struct Procedure {
     timeout: u8,
     retries: u8,
     job_id: i32,
-    /// The hosts' names end to end, in input order: one buffer, where a
-    /// string each would be an allocation per host to make and to free.
-    names: String,
-    /// Where each host's name ends in `names`.
+    /// The hosts' names in input order as a round's request lists them:
+    /// each a JSON string, commas between. One buffer, where a string each
+    /// would be an allocation per host to make and to free; and the first
+    /// round, on every host, copies it whole.
+    hosts_json: String,
+    /// Where each host's JSON string ends in `hosts_json`, just past its
+    /// closing quote.
     ends: Vec<usize>,
     /// The attempt of the round now due: 1 for the first.
     attempt: u16,
     attempts: Vec<u16>,
     last_failure: Vec<Option<String>>,
-    /// The hosts the round now due asks for, by index into `ends`.
+    /// The hosts the round now due asks for, by index into `ends`, in
+    /// input order.
     pending: Vec<usize>,
 }
 
@@ -118,21 +127,13 @@ impl Procedure {
     /// nothing to run: see [`dry_run`].)
     pub fn start(input: &ProcedureInput<'_>) -> Procedure {
         let hosts = input.host_list.len();
-        let mut names = String::with_capacity(input.host_list.iter().map(|host| host.len()).sum());
-        let ends = input
-            .host_list
-            .iter()
-            .map(|host| {
-                names.push_str(host);
-                names.len()
-            })
-            .collect();
+        let (hosts_json, ends) = hosts_json(&input.host_list);
         Procedure {
             action: input.action.to_string(),
             timeout: input.timeout,
             retries: input.retries,
             job_id: input.job_id,
-            names,
+            hosts_json,
             ends,
             attempt: 1,
             attempts: vec![0; hosts],
@@ -146,13 +147,28 @@ impl Procedure {
         self.pending.len()
     }
 
+    /// The JSON string of the host at `index` in the input's `host_list`.
+    fn host_json(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before] + 1);
+        &self.hosts_json[start..self.ends[index]]
+    }
+
     /// The name of the host at `index` in the input's `host_list`.
-    fn host(&self, index: usize) -> &str {
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
-        &self.names[start..self.ends[index]]
+    fn host(&self, index: usize) -> Cow<'_, str> {
+        let json = self.host_json(index);
+        let quoted = &json[1..json.len() - 1];
+        // Only a name that JSON escapes holds a backslash once written.
+        if quoted.contains('\\') {
+            Cow::Owned(serde_json::from_str(json).expect("hosts_json holds JSON strings"))
+        } else {
+            Cow::Borrowed(quoted)
+        }
     }
 
     /// The round now due: the input's action on each host still pending.
+    #[cfg(test)]
     pub fn round(&self) -> Round<'_> {
         Round {
             action: &self.action,
@@ -160,6 +176,45 @@ impl Procedure {
             attempt: self.attempt,
             hosts: self.pending.iter().map(|&i| self.host(i)).collect(),
         }
+    }
+
+    /// Appends the round now due to `out` as JSON, exactly as serde_json
+    /// would write it as a struct: `{"action":..,"timeout":..,"attempt":..,"hosts":[..]}`.
+    /// Its hosts' JSON strings are copied as they are, with no scan for
+    /// what to escape: `hosts_json` was escaped once, at the start.
+    pub fn write_round(&self, out: &mut Vec<u8>) {
+        let every_host = self.pending.len() == self.ends.len();
+        let hosts_len = if every_host {
+            self.hosts_json.len()
+        } else {
+            self.pending
+                .iter()
+                .map(|&i| self.host_json(i).len() + 1)
+                .sum()
+        };
+        // The rest of the round, and the few bytes a caller wraps it in, fit
+        // in 80 more besides the action: the buffer is never grown.
+        out.reserve(hosts_len + self.action.len() + 80);
+        out.extend_from_slice(br#"{"action":"#);
+        serde_json::to_writer(&mut *out, &self.action).expect("a string always serializes");
+        write!(
+            out,
+            r#","timeout":{},"attempt":{},"hosts":["#,
+            self.timeout, self.attempt
+        )
+        .expect("writing to a Vec cannot fail");
+        if every_host {
+            // `pending` is every host, in input order: the first round.
+            out.extend_from_slice(self.hosts_json.as_bytes());
+        } else {
+            for (n, &host) in self.pending.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(self.host_json(host).as_bytes());
+            }
+        }
+        out.extend_from_slice(b"]}");
     }
 
     /// Takes what the executor did with the round now due: the next round,
@@ -214,7 +269,7 @@ impl Procedure {
             .enumerate()
             .filter_map(|(i, reason)| {
                 reason.map(|reason| HostFailure {
-                    host: self.host(i).to_owned(),
+                    host: self.host(i).into_owned(),
                     attempts: self.attempts[i],
                     reason,
                 })
@@ -234,6 +289,67 @@ impl Procedure {
             dry_run: false,
         }
     }
+}
+
+/// `hosts` as a round's request lists them, each a JSON string, commas
+/// between; and where each one's string ends.
+fn hosts_json(hosts: &[Text<'_>]) -> (String, Vec<usize>) {
+    let mut json = String::with_capacity(hosts.iter().map(|host| host.len() + 3).sum());
+    let mut ends = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        if !json.is_empty() {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(host);
+        json.push('"');
+        ends.push(json.len());
+    }
+    // Names that passed validation never need an escape, but the check
+    // costs one pass over the buffer, and a wrong name then still makes
+    // valid JSON.
+    if needs_escapes(json.as_bytes(), 2 * hosts.len()) {
+        json.clear();
+        ends.clear();
+        for host in hosts {
+            if !json.is_empty() {
+                json.push(',');
+            }
+            json.push_str(&serde_json::to_string(&**host).expect("a string always serializes"));
+            ends.push(json.len());
+        }
+    }
+    (json, ends)
+}
+
+/// Whether `text`, holding `quotes` quotation marks of its own around
+/// strings copied into it as they are, holds a string that JSON must
+/// escape: one with a quotation mark, a backslash or a control character.
+/// Eight bytes at a time, each a bit in a mask of the bytes that match;
+/// the masks are exact, no carry crossing from one byte to the next.
+fn needs_escapes(text: &[u8], quotes: usize) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const LOW7: u64 = ONES * 0x7f;
+    // The high bit of each byte of `word` that is `byte`.
+    let equal = |word: u64, byte: u8| {
+        let diff = word ^ (ONES * u64::from(byte));
+        !(((diff & LOW7) + LOW7) | diff | LOW7)
+    };
+    // The high bit of each byte of `word` below 0x20.
+    let control = |word: u64| !(((word & LOW7) + ONES * 0x60) | word | LOW7);
+    let (words, rest) = text.as_chunks::<8>();
+    let mut found = 0;
+    let mut quotes_found = 0;
+    for word in words {
+        let word = u64::from_le_bytes(*word);
+        quotes_found += equal(word, b'"').count_ones() as usize;
+        found |= equal(word, b'\\') | control(word);
+    }
+    for &byte in rest {
+        quotes_found += usize::from(byte == b'"');
+        found |= u64::from(byte == b'\\' || byte < 0x20);
+    }
+    found != 0 || quotes_found != quotes
 }
 
 fn failed(reason: &str) -> Outcome {
@@ -325,13 +441,13 @@ mod tests {
         fn execute(&mut self, round: &Round<'_>) -> Execution {
             self.rounds.push((
                 round.attempt,
-                round.hosts.iter().map(|h| (*h).to_owned()).collect(),
+                round.hosts.iter().map(|h| h.to_string()).collect(),
             ));
             Execution::Ran(
                 round
                     .hosts
                     .iter()
-                    .map(|host| match self.fails_first.get(host) {
+                    .map(|host| match self.fails_first.get(&**host) {
                         _ if self.refuse => Outcome::Refused {
                             reason: "not permitted".into(),
                         },
@@ -538,7 +654,7 @@ mod tests {
         };
         assert_eq!(
             (procedure.round().attempt, procedure.round().hosts),
-            (2, vec!["a"])
+            (2, vec!["a".into()])
         );
         let Step::Done(output) = procedure.record(Execution::Ran(vec![failed("still down")]))
         else {
@@ -573,5 +689,119 @@ mod tests {
             let error = read(text).unwrap_err();
             assert!(error.contains(problem), "{text}: {error}");
         }
+    }
+
+    fn written_round(procedure: &Procedure) -> String {
+        let mut out = Vec::new();
+        procedure.write_round(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_round_is_written_as_serde_json_writes_it() {
+        let long = "x".repeat(63);
+        // Names validation lets through, and others a caller might pass,
+        // which JSON must escape.
+        let plain = ["a", "Bravo.example", "c-3", "host9999", &long];
+        let escaped = [
+            "quo\"te",
+            "back\\slash",
+            "tab\there",
+            "nul\0",
+            "\u{1f}",
+            "del\u{7f}",
+            "ünï 🦀",
+            "</p>",
+        ];
+        for (hosts, action, timeout) in [
+            (&plain[..], "reboot", 10),
+            (&escaped[..], "re\"boot\n", 255),
+            (&["only"][..], "a", 1),
+        ] {
+            let input = ProcedureInput {
+                timeout,
+                retries: 255,
+                host_list: hosts.iter().map(|&h| h.into()).collect(),
+                action: action.into(),
+                job_id: 0,
+            };
+            // Every other host failing, round after round, down to the
+            // first host alone until its 256th attempt: rounds on every
+            // host, on some, and on one.
+            let mut procedure = Procedure::start(&input);
+            for round in 1.. {
+                let expected = serde_json::to_string(&procedure.round()).unwrap();
+                assert_eq!(written_round(&procedure), expected);
+                let outcomes = (0..procedure.pending_hosts())
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            failed("down")
+                        } else {
+                            Outcome::Ok {}
+                        }
+                    })
+                    .collect();
+                match procedure.record(Execution::Ran(outcomes)) {
+                    Step::Round(next) => procedure = next,
+                    Step::Done(_) => {
+                        assert_eq!(round, 256);
+                        break;
+                    }
+                }
+            }
+            // And every name comes back as it was in the output.
+            let refused = vec![
+                Outcome::Refused {
+                    reason: "no".into()
+                };
+                hosts.len()
+            ];
+            let Step::Done(output) = Procedure::start(&input).record(Execution::Ran(refused))
+            else {
+                panic!("a refusal was retried");
+            };
+            assert_eq!(output.failed_hosts, hosts);
+        }
+    }
+
+    #[test]
+    fn needs_escapes_finds_what_json_escapes_wherever_it_is() {
+        let naive = |text: &[u8], quotes: usize| {
+            text.iter().any(|&byte| byte == b'\\' || byte < 0x20)
+                || text.iter().filter(|&&byte| byte == b'"').count() != quotes
+        };
+        // Each byte at each place of a word and of the bytes after the
+        // last, and every pair of neighbours, inside a word and across two.
+        for len in 1..=17 {
+            for at in 0..len {
+                for byte in 0..=255 {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    for quotes in 0..=2 {
+                        assert_eq!(
+                            needs_escapes(&text, quotes),
+                            naive(&text, quotes),
+                            "{text:?} with {quotes} quotes"
+                        );
+                    }
+                }
+            }
+        }
+        for at in [3, 7] {
+            for pair in 0..=u16::MAX {
+                let mut text = *b"abcdefghijklmnop";
+                [text[at], text[at + 1]] = pair.to_le_bytes();
+                for quotes in 0..=2 {
+                    assert_eq!(
+                        needs_escapes(&text, quotes),
+                        naive(&text, quotes),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        let quoted = br#""a","b","c","d","e""#;
+        assert!(!needs_escapes(quoted, 10));
+        assert!(needs_escapes(quoted, 9) && needs_escapes(quoted, 11));
     }
 }
