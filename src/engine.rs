@@ -105,11 +105,17 @@ pub struct Procedure {
     ends: Vec<usize>,
     /// The attempt of the round now due: 1 for the first.
     attempt: u16,
-    attempts: Vec<u16>,
-    last_failure: Vec<Option<String>>,
     /// The hosts the round now due asks for, by index into `ends`, in
     /// input order.
     pending: Vec<usize>,
+    /// Why each pending host's last attempt failed, in the order of
+    /// `pending`; empty before the first round's outcomes. A host that
+    /// succeeds needs nothing kept, so a round where every host does
+    /// leaves nothing to record.
+    reasons: Vec<String>,
+    /// The hosts that left the rounds refused, in the order they left:
+    /// index, attempts, reason.
+    refused: Vec<(usize, u16, String)>,
 }
 
 /// Where a procedure stands after a step.
@@ -126,7 +132,6 @@ impl Procedure {
     /// its first round is due, on every host. (Without an executor there is
     /// nothing to run: see [`dry_run`].)
     pub fn start(input: &ProcedureInput<'_>) -> Procedure {
-        let hosts = input.host_list.len();
         let (hosts_json, ends) = hosts_json(&input.host_list);
         Procedure {
             action: input.action.to_string(),
@@ -136,9 +141,9 @@ impl Procedure {
             hosts_json,
             ends,
             attempt: 1,
-            attempts: vec![0; hosts],
-            last_failure: vec![None; hosts],
-            pending: (0..hosts).collect(),
+            pending: (0..input.host_list.len()).collect(),
+            reasons: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -243,19 +248,20 @@ impl Procedure {
             }
             Execution::Ran(outcomes) => outcomes,
         };
-        let mut still_pending = Vec::with_capacity(pending);
+        let mut still_pending = Vec::new();
+        let mut reasons = Vec::new();
         for (&host, outcome) in self.pending.iter().zip(outcomes) {
-            self.attempts[host] = self.attempt;
             match outcome {
-                Outcome::Ok {} => self.last_failure[host] = None,
-                Outcome::Refused { reason } => self.last_failure[host] = Some(reason),
+                Outcome::Ok {} => {}
+                Outcome::Refused { reason } => self.refused.push((host, self.attempt, reason)),
                 Outcome::Failed { reason } | Outcome::Timeout { reason } => {
-                    self.last_failure[host] = Some(reason);
                     still_pending.push(host);
+                    reasons.push(reason);
                 }
             }
         }
         self.pending = still_pending;
+        self.reasons = reasons;
         if self.pending.is_empty() || self.attempt > u16::from(self.retries) {
             return Step::Done(self.output());
         }
@@ -264,15 +270,18 @@ impl Procedure {
     }
 
     fn output(mut self) -> ProcedureOutput {
-        let failures: Vec<HostFailure> = std::mem::take(&mut self.last_failure)
+        // The hosts refused, and those that failed their last attempt of
+        // all (this round's): input order is each run's order, merged.
+        let mut failed = std::mem::take(&mut self.refused);
+        let last = self.pending.iter().zip(std::mem::take(&mut self.reasons));
+        failed.extend(last.map(|(&host, reason)| (host, self.attempt, reason)));
+        failed.sort_by_key(|&(host, ..)| host);
+        let failures: Vec<HostFailure> = failed
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, reason)| {
-                reason.map(|reason| HostFailure {
-                    host: self.host(i).into_owned(),
-                    attempts: self.attempts[i],
-                    reason,
-                })
+            .map(|(host, attempts, reason)| HostFailure {
+                host: self.host(host).into_owned(),
+                attempts,
+                reason,
             })
             .collect();
         let result = match failures.len() {
@@ -688,6 +697,71 @@ mod tests {
         ] {
             let error = read(text).unwrap_err();
             assert!(error.contains(problem), "{text}: {error}");
+        }
+    }
+
+    /// Scripted procedures of every kind of outcome, hosts refused in one
+    /// round and failing in another, held to a plain model of the rules
+    /// that keeps each host's attempts and last reason.
+    #[test]
+    fn failures_come_in_input_order_whenever_their_hosts_left() {
+        let mut seed = 1u32;
+        let mut next = move |below: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) % below
+        };
+        for _ in 0..2000 {
+            let names: Vec<String> = (0..1 + next(8)).map(|i| format!("h{i}")).collect();
+            let hosts: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut procedure = Procedure::start(&input(&hosts, next(4) as u8));
+            let mut last: Vec<Option<(u16, String)>> = vec![None; hosts.len()];
+            let mut pending: Vec<usize> = (0..hosts.len()).collect();
+            let output = loop {
+                let round = procedure.round();
+                let names: Vec<_> = pending.iter().map(|&host| hosts[host]).collect();
+                assert_eq!(round.hosts, names);
+                let attempt = round.attempt;
+                let outcomes: Vec<Outcome> = pending
+                    .iter()
+                    .map(|&host| {
+                        let reason = format!("{host} in round {attempt}");
+                        match next(4) {
+                            0 => Outcome::Ok {},
+                            1 => Outcome::Failed { reason },
+                            2 => Outcome::Timeout { reason },
+                            _ => Outcome::Refused { reason },
+                        }
+                    })
+                    .collect();
+                let mut still_pending = Vec::new();
+                for (&host, outcome) in pending.iter().zip(&outcomes) {
+                    last[host] = match outcome {
+                        Outcome::Ok {} => None,
+                        Outcome::Refused { reason } => Some((attempt, reason.clone())),
+                        Outcome::Failed { reason } | Outcome::Timeout { reason } => {
+                            still_pending.push(host);
+                            Some((attempt, reason.clone()))
+                        }
+                    };
+                }
+                pending = still_pending;
+                match procedure.record(Execution::Ran(outcomes)) {
+                    Step::Round(next) => procedure = next,
+                    Step::Done(output) => break output,
+                }
+            };
+            let expected: Vec<HostFailure> = (last.into_iter().enumerate())
+                .filter_map(|(host, last)| {
+                    last.map(|(attempts, reason)| HostFailure {
+                        host: hosts[host].into(),
+                        attempts,
+                        reason,
+                    })
+                })
+                .collect();
+            assert_eq!(output.failures, expected);
+            let failed: Vec<_> = expected.iter().map(|f| f.host.clone()).collect();
+            assert_eq!(output.failed_hosts, failed);
         }
     }
 
