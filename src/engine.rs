@@ -80,6 +80,9 @@ pub enum Execution {
     NotGranted,
     /// One outcome per host of the round, in the round's order.
     Ran(Vec<Outcome>),
+    /// As many `ok` outcomes as this: the commonest answer of all, which
+    /// leaves nothing to record host by host.
+    AllOk(usize),
 }
 
 /// A procedure between its rounds: which hosts are still to be tried, and
@@ -230,13 +233,14 @@ impl Procedure {
                 };
                 pending
             ],
+            Execution::AllOk(count) if count == pending => {
+                // Every host succeeded: none is left to try, or to report.
+                self.pending.clear();
+                return Step::Done(self.output());
+            }
+            Execution::AllOk(count) => answered_wrong_count(count, pending),
             Execution::Ran(outcomes) if outcomes.len() != pending => {
-                let reason = format!(
-                    "the executor answered {} for {}",
-                    counted(outcomes.len(), "outcome"),
-                    counted(pending, "host")
-                );
-                vec![failed(&reason); pending]
+                answered_wrong_count(outcomes.len(), pending)
             }
             Execution::Ran(outcomes) => outcomes,
         };
@@ -348,6 +352,17 @@ fn copy_name(to: &mut [u8], from: &[u8]) {
 /// Whether JSON escapes `byte` in a string.
 fn needs_escape(byte: u8) -> bool {
     byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// The outcomes of a round of `pending` hosts whose executor answered
+/// `count` outcomes, not one per host: every host failed.
+fn answered_wrong_count(count: usize, pending: usize) -> Vec<Outcome> {
+    let reason = format!(
+        "the executor answered {} for {}",
+        counted(count, "outcome"),
+        counted(pending, "host")
+    );
+    vec![failed(&reason); pending]
 }
 
 fn failed(reason: &str) -> Outcome {
@@ -824,6 +839,34 @@ mod tests {
                 panic!("a refusal was retried");
             };
             assert_eq!(output.failed_hosts, hosts);
+        }
+    }
+
+    /// An all-ok answer does what as many `ok` outcomes do one by one: in
+    /// the first round and a later one (the last, so that the output shows
+    /// it), with one per host, too few or too many.
+    #[test]
+    fn all_ok_is_as_many_ok_outcomes() {
+        for count in 0..=4 {
+            for later_round in [false, true] {
+                let run = |execution: Execution| {
+                    let retries = u8::from(later_round);
+                    let mut procedure = Procedure::start(&input(&["a", "b", "c"], retries));
+                    if later_round {
+                        let outcomes = vec![failed("down"), Outcome::Ok {}, failed("down")];
+                        let Step::Round(next) = procedure.record(Execution::Ran(outcomes)) else {
+                            panic!("the second round was not due");
+                        };
+                        procedure = next;
+                    }
+                    let Step::Done(output) = procedure.record(execution) else {
+                        panic!("a round was due after the last");
+                    };
+                    output
+                };
+                let one_by_one = run(Execution::Ran(vec![Outcome::Ok {}; count]));
+                assert_eq!(run(Execution::AllOk(count)), one_by_one);
+            }
         }
     }
 
