@@ -323,29 +323,27 @@ fn hosts_json(hosts: &[Text<'_>]) -> (Vec<u8>, Vec<usize>) {
     (json, ends)
 }
 
-/// Copies `from` over `to`, of the same length, in a few copies of fixed
-/// sizes, overlapping where they must. `copy_from_slice` calls memcpy for a
-/// length it does not know, which in wasm is `memory.copy`, a call out to
-/// the runtime that costs more than copying a short name.
+/// Copies `from` over `to`, of the same length, in two copies of the same
+/// fixed size, overlapping as they must. `copy_from_slice` calls memcpy for
+/// a length the compiler does not know, which in wasm is `memory.copy`, a
+/// call out to the runtime that costs more than copying a short name (and
+/// a loop of fixed-size copies is compiled back into one). A name longer
+/// than 64 bytes is rare, and long enough for the call to pay.
 fn copy_name(to: &mut [u8], from: &[u8]) {
-    let len = from.len();
-    match len {
+    fn both_ends<const N: usize>(to: &mut [u8], from: &[u8]) {
+        let len = from.len();
+        to[..N].copy_from_slice(&from[..N]);
+        to[len - N..].copy_from_slice(&from[len - N..]);
+    }
+    match from.len() {
         0 => {}
         1 => to[0] = from[0],
-        2..4 => {
-            to[..2].copy_from_slice(&from[..2]);
-            to[len - 2..].copy_from_slice(&from[len - 2..]);
-        }
-        4..8 => {
-            to[..4].copy_from_slice(&from[..4]);
-            to[len - 4..].copy_from_slice(&from[len - 4..]);
-        }
-        _ => {
-            for (to, from) in to.as_chunks_mut::<8>().0.iter_mut().zip(from.as_chunks().0) {
-                *to = *from;
-            }
-            to[len - 8..].copy_from_slice(&from[len - 8..]);
-        }
+        2..4 => both_ends::<2>(to, from),
+        4..8 => both_ends::<4>(to, from),
+        8..16 => both_ends::<8>(to, from),
+        16..32 => both_ends::<16>(to, from),
+        32..=64 => both_ends::<32>(to, from),
+        _ => to.copy_from_slice(from),
     }
 }
 
@@ -872,7 +870,7 @@ mod tests {
 
     #[test]
     fn copy_name_copies_every_length() {
-        for len in 0..=80 {
+        for len in 0..=300 {
             let from: Vec<u8> = (1..=len).map(|byte| byte as u8).collect();
             let mut to = vec![0; len];
             copy_name(&mut to, &from);
