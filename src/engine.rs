@@ -204,7 +204,8 @@ impl Procedure {
         )
         .expect("writing to a Vec cannot fail");
         if every_host {
-            // `pending` is every host, in input order: the first round.
+            // `pending` is every host, in input order: the first round, or
+            // one after every host failed.
             out.extend_from_slice(&self.hosts_json);
         } else {
             for (n, &host) in self.pending.iter().enumerate() {
@@ -266,8 +267,9 @@ impl Procedure {
     }
 
     fn output(mut self) -> ProcedureOutput {
-        // The hosts refused, and those that failed their last attempt of
-        // all (this round's): input order is each run's order, merged.
+        // The hosts refused (in input order within the round each left)
+        // and those that failed their last attempt of all, this round's
+        // (in input order): a stable sort merges those runs.
         let mut failed = std::mem::take(&mut self.refused);
         let last = self.pending.iter().zip(std::mem::take(&mut self.reasons));
         failed.extend(last.map(|(&host, reason)| (host, self.attempt, reason)));
