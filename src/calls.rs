@@ -7,7 +7,7 @@
 //! the host runs it and hands its outcomes to [`Procedures::resume`], again
 //! and again until the output comes. No host code runs inside a step.
 
-use crate::engine::{Execution, Outcome, Procedure, Round, Step, dry_run};
+use crate::engine::{Execution, Outcome, Procedure, Step, dry_run};
 use crate::error::{Error, ErrorKind};
 use crate::validate::{parse_input, utf8};
 use serde::Serialize;
@@ -15,13 +15,13 @@ use std::io::Write;
 
 /// The JSON document every call that returns a buffer returns: exactly one of
 /// `{"ok": <value>}`, `{"error": {"kind", "message", "path"}}`, or, from a
-/// procedure's step, `{"round": <Round>}`.
+/// procedure's step, `{"round": <round>}`, which [`Procedures::settle`]
+/// writes itself.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Reply<'a, T: Serialize> {
     Ok(&'a T),
     Error(&'a Error),
-    Round(&'a Round<'a>),
 }
 
 /// The reply document for `result`.
@@ -75,14 +75,9 @@ impl Procedures {
     fn settle(&mut self, step: Step) -> Vec<u8> {
         match step {
             Step::Round(procedure) => {
-                let round = procedure.round();
-                // The hosts' names, quoted and between commas, are nearly all
-                // of the document: room for them up front spares the
-                // reallocations of a buffer that grows as it is written.
-                let size = round.hosts.iter().map(|host| host.len() + 3).sum::<usize>() + 128;
-                let mut document = Vec::with_capacity(size);
-                serde_json::to_writer(&mut document, &Reply::<()>::Round(&round))
-                    .expect("reply types always serialize");
+                let mut document = br#"{"round":"#.to_vec();
+                procedure.write_round(&mut document);
+                document.push(b'}');
                 self.current = Some(procedure);
                 document
             }
@@ -114,7 +109,7 @@ fn print_line(line: std::fmt::Arguments<'_>, out: &mut dyn Write) -> Result<(), 
 /// What the executor did, from its JSON answer to a round of `hosts` hosts.
 fn execution_from_answer(answer: &[u8], hosts: usize) -> Execution {
     if let Some(count) = all_ok(answer) {
-        return Execution::Ran(vec![Outcome::Ok {}; count]);
+        return Execution::AllOk(count);
     }
     // Checked as UTF-8 in one pass over the whole answer, rather than once
     // for each of its strings; bytes that are not UTF-8 are read as before,
@@ -182,6 +177,20 @@ mod tests {
                           "failed_hosts": [], "failures": [], "dry_run": false}})
         );
         assert!(!procedures.cancel(), "the procedure is over");
+    }
+
+    #[test]
+    fn a_round_reply_is_written_byte_for_byte() {
+        let mut procedures = Procedures::default();
+        assert_eq!(
+            String::from_utf8(procedures.start(TUTORIAL.as_bytes(), true)).unwrap(),
+            r#"{"round":{"action":"reboot","timeout":10,"attempt":1,"hosts":["server1","server2"]}}"#
+        );
+        let answer = br#"[{"status":"ok"},{"status":"failed","reason":"down"}]"#;
+        assert_eq!(
+            String::from_utf8(procedures.resume(answer)).unwrap(),
+            r#"{"round":{"action":"reboot","timeout":10,"attempt":2,"hosts":["server2"]}}"#
+        );
     }
 
     #[test]
@@ -304,6 +313,15 @@ mod tests {
         matches!(execution, Execution::Ran(outcomes) if outcomes.iter().all(unusable))
     }
 
+    /// Each host's outcome, an all-ok answer's too; `None` for no executor.
+    fn spelled_out(execution: Execution) -> Option<Vec<Outcome>> {
+        match execution {
+            Execution::NotGranted => None,
+            Execution::Ran(outcomes) => Some(outcomes),
+            Execution::AllOk(count) => Some(vec![Outcome::Ok {}; count]),
+        }
+    }
+
     /// Answers of ok outcomes only, written every way JSON allows or
     /// almost: each is read as one Ok per outcome, or refused, exactly as
     /// serde_json reads it.
@@ -334,13 +352,13 @@ mod tests {
             };
             let got = execution_from_answer(answer.as_bytes(), 2);
             match by_serde {
-                Some(outcomes) => assert_eq!(got, Execution::Ran(outcomes), "{answer}"),
+                Some(outcomes) => assert_eq!(spelled_out(got), Some(outcomes), "{answer}"),
                 None => assert!(fails_every_host(&got), "{answer}: {got:?}"),
             }
         }
         assert_eq!(
             execution_from_answer(oks(10_000).as_bytes(), 10_000),
-            Execution::Ran(vec![Outcome::Ok {}; 10_000])
+            Execution::AllOk(10_000)
         );
         assert_eq!(all_ok(oks(3).as_bytes()), Some(3));
         assert_eq!(all_ok(b"[]"), None, "serde_json reads what is not all ok");

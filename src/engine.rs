@@ -1,10 +1,14 @@
 //! The procedure engine: an action on every host, in rounds that the host
 //! runs one at a time, failed hosts retried, and a report of what happened.
 
-use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult};
+use crate::model::{HostFailure, ProcedureInput, ProcedureOutput, ProcedureResult, Text};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 
-/// The attempts due in one round: the same action on each of `hosts`.
+/// The attempts due in one round: the same action on each of `hosts`. The
+/// module writes a round's JSON itself ([`Procedure::write_round`]); this is
+/// what the tests hold that JSON to, as serde_json writes it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Round<'a> {
     pub action: &'a str,
@@ -76,6 +80,9 @@ pub enum Execution {
     NotGranted,
     /// One outcome per host of the round, in the round's order.
     Ran(Vec<Outcome>),
+    /// As many `ok` outcomes as this: the commonest answer of all, which
+    /// leaves nothing to record host by host.
+    AllOk(usize),
 }
 
 /// A procedure between its rounds: which hosts are still to be tried, and
@@ -90,17 +97,27 @@ pub struct Procedure {
     timeout: u8,
     retries: u8,
     job_id: i32,
-    /// The hosts' names end to end, in input order: one buffer, where a
-    /// string each would be an allocation per host to make and to free.
-    names: String,
-    /// Where each host's name ends in `names`.
+    /// The hosts' names in input order as a round's request lists them:
+    /// each a JSON string, commas between. One buffer, where a string each
+    /// would be an allocation per host to make and to free; and the first
+    /// round, on every host, copies it whole.
+    hosts_json: Vec<u8>,
+    /// Where each host's JSON string ends in `hosts_json`, just past its
+    /// closing quote.
     ends: Vec<usize>,
     /// The attempt of the round now due: 1 for the first.
     attempt: u16,
-    attempts: Vec<u16>,
-    last_failure: Vec<Option<String>>,
-    /// The hosts the round now due asks for, by index into `ends`.
+    /// The hosts the round now due asks for, by index into `ends`, in
+    /// input order.
     pending: Vec<usize>,
+    /// Why each pending host's last attempt failed, in the order of
+    /// `pending`; empty before the first round's outcomes. A host that
+    /// succeeds needs nothing kept, so a round where every host does
+    /// leaves nothing to record.
+    reasons: Vec<String>,
+    /// The hosts that left the rounds refused, in the order they left:
+    /// index, attempts, reason.
+    refused: Vec<(usize, u16, String)>,
 }
 
 /// Where a procedure stands after a step.
@@ -117,27 +134,18 @@ impl Procedure {
     /// its first round is due, on every host. (Without an executor there is
     /// nothing to run: see [`dry_run`].)
     pub fn start(input: &ProcedureInput<'_>) -> Procedure {
-        let hosts = input.host_list.len();
-        let mut names = String::with_capacity(input.host_list.iter().map(|host| host.len()).sum());
-        let ends = input
-            .host_list
-            .iter()
-            .map(|host| {
-                names.push_str(host);
-                names.len()
-            })
-            .collect();
+        let (hosts_json, ends) = hosts_json(&input.host_list);
         Procedure {
             action: input.action.to_string(),
             timeout: input.timeout,
             retries: input.retries,
             job_id: input.job_id,
-            names,
+            hosts_json,
             ends,
             attempt: 1,
-            attempts: vec![0; hosts],
-            last_failure: vec![None; hosts],
-            pending: (0..hosts).collect(),
+            pending: (0..input.host_list.len()).collect(),
+            reasons: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -146,13 +154,22 @@ impl Procedure {
         self.pending.len()
     }
 
+    /// The JSON string of the host at `index` in the input's `host_list`.
+    fn host_json(&self, index: usize) -> &[u8] {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before] + 1);
+        &self.hosts_json[start..self.ends[index]]
+    }
+
     /// The name of the host at `index` in the input's `host_list`.
     fn host(&self, index: usize) -> &str {
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
-        &self.names[start..self.ends[index]]
+        let json = self.host_json(index);
+        std::str::from_utf8(&json[1..json.len() - 1]).expect("a name is copied whole")
     }
 
     /// The round now due: the input's action on each host still pending.
+    #[cfg(test)]
     pub fn round(&self) -> Round<'_> {
         Round {
             action: &self.action,
@@ -160,6 +177,45 @@ impl Procedure {
             attempt: self.attempt,
             hosts: self.pending.iter().map(|&i| self.host(i)).collect(),
         }
+    }
+
+    /// Appends the round now due to `out` as JSON, exactly as serde_json
+    /// would write it as a struct: `{"action":..,"timeout":..,"attempt":..,"hosts":[..]}`.
+    /// Its hosts' JSON strings are copied as they are from `hosts_json`.
+    pub fn write_round(&self, out: &mut Vec<u8>) {
+        let every_host = self.pending.len() == self.ends.len();
+        let hosts_len = if every_host {
+            self.hosts_json.len()
+        } else {
+            self.pending
+                .iter()
+                .map(|&i| self.host_json(i).len() + 1)
+                .sum()
+        };
+        // The rest of the round, and the few bytes a caller wraps it in, fit
+        // in 80 more besides the action: the buffer is never grown.
+        out.reserve(hosts_len + self.action.len() + 80);
+        out.extend_from_slice(br#"{"action":"#);
+        serde_json::to_writer(&mut *out, &self.action).expect("a string always serializes");
+        write!(
+            out,
+            r#","timeout":{},"attempt":{},"hosts":["#,
+            self.timeout, self.attempt
+        )
+        .expect("writing to a Vec cannot fail");
+        if every_host {
+            // `pending` is every host, in input order: the first round, or
+            // one after every host failed.
+            out.extend_from_slice(&self.hosts_json);
+        } else {
+            for (n, &host) in self.pending.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(self.host_json(host));
+            }
+        }
+        out.extend_from_slice(b"]}");
     }
 
     /// Takes what the executor did with the round now due: the next round,
@@ -178,29 +234,31 @@ impl Procedure {
                 };
                 pending
             ],
+            Execution::AllOk(count) if count == pending => {
+                // Every host succeeded: none is left to try, or to report.
+                self.pending.clear();
+                return Step::Done(self.output());
+            }
+            Execution::AllOk(count) => answered_wrong_count(count, pending),
             Execution::Ran(outcomes) if outcomes.len() != pending => {
-                let reason = format!(
-                    "the executor answered {} for {}",
-                    counted(outcomes.len(), "outcome"),
-                    counted(pending, "host")
-                );
-                vec![failed(&reason); pending]
+                answered_wrong_count(outcomes.len(), pending)
             }
             Execution::Ran(outcomes) => outcomes,
         };
-        let mut still_pending = Vec::with_capacity(pending);
+        let mut still_pending = Vec::new();
+        let mut reasons = Vec::new();
         for (&host, outcome) in self.pending.iter().zip(outcomes) {
-            self.attempts[host] = self.attempt;
             match outcome {
-                Outcome::Ok {} => self.last_failure[host] = None,
-                Outcome::Refused { reason } => self.last_failure[host] = Some(reason),
+                Outcome::Ok {} => {}
+                Outcome::Refused { reason } => self.refused.push((host, self.attempt, reason)),
                 Outcome::Failed { reason } | Outcome::Timeout { reason } => {
-                    self.last_failure[host] = Some(reason);
                     still_pending.push(host);
+                    reasons.push(reason);
                 }
             }
         }
         self.pending = still_pending;
+        self.reasons = reasons;
         if self.pending.is_empty() || self.attempt > u16::from(self.retries) {
             return Step::Done(self.output());
         }
@@ -209,15 +267,19 @@ impl Procedure {
     }
 
     fn output(mut self) -> ProcedureOutput {
-        let failures: Vec<HostFailure> = std::mem::take(&mut self.last_failure)
+        // The hosts refused (in input order within the round each left)
+        // and those that failed their last attempt of all, this round's
+        // (in input order): a stable sort merges those runs.
+        let mut failed = std::mem::take(&mut self.refused);
+        let last = self.pending.iter().zip(std::mem::take(&mut self.reasons));
+        failed.extend(last.map(|(&host, reason)| (host, self.attempt, reason)));
+        failed.sort_by_key(|&(host, ..)| host);
+        let failures: Vec<HostFailure> = failed
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, reason)| {
-                reason.map(|reason| HostFailure {
-                    host: self.host(i).to_owned(),
-                    attempts: self.attempts[i],
-                    reason,
-                })
+            .map(|(host, attempts, reason)| HostFailure {
+                host: self.host(host).to_owned(),
+                attempts,
+                reason,
             })
             .collect();
         let result = match failures.len() {
@@ -234,6 +296,73 @@ impl Procedure {
             dry_run: false,
         }
     }
+}
+
+/// `hosts` as a round's request lists them, each a JSON string, commas
+/// between; and where each one's string ends.
+///
+/// Each name is copied between its quotes as it is: names that passed
+/// validation (RFC 1123: letters, digits, hyphens and dots) never need an
+/// escape, and scanning every byte for one took a third of what a round on
+/// 10,000 hosts still cost in wasm.
+fn hosts_json(hosts: &[Text<'_>]) -> (Vec<u8>, Vec<usize>) {
+    debug_assert!(
+        hosts.iter().all(|host| !host.bytes().any(needs_escape)),
+        "a host name that did not pass validation"
+    );
+    let size = hosts.iter().map(|host| host.len() + 3).sum::<usize>();
+    let mut json = vec![b','; size.saturating_sub(1)];
+    let mut ends = Vec::with_capacity(hosts.len());
+    let mut start = 0;
+    for host in hosts {
+        let end = start + host.len() + 2;
+        json[start] = b'"';
+        copy_name(&mut json[start + 1..end - 1], host.as_bytes());
+        json[end - 1] = b'"';
+        ends.push(end);
+        start = end + 1;
+    }
+    (json, ends)
+}
+
+/// Copies `from` over `to`, of the same length, in two copies of the same
+/// fixed size, overlapping as they must. `copy_from_slice` calls memcpy for
+/// a length the compiler does not know, which in wasm is `memory.copy`, a
+/// call out to the runtime that costs more than copying a short name (and
+/// a loop of fixed-size copies is compiled back into one). A name longer
+/// than 64 bytes is rare, and long enough for the call to pay.
+fn copy_name(to: &mut [u8], from: &[u8]) {
+    fn both_ends<const N: usize>(to: &mut [u8], from: &[u8]) {
+        let len = from.len();
+        to[..N].copy_from_slice(&from[..N]);
+        to[len - N..].copy_from_slice(&from[len - N..]);
+    }
+    match from.len() {
+        0 => {}
+        1 => to[0] = from[0],
+        2..4 => both_ends::<2>(to, from),
+        4..8 => both_ends::<4>(to, from),
+        8..16 => both_ends::<8>(to, from),
+        16..32 => both_ends::<16>(to, from),
+        32..=64 => both_ends::<32>(to, from),
+        _ => to.copy_from_slice(from),
+    }
+}
+
+/// Whether JSON escapes `byte` in a string.
+fn needs_escape(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// The outcomes of a round of `pending` hosts whose executor answered
+/// `count` outcomes, not one per host: every host failed.
+fn answered_wrong_count(count: usize, pending: usize) -> Vec<Outcome> {
+    let reason = format!(
+        "the executor answered {} for {}",
+        counted(count, "outcome"),
+        counted(pending, "host")
+    );
+    vec![failed(&reason); pending]
 }
 
 fn failed(reason: &str) -> Outcome {
@@ -573,5 +702,188 @@ mod tests {
             let error = read(text).unwrap_err();
             assert!(error.contains(problem), "{text}: {error}");
         }
+    }
+
+    /// Scripted procedures of every kind of outcome, hosts refused in one
+    /// round and failing in another, held to a plain model of the rules
+    /// that keeps each host's attempts and last reason.
+    #[test]
+    fn failures_come_in_input_order_whenever_their_hosts_left() {
+        let mut seed = 1u32;
+        let mut next = move |below: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) % below
+        };
+        for _ in 0..2000 {
+            let names: Vec<String> = (0..1 + next(8)).map(|i| format!("h{i}")).collect();
+            let hosts: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut procedure = Procedure::start(&input(&hosts, next(4) as u8));
+            let mut last: Vec<Option<(u16, String)>> = vec![None; hosts.len()];
+            let mut pending: Vec<usize> = (0..hosts.len()).collect();
+            let output = loop {
+                let round = procedure.round();
+                let names: Vec<_> = pending.iter().map(|&host| hosts[host]).collect();
+                assert_eq!(round.hosts, names);
+                let attempt = round.attempt;
+                let outcomes: Vec<Outcome> = pending
+                    .iter()
+                    .map(|&host| {
+                        let reason = format!("{host} in round {attempt}");
+                        match next(4) {
+                            0 => Outcome::Ok {},
+                            1 => Outcome::Failed { reason },
+                            2 => Outcome::Timeout { reason },
+                            _ => Outcome::Refused { reason },
+                        }
+                    })
+                    .collect();
+                let mut still_pending = Vec::new();
+                for (&host, outcome) in pending.iter().zip(&outcomes) {
+                    last[host] = match outcome {
+                        Outcome::Ok {} => None,
+                        Outcome::Refused { reason } => Some((attempt, reason.clone())),
+                        Outcome::Failed { reason } | Outcome::Timeout { reason } => {
+                            still_pending.push(host);
+                            Some((attempt, reason.clone()))
+                        }
+                    };
+                }
+                pending = still_pending;
+                match procedure.record(Execution::Ran(outcomes)) {
+                    Step::Round(next) => procedure = next,
+                    Step::Done(output) => break output,
+                }
+            };
+            let expected: Vec<HostFailure> = (last.into_iter().enumerate())
+                .filter_map(|(host, last)| {
+                    last.map(|(attempts, reason)| HostFailure {
+                        host: hosts[host].into(),
+                        attempts,
+                        reason,
+                    })
+                })
+                .collect();
+            assert_eq!(output.failures, expected);
+            let failed: Vec<_> = expected.iter().map(|f| f.host.clone()).collect();
+            assert_eq!(output.failed_hosts, failed);
+        }
+    }
+
+    fn written_round(procedure: &Procedure) -> String {
+        let mut out = Vec::new();
+        procedure.write_round(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_round_is_written_as_serde_json_writes_it() {
+        // Names of every length a label may have, and the longest name.
+        let names: Vec<String> = (1..=63)
+            .map(|len| "abcdefghijklmnopqrstuvwxyz0123456789".repeat(2)[..len].into())
+            .collect();
+        let longest = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        let mut hosts: Vec<&str> = names.iter().map(String::as_str).collect();
+        hosts.extend(["x", &longest]);
+        // An action JSON escapes, though validation lets none through.
+        for (hosts, action, timeout) in [
+            (&hosts[..], "reboot", 10),
+            (&hosts[..], "re\"boot\n", 255),
+            (&["only"][..], "a", 1),
+        ] {
+            let input = ProcedureInput {
+                timeout,
+                retries: 255,
+                host_list: hosts.iter().map(|&h| h.into()).collect(),
+                action: action.into(),
+                job_id: 0,
+            };
+            // Every other host failing, round after round, down to the
+            // first host alone until its 256th attempt: rounds on every
+            // host, on some, and on one.
+            let mut procedure = Procedure::start(&input);
+            for round in 1.. {
+                let expected = serde_json::to_string(&procedure.round()).unwrap();
+                assert_eq!(written_round(&procedure), expected);
+                let outcomes = (0..procedure.pending_hosts())
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            failed("down")
+                        } else {
+                            Outcome::Ok {}
+                        }
+                    })
+                    .collect();
+                match procedure.record(Execution::Ran(outcomes)) {
+                    Step::Round(next) => procedure = next,
+                    Step::Done(_) => {
+                        assert_eq!(round, 256);
+                        break;
+                    }
+                }
+            }
+            // And every name comes back as it was in the output.
+            let refused = vec![
+                Outcome::Refused {
+                    reason: "no".into()
+                };
+                hosts.len()
+            ];
+            let Step::Done(output) = Procedure::start(&input).record(Execution::Ran(refused))
+            else {
+                panic!("a refusal was retried");
+            };
+            assert_eq!(output.failed_hosts, hosts);
+        }
+    }
+
+    /// An all-ok answer does what as many `ok` outcomes do one by one: in
+    /// the first round and a later one (the last, so that the output shows
+    /// it), with one per host, too few or too many.
+    #[test]
+    fn all_ok_is_as_many_ok_outcomes() {
+        for count in 0..=4 {
+            for later_round in [false, true] {
+                let run = |execution: Execution| {
+                    let retries = u8::from(later_round);
+                    let mut procedure = Procedure::start(&input(&["a", "b", "c"], retries));
+                    if later_round {
+                        let outcomes = vec![failed("down"), Outcome::Ok {}, failed("down")];
+                        let Step::Round(next) = procedure.record(Execution::Ran(outcomes)) else {
+                            panic!("the second round was not due");
+                        };
+                        procedure = next;
+                    }
+                    let Step::Done(output) = procedure.record(execution) else {
+                        panic!("a round was due after the last");
+                    };
+                    output
+                };
+                let one_by_one = run(Execution::Ran(vec![Outcome::Ok {}; count]));
+                assert_eq!(run(Execution::AllOk(count)), one_by_one);
+            }
+        }
+    }
+
+    #[test]
+    fn copy_name_copies_every_length() {
+        for len in 0..=300 {
+            let from: Vec<u8> = (1..=len).map(|byte| byte as u8).collect();
+            let mut to = vec![0; len];
+            copy_name(&mut to, &from);
+            assert_eq!(to, from);
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a host name that did not pass validation")]
+    fn a_host_name_json_escapes_is_refused_where_assertions_are_on() {
+        Procedure::start(&input(&["a", "quo\"te"], 0));
     }
 }
