@@ -13,6 +13,7 @@ docs/benchmarks.json.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime
 import importlib.metadata
@@ -391,6 +392,10 @@ def measure_processes(
 ) -> tuple[dict[str, dict[str, Figure]], dict[str, Figure], dict[str, dict[str, Figure]]]:
     """Cold starts (by host, with and without imports), imports, and memory
     (by host, first and further), each round in fresh processes."""
+    # An installed package has its bytecode, which pip compiles as it
+    # installs; this tree may have none (PYTHONDONTWRITEBYTECODE, a fresh
+    # clone), and then every fresh process would compile py_host again.
+    compileall.compile_dir(ROOT / "py_host", quiet=1)
     with tempfile.TemporaryDirectory() as cache:
         env = {"PY_HOST_CACHE_DIR": cache}
         warm = cold_start_source(COLD_STARTS["py_host, warm cache"], with_imports=False)
