@@ -871,6 +871,16 @@ mod tests {
     }
 
     #[test]
+    fn needs_escape_is_json_s_rule() {
+        // RFC 8259: a quote, a backslash and the control characters
+        // U+0000 to U+001F must be escaped in a string; nothing else.
+        for byte in 0..=u8::MAX {
+            let must = matches!(byte, b'"' | b'\\' | 0x00..=0x1f);
+            assert_eq!(needs_escape(byte), must, "{byte:#x}");
+        }
+    }
+
+    #[test]
     fn copy_name_copies_every_length() {
         for len in 0..=300 {
             let from: Vec<u8> = (1..=len).map(|byte| byte as u8).collect();

@@ -1007,6 +1007,8 @@ mod tests {
             ("[]", "a list"),
             (" 7", "a number"),
             (r#""x""#, "a string"),
+            ("true", "true"),
+            ("\tfalse", "false"),
             ("null", "null"),
         ] {
             let error = error_of(text);
