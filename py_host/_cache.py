@@ -278,10 +278,9 @@ class ModuleCache:
     def _indexed_entry(self, index: str) -> str | None:
         """The entry the index file ``index`` names, if it can be read."""
         try:
-            with (self.directory / index).open("rb") as file:
-                fields = file.read(_MAX_INDEX_BYTES).split()
+            fields = _read_private(os.path.join(self.directory, index), _MAX_INDEX_BYTES).split()
             return fields[6].decode() if len(fields) == 12 else None
-        except (OSError, UnicodeDecodeError):
+        except (OSError, ValueError, Untrusted):
             return None
 
     def _note(self, source: Source, entry: Path, status: os.stat_result) -> None:
